@@ -1,0 +1,331 @@
+//! The index: which pack holds each blob, at what offset and length.
+//!
+//! Index files (`index/<id>`) are written after the packs they describe; a
+//! snapshot is written only after its index. In memory all index files are
+//! merged into one sorted vector of fixed-size entries ([`IndexEntry`],
+//! 52 bytes) searched by binary search, plus a small pack table: memory is
+//! bounded at about 52 bytes per blob (FORMAT.md, "Index").
+//!
+//! File layout (plaintext, then sealed): `"LBIX" | version u8 | packs u32`;
+//! per pack `id [32] | size u64 | blobs u32`; per blob
+//! `kind u8 | flags u8 | id [32] | offset u32 | len u32 | raw_len u32`.
+
+use crate::crypto::Keys;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::pack::{BlobKind, PackEntry, FLAG_COMPRESSED};
+
+const MAGIC: &[u8; 4] = b"LBIX";
+const VERSION: u8 = 1;
+const BLOB_LEN: usize = 1 + 1 + 32 + 4 + 4 + 4;
+
+/// A pack and the blobs it holds, as written to an index file.
+#[derive(Debug, Clone)]
+pub struct PackRecord {
+    /// Pack id (file name).
+    pub id: Id,
+    /// Pack size in bytes.
+    pub size: u64,
+    /// Its blobs.
+    pub blobs: Vec<PackEntry>,
+}
+
+/// One blob in the in-memory index (52 bytes).
+#[derive(Debug, Clone, Copy)]
+pub struct IndexEntry {
+    /// Blob id.
+    pub id: Id,
+    /// Position of the pack in [`Index::packs`].
+    pub pack: u32,
+    /// Offset in the pack.
+    pub offset: u32,
+    /// Sealed length.
+    pub len: u32,
+    /// Uncompressed plaintext length.
+    pub raw_len: u32,
+    /// Data or tree.
+    pub kind: BlobKind,
+    /// Compressed?
+    pub compressed: bool,
+}
+
+/// Where a blob is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLocation {
+    /// Pack id.
+    pub pack: Id,
+    /// Offset in the pack.
+    pub offset: u32,
+    /// Sealed length.
+    pub len: u32,
+    /// Uncompressed length.
+    pub raw_len: u32,
+    /// Data or tree.
+    pub kind: BlobKind,
+    /// Compressed?
+    pub compressed: bool,
+}
+
+/// A pack known to the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackInfo {
+    /// Pack id.
+    pub id: Id,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The merged in-memory index.
+#[derive(Debug, Default)]
+pub struct Index {
+    packs: Vec<PackInfo>,
+    pack_pos: std::collections::HashMap<Id, u32>,
+    entries: Vec<IndexEntry>,
+    sorted: bool,
+}
+
+impl Index {
+    /// Add the packs of one index file (call [`Index::finalize`] after the last).
+    pub fn add_records(&mut self, records: &[PackRecord]) {
+        for rec in records {
+            let pos = *self.pack_pos.entry(rec.id).or_insert_with(|| {
+                self.packs.push(PackInfo {
+                    id: rec.id,
+                    size: rec.size,
+                });
+                (self.packs.len() - 1) as u32
+            });
+            for b in &rec.blobs {
+                self.entries.push(IndexEntry {
+                    id: b.id,
+                    pack: pos,
+                    offset: b.offset,
+                    len: b.len,
+                    raw_len: b.raw_len,
+                    kind: b.kind,
+                    compressed: b.compressed,
+                });
+            }
+        }
+        self.sorted = false;
+    }
+
+    /// Sort for lookups; a blob stored twice (concurrent backups) keeps one location.
+    pub fn finalize(&mut self) {
+        self.entries.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        self.entries.dedup_by(|a, b| a.id == b.id);
+        self.entries.shrink_to_fit();
+        self.sorted = true;
+    }
+
+    fn find(&self, id: &Id) -> Option<&IndexEntry> {
+        debug_assert!(self.sorted, "index used before finalize");
+        self.entries
+            .binary_search_by(|e| e.id.cmp(id))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    /// Whether the blob is stored.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.find(id).is_some()
+    }
+
+    /// Where the blob is stored.
+    pub fn lookup(&self, id: &Id) -> Option<BlobLocation> {
+        self.find(id).map(|e| BlobLocation {
+            pack: self.packs[e.pack as usize].id,
+            offset: e.offset,
+            len: e.len,
+            raw_len: e.raw_len,
+            kind: e.kind,
+            compressed: e.compressed,
+        })
+    }
+
+    /// Every pack the index refers to.
+    pub fn packs(&self) -> &[PackInfo] {
+        &self.packs
+    }
+
+    /// Number of distinct blobs.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Approximate heap bytes held, for the memory figure in FORMAT.md.
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<IndexEntry>()
+            + self.packs.capacity() * std::mem::size_of::<PackInfo>()
+            + self.pack_pos.capacity() * (std::mem::size_of::<Id>() + 4 + 8)
+    }
+
+    /// Entries of one pack, for mapping pack damage to blobs.
+    pub fn blobs_in_pack(&self, pack: &Id) -> Vec<Id> {
+        match self.pack_pos.get(pack) {
+            Some(&pos) => self.entries.iter().filter(|e| e.pack == pos).map(|e| e.id).collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Serialize and seal an index file; returns its name and bytes.
+pub fn encode_index_file(keys: &Keys, records: &[PackRecord]) -> (Id, Vec<u8>) {
+    let blobs: usize = records.iter().map(|r| r.blobs.len()).sum();
+    let mut out = Vec::with_capacity(9 + records.len() * 44 + blobs * BLOB_LEN);
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    for r in records {
+        out.extend_from_slice(&r.id.0);
+        out.extend_from_slice(&r.size.to_le_bytes());
+        out.extend_from_slice(&(r.blobs.len() as u32).to_le_bytes());
+        for b in &r.blobs {
+            out.push(b.kind as u8);
+            out.push(if b.compressed { FLAG_COMPRESSED } else { 0 });
+            out.extend_from_slice(&b.id.0);
+            out.extend_from_slice(&b.offset.to_le_bytes());
+            out.extend_from_slice(&b.len.to_le_bytes());
+            out.extend_from_slice(&b.raw_len.to_le_bytes());
+        }
+    }
+    let sealed = keys.seal(&out);
+    (Id::of_file(&sealed), sealed)
+}
+
+/// Check, open and parse an index file.
+pub fn decode_index_file(keys: &Keys, name: &Id, sealed: &[u8]) -> Result<Vec<PackRecord>> {
+    let what = format!("index/{name}");
+    if Id::of_file(sealed) != *name {
+        return Err(Error::Corrupt(format!("{what}: content does not match its name (damaged or truncated)")));
+    }
+    let plain = keys.open(sealed, &what)?;
+    let mut r = Reader { buf: &plain, pos: 0, what: &what };
+    if r.take(4)? != MAGIC || r.u8()? != VERSION {
+        return Err(Error::Corrupt(format!("{what}: unknown magic or version")));
+    }
+    let npacks = r.u32()? as usize;
+    let mut records = Vec::with_capacity(npacks.min(1 << 16));
+    for _ in 0..npacks {
+        let id = r.id()?;
+        let size = r.u64()?;
+        let n = r.u32()? as usize;
+        let mut blobs = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            let kind = r.u8()?;
+            let flags = r.u8()?;
+            blobs.push(PackEntry {
+                kind: match kind {
+                    0 => BlobKind::Data,
+                    1 => BlobKind::Tree,
+                    k => return Err(Error::Corrupt(format!("{what}: unknown blob kind {k}"))),
+                },
+                compressed: flags & FLAG_COMPRESSED != 0,
+                id: r.id()?,
+                offset: r.u32()?,
+                len: r.u32()?,
+                raw_len: r.u32()?,
+            });
+        }
+        records.push(PackRecord { id, size, blobs });
+    }
+    if r.pos != plain.len() {
+        return Err(Error::Corrupt(format!("{what}: trailing bytes")));
+    }
+    Ok(records)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    what: &'a str,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos + n;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| Error::Corrupt(format!("{}: ends early", self.what)))?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn id(&mut self) -> Result<Id> {
+        Ok(Id(self.take(32)?.try_into().expect("32 bytes")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    #[test]
+    fn entry_is_compact() {
+        assert!(std::mem::size_of::<IndexEntry>() <= 52);
+    }
+
+    #[test]
+    fn index_file_roundtrip_and_lookup() {
+        let keys = Keys::derive(&MasterKey::generate());
+        let blob = |i: u8| PackEntry {
+            kind: BlobKind::Data,
+            compressed: i % 2 == 0,
+            id: Id([i; 32]),
+            offset: u32::from(i) * 100,
+            len: 100,
+            raw_len: 90,
+        };
+        let recs = vec![PackRecord {
+            id: Id([9; 32]),
+            size: 1234,
+            blobs: vec![blob(3), blob(1), blob(2)],
+        }];
+        let (name, bytes) = encode_index_file(&keys, &recs);
+        let back = decode_index_file(&keys, &name, &bytes).unwrap();
+        let mut idx = Index::default();
+        idx.add_records(&back);
+        idx.finalize();
+        assert_eq!(idx.len(), 3);
+        let loc = idx.lookup(&Id([2; 32])).unwrap();
+        assert_eq!((loc.pack, loc.offset, loc.compressed), (Id([9; 32]), 200, true));
+        assert!(!idx.contains(&Id([7; 32])));
+        let mut bad = bytes.clone();
+        bad[40] ^= 1;
+        assert!(decode_index_file(&keys, &name, &bad).is_err());
+    }
+}
+
+impl Index {
+    /// Every blob with its location.
+    pub fn iter(&self) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
+        self.entries.iter().map(|e| {
+            (
+                e.id,
+                BlobLocation {
+                    pack: self.packs[e.pack as usize].id,
+                    offset: e.offset,
+                    len: e.len,
+                    raw_len: e.raw_len,
+                    kind: e.kind,
+                    compressed: e.compressed,
+                },
+            )
+        })
+    }
+}

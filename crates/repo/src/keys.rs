@@ -1,0 +1,192 @@
+//! Key files: the master key wrapped under passphrases, and raw exported keys.
+//!
+//! A key file (`keys/<id>`) holds Argon2id parameters, a salt and the master
+//! key sealed with the key Argon2id derives from the passphrase. Several key
+//! files can wrap the same master key, so passphrases can be added, changed
+//! and revoked without re-encrypting any data. An exported raw key file
+//! holds the master key itself and opens the repository without the KDF
+//! (for hot paths such as WAL archiving); it must be guarded like the data.
+
+use crate::crypto::{open_with, seal_with, MasterKey};
+use crate::error::{Error, Result};
+use crate::id::{from_hex, to_hex};
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
+use serde::{Deserialize, Serialize};
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_cost: u32,
+    /// Iterations.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl Default for KdfParams {
+    /// 64 MiB, 3 passes, 1 lane (about a quarter second on a server core).
+    fn default() -> Self {
+        KdfParams {
+            m_cost: 64 * 1024,
+            t_cost: 3,
+            p_cost: 1,
+        }
+    }
+}
+
+/// A stored key file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyFile {
+    /// Key file format version (1).
+    pub version: u32,
+    /// Always `argon2id`.
+    pub kdf: String,
+    /// KDF costs.
+    pub params: KdfParams,
+    /// Random salt, hex.
+    pub salt: String,
+    /// The master key sealed under the derived key, hex.
+    pub wrapped: String,
+    /// When it was created, RFC 3339.
+    pub created: String,
+    /// Host that created it.
+    pub host: String,
+    /// User that created it.
+    pub user: String,
+    /// Free-form label (`key add --label`).
+    #[serde(default)]
+    pub label: String,
+}
+
+fn derive(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Result<XChaCha20Poly1305> {
+    let params = argon2::Params::new(p.m_cost, p.t_cost, p.p_cost, Some(32))
+        .map_err(|e| Error::Corrupt(format!("key file has invalid Argon2 parameters: {e}")))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut out = [0u8; 32];
+    argon
+        .hash_password_into(passphrase, salt, &mut out)
+        .map_err(|e| Error::Invalid(format!("cannot derive key from passphrase: {e}")))?;
+    Ok(XChaCha20Poly1305::new(&out.into()))
+}
+
+impl KeyFile {
+    /// Wrap `master` under `passphrase`.
+    pub fn create(master: &MasterKey, passphrase: &[u8], params: KdfParams, meta: KeyMeta) -> Result<Self> {
+        let salt = crate::crypto::random_array::<16>();
+        let cipher = derive(passphrase, &salt, params)?;
+        Ok(KeyFile {
+            version: 1,
+            kdf: "argon2id".into(),
+            params,
+            salt: to_hex(&salt),
+            wrapped: to_hex(&seal_with(&cipher, master.as_bytes())),
+            created: meta.created,
+            host: meta.host,
+            user: meta.user,
+            label: meta.label,
+        })
+    }
+
+    /// Unwrap the master key; `Ok(None)` when the passphrase is not this key's.
+    pub fn unlock(&self, passphrase: &[u8]) -> Result<Option<MasterKey>> {
+        if self.kdf != "argon2id" || self.version != 1 {
+            return Err(Error::Corrupt(format!(
+                "key file uses unknown kdf {:?} / version {}",
+                self.kdf, self.version
+            )));
+        }
+        let salt = from_hex(&self.salt).ok_or_else(|| Error::Corrupt("key file salt is not hex".into()))?;
+        let wrapped = from_hex(&self.wrapped).ok_or_else(|| Error::Corrupt("key file data is not hex".into()))?;
+        let cipher = derive(passphrase, &salt, self.params)?;
+        match open_with(&cipher, &wrapped, "key") {
+            Ok(bytes) => {
+                let arr: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("key file wraps a key of the wrong length".into()))?;
+                Ok(Some(MasterKey::from_bytes(arr)))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+/// Who and when, recorded in a key file.
+#[derive(Debug, Clone, Default)]
+pub struct KeyMeta {
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// Host name.
+    pub host: String,
+    /// User name.
+    pub user: String,
+    /// Label.
+    pub label: String,
+}
+
+/// An exported raw key file (`key export`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RawKeyFile {
+    /// Always `lifeboat-raw-key`.
+    pub kind: String,
+    /// Version (1).
+    pub version: u32,
+    /// The repository id this key belongs to.
+    pub repository: String,
+    /// The master key, hex.
+    pub master_key: String,
+}
+
+impl RawKeyFile {
+    /// Describe `master` of repository `repo_id`.
+    pub fn new(repo_id: &str, master: &MasterKey) -> Self {
+        RawKeyFile {
+            kind: "lifeboat-raw-key".into(),
+            version: 1,
+            repository: repo_id.into(),
+            master_key: to_hex(master.as_bytes()),
+        }
+    }
+
+    /// Parse an exported key file.
+    pub fn parse(bytes: &[u8]) -> Result<(String, MasterKey)> {
+        let raw: RawKeyFile = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Invalid(format!("not a lifeboat raw key file: {e}")))?;
+        if raw.kind != "lifeboat-raw-key" || raw.version != 1 {
+            return Err(Error::Invalid("not a lifeboat raw key file (kind/version)".into()));
+        }
+        let key: [u8; 32] = from_hex(&raw.master_key)
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| Error::Invalid("raw key file: master_key must be 64 hex digits".into()))?;
+        Ok((raw.repository, MasterKey::from_bytes(key)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAST: KdfParams = KdfParams {
+        m_cost: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+
+    #[test]
+    fn wrap_and_unwrap() {
+        let m = MasterKey::generate();
+        let kf = KeyFile::create(&m, b"pass", FAST, KeyMeta::default()).unwrap();
+        assert_eq!(kf.unlock(b"pass").unwrap().unwrap().as_bytes(), m.as_bytes());
+        assert!(kf.unlock(b"wrong").unwrap().is_none());
+    }
+
+    #[test]
+    fn raw_key_roundtrip() {
+        let m = MasterKey::generate();
+        let bytes = serde_json::to_vec(&RawKeyFile::new("abc", &m)).unwrap();
+        let (repo, m2) = RawKeyFile::parse(&bytes).unwrap();
+        assert_eq!(repo, "abc");
+        assert_eq!(m2.as_bytes(), m.as_bytes());
+        assert!(RawKeyFile::parse(b"{}").is_err());
+    }
+}

@@ -1,0 +1,387 @@
+//! [`Repository`]: open or create a repository and read and write its objects.
+//!
+//! Object layout (docs/FORMAT.md): `config`, `keys/<id>`, `data/<xx>/<id>`
+//! (packs), `index/<id>`, `snapshots/<id>`, `verifications/<id>`.
+//! Writers never modify or delete objects: backups are lock-free.
+
+use crate::chunker::{FastCdc, FixedChunker};
+use crate::config::RepoConfig;
+use crate::crypto::{Keys, MasterKey};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{decode_index_file, Index};
+use crate::keys::{KdfParams, KeyFile, KeyMeta, RawKeyFile};
+use crate::pack::BlobKind;
+use crate::snapshot::Snapshot;
+use crate::tree::Tree;
+use lifeboat_storage::{Storage, StorageError};
+use serde::{de::DeserializeOwned, Serialize};
+use std::sync::{Arc, RwLock};
+use tokio::runtime::Handle;
+
+/// How to unlock a repository.
+pub enum Credentials {
+    /// A passphrase, tried against every key file.
+    Password(Vec<u8>),
+    /// The bytes of an exported raw key file (no KDF).
+    RawKey(Vec<u8>),
+}
+
+/// An open repository.
+pub struct Repository {
+    storage: Arc<dyn Storage>,
+    config: RepoConfig,
+    master: MasterKey,
+    keys: Arc<Keys>,
+    key_in_use: Option<Id>,
+    index: RwLock<Arc<Index>>,
+    rt: Handle,
+}
+
+/// Path of a pack.
+pub fn pack_key(id: &Id) -> String {
+    let hex = id.to_string();
+    format!("data/{}/{}", &hex[..2], hex)
+}
+
+impl Repository {
+    /// Create a repository at `storage`, protected by `password`.
+    pub async fn init(
+        storage: Arc<dyn Storage>,
+        password: &[u8],
+        kdf: KdfParams,
+        meta: KeyMeta,
+    ) -> Result<Arc<Self>> {
+        if storage.stat("config").await?.is_some() {
+            return Err(Error::AlreadyInitialized(storage.location()));
+        }
+        let master = MasterKey::generate();
+        let keys = Keys::derive(&master);
+        let mut config = RepoConfig::new_default(meta.created.clone());
+        config.sign(&keys);
+        let keyfile = KeyFile::create(&master, password, kdf, meta)?;
+        let key_id = put_json_plain(&*storage, "keys", &keyfile).await?;
+        // The config is written last: a repository without it does not exist yet.
+        storage
+            .put("config", serde_json::to_vec_pretty(&config).expect("config serializes"))
+            .await?;
+        Ok(Arc::new(Self::assemble(storage, config, master, Some(key_id))))
+    }
+
+    fn assemble(storage: Arc<dyn Storage>, config: RepoConfig, master: MasterKey, key_in_use: Option<Id>) -> Self {
+        let keys = Arc::new(Keys::derive(&master));
+        let mut index = Index::default();
+        index.finalize();
+        Repository {
+            storage,
+            config,
+            master,
+            keys,
+            key_in_use,
+            index: RwLock::new(Arc::new(index)),
+            rt: Handle::current(),
+        }
+    }
+
+    /// Read the config (refusing unknown versions) without unlocking.
+    pub async fn read_config(storage: &dyn Storage) -> Result<RepoConfig> {
+        let bytes = match storage.get("config").await {
+            Ok(b) => b,
+            Err(StorageError::NotFound { .. }) => return Err(Error::NotARepository(storage.location())),
+            Err(e) => return Err(e.into()),
+        };
+        RepoConfig::parse(&bytes, &storage.location())
+    }
+
+    /// Open and unlock the repository.
+    pub async fn open(storage: Arc<dyn Storage>, creds: Credentials) -> Result<Arc<Self>> {
+        let config = Self::read_config(&*storage).await?;
+        let (master, key_in_use) = match creds {
+            Credentials::RawKey(bytes) => {
+                let (repo_id, master) = RawKeyFile::parse(&bytes)?;
+                if repo_id != config.id {
+                    return Err(Error::WrongKey(storage.location()));
+                }
+                (master, None)
+            }
+            Credentials::Password(pw) => {
+                let (id, master) = Self::unlock_with_password(&*storage, &pw).await?;
+                (master, Some(id))
+            }
+        };
+        let repo = Self::assemble(storage, config, master, key_in_use);
+        repo.config.check_mac(&repo.keys).map_err(|_| match key_in_use {
+            None => Error::WrongKey(repo.storage.location()),
+            Some(_) => Error::Corrupt("config: MAC mismatch, the repository config was altered or damaged".into()),
+        })?;
+        Ok(Arc::new(repo))
+    }
+
+    async fn unlock_with_password(storage: &dyn Storage, pw: &[u8]) -> Result<(Id, MasterKey)> {
+        let keyfiles = storage.list("keys/").await?;
+        for meta in keyfiles {
+            let bytes = storage.get(&meta.key).await?;
+            let Ok(kf) = serde_json::from_slice::<KeyFile>(&bytes) else {
+                continue;
+            };
+            let pw = pw.to_vec();
+            let unlocked = tokio::task::spawn_blocking(move || kf.unlock(&pw))
+                .await
+                .expect("KDF thread panicked")?;
+            if let Some(master) = unlocked {
+                let id = meta.key.trim_start_matches("keys/").parse().unwrap_or_default();
+                return Ok((id, master));
+            }
+        }
+        Err(Error::WrongPassword(storage.location()))
+    }
+
+    /// The storage underneath.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The repository config.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// The working keys.
+    pub fn keys(&self) -> &Arc<Keys> {
+        &self.keys
+    }
+
+    /// The tokio runtime the repository was opened on.
+    pub fn runtime(&self) -> &Handle {
+        &self.rt
+    }
+
+    /// The content-defined chunker of this repository.
+    pub fn cdc_chunker(&self) -> FastCdc {
+        let c = self.config.chunker;
+        FastCdc::new(c.min as usize, c.avg as usize, c.max as usize, &self.keys.chunker_seed)
+    }
+
+    /// The fixed-size chunker of this repository.
+    pub fn fixed_chunker(&self) -> FixedChunker {
+        FixedChunker::new(self.config.fixed_chunk_size as usize)
+    }
+
+    /// Load every index file; a damaged one is an error naming it.
+    pub async fn load_index(&self) -> Result<()> {
+        let (index, problems) = self.load_index_lenient().await?;
+        if let Some((_, e)) = problems.into_iter().next() {
+            return Err(Error::Corrupt(format!(
+                "{e}; run `lifeboat verify` to see what it affects"
+            )));
+        }
+        *self.index.write().expect("index lock") = Arc::new(index);
+        Ok(())
+    }
+
+    /// Load every readable index file and return the damaged ones separately (for verify).
+    pub async fn load_index_lenient(&self) -> Result<(Index, Vec<(String, Error)>)> {
+        let mut index = Index::default();
+        let mut problems = Vec::new();
+        for meta in self.storage.list("index/").await? {
+            let name: Option<Id> = meta.key.trim_start_matches("index/").parse().ok();
+            let result = match name {
+                None => Err(Error::Corrupt(format!("{}: not an index file name", meta.key))),
+                Some(name) => match self.storage.get(&meta.key).await {
+                    Ok(bytes) => decode_index_file(&self.keys, &name, &bytes),
+                    Err(e) => Err(e.into()),
+                },
+            };
+            match result {
+                Ok(records) => index.add_records(&records),
+                Err(e) => problems.push((meta.key, e)),
+            }
+        }
+        index.finalize();
+        Ok((index, problems))
+    }
+
+    /// Replace the in-memory index (after a check loaded it leniently).
+    pub fn set_index(&self, index: Index) {
+        *self.index.write().expect("index lock") = Arc::new(index);
+    }
+
+    /// The current in-memory index.
+    pub fn index(&self) -> Arc<Index> {
+        self.index.read().expect("index lock").clone()
+    }
+
+    /// Read, open, decompress and check one blob.
+    pub async fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
+        let loc = self
+            .index()
+            .lookup(id)
+            .ok_or_else(|| Error::NotFound(format!("blob {id} is not in the index (missing data)")))?;
+        let sealed = self
+            .storage
+            .get_range(&pack_key(&loc.pack), u64::from(loc.offset), u64::from(loc.len))
+            .await?;
+        self.open_blob(id, loc.compressed, loc.raw_len, &sealed, &format!("blob {} in pack {}", id.short(), loc.pack.short()))
+    }
+
+    /// Open a sealed blob and check it hashes to `id`.
+    pub fn open_blob(&self, id: &Id, compressed: bool, raw_len: u32, sealed: &[u8], what: &str) -> Result<Vec<u8>> {
+        let plain = self.keys.open(sealed, what)?;
+        let data = if compressed {
+            crate::compress::decompress(&plain, raw_len as usize, what)?
+        } else {
+            plain
+        };
+        if self.keys.blob_id(&data) != *id {
+            return Err(Error::Corrupt(format!("{what}: content does not hash to its id")));
+        }
+        Ok(data)
+    }
+
+    /// [`Repository::read_blob`] for blocking threads (not on a runtime worker).
+    pub fn read_blob_blocking(&self, id: &Id) -> Result<Vec<u8>> {
+        self.rt.block_on(self.read_blob(id))
+    }
+
+    /// Load a tree blob.
+    pub async fn load_tree(&self, id: &Id) -> Result<Tree> {
+        let loc = self.index().lookup(id);
+        if let Some(loc) = loc {
+            if loc.kind != BlobKind::Tree {
+                return Err(Error::Corrupt(format!("blob {id} is not a tree")));
+            }
+        }
+        let bytes = self.read_blob(id).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("tree {}: {e}", id.short())))
+    }
+
+    /// Seal and store a JSON object under `dir/<id>`; returns its id.
+    pub async fn put_sealed_json<T: Serialize>(&self, dir: &str, value: &T) -> Result<Id> {
+        let sealed = self.keys.seal(&serde_json::to_vec(value).expect("serializable"));
+        let id = Id::of_file(&sealed);
+        self.storage.put(&format!("{dir}/{id}"), sealed).await?;
+        Ok(id)
+    }
+
+    /// Load and check a sealed JSON object `dir/<id>`.
+    pub async fn get_sealed_json<T: DeserializeOwned>(&self, dir: &str, id: &Id) -> Result<T> {
+        let key = format!("{dir}/{id}");
+        let bytes = self.storage.get(&key).await?;
+        if Id::of_file(&bytes) != *id {
+            return Err(Error::Corrupt(format!("{key}: content does not match its name (damaged or truncated)")));
+        }
+        let plain = self.keys.open(&bytes, &key)?;
+        serde_json::from_slice(&plain).map_err(|e| Error::Corrupt(format!("{key}: {e}")))
+    }
+
+    /// Ids of all objects in `dir`.
+    pub async fn list_ids(&self, dir: &str) -> Result<Vec<Id>> {
+        let prefix = format!("{dir}/");
+        Ok(self
+            .storage
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|m| m.key[prefix.len()..].parse().ok())
+            .collect())
+    }
+
+    /// Store a snapshot (call only after its data's index is written).
+    pub async fn save_snapshot(&self, snap: &Snapshot) -> Result<Id> {
+        self.put_sealed_json("snapshots", snap).await
+    }
+
+    /// Every snapshot, oldest first; a damaged snapshot is an error naming it.
+    pub async fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let mut out = Vec::new();
+        for id in self.list_ids("snapshots").await? {
+            out.push((id, self.get_sealed_json::<Snapshot>("snapshots", &id).await?));
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Resolve `latest` or an id prefix, optionally among one source's snapshots.
+    pub async fn find_snapshot(&self, spec: &str, source: Option<&str>) -> Result<(Id, Snapshot)> {
+        let all = self.snapshots().await?;
+        let mut matching: Vec<_> = all
+            .into_iter()
+            .filter(|(_, s)| source.is_none_or(|src| s.source == src))
+            .collect();
+        if spec == "latest" {
+            return matching.pop().ok_or_else(|| {
+                Error::NotFound(match source {
+                    Some(s) => format!("no snapshot of source {s:?} in the repository"),
+                    None => "the repository has no snapshots yet".into(),
+                })
+            });
+        }
+        let spec = spec.to_ascii_lowercase();
+        matching.retain(|(id, _)| id.to_string().starts_with(&spec));
+        match matching.len() {
+            1 => Ok(matching.pop().expect("one")),
+            0 => Err(Error::NotFound(format!("no snapshot matches {spec:?} (see `lifeboat snapshots`)"))),
+            n => Err(Error::Invalid(format!("{n} snapshots match {spec:?}: give more digits"))),
+        }
+    }
+
+    /// Add a key file for `password`; returns its id.
+    pub async fn add_key(&self, password: &[u8], kdf: KdfParams, meta: KeyMeta) -> Result<Id> {
+        let master = self.master.clone();
+        let pw = password.to_vec();
+        let kf = tokio::task::spawn_blocking(move || KeyFile::create(&master, &pw, kdf, meta))
+            .await
+            .expect("KDF thread panicked")?;
+        put_json_plain(&*self.storage, "keys", &kf).await
+    }
+
+    /// All key files.
+    pub async fn list_keys(&self) -> Result<Vec<(Id, KeyFile)>> {
+        let mut out = Vec::new();
+        for meta in self.storage.list("keys/").await? {
+            let bytes = self.storage.get(&meta.key).await?;
+            let kf: KeyFile = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Corrupt(format!("{}: {e}", meta.key)))?;
+            let id = meta.key["keys/".len()..].parse().unwrap_or_default();
+            out.push((id, kf));
+        }
+        out.sort_by(|a, b| a.1.created.cmp(&b.1.created));
+        Ok(out)
+    }
+
+    /// The key file that unlocked this session (none with a raw key).
+    pub fn key_in_use(&self) -> Option<Id> {
+        self.key_in_use
+    }
+
+    /// Remove a key file; refuses the last key and the key in use.
+    pub async fn remove_key(&self, id: &Id) -> Result<()> {
+        let keys = self.list_keys().await?;
+        if !keys.iter().any(|(k, _)| k == id) {
+            return Err(Error::NotFound(format!("no key {id}")));
+        }
+        if keys.len() == 1 {
+            return Err(Error::Invalid("refusing to remove the last key: the repository would be unreadable".into()));
+        }
+        if self.key_in_use == Some(*id) {
+            return Err(Error::Invalid(
+                "refusing to remove the key this session was opened with; open with another key first".into(),
+            ));
+        }
+        self.storage.delete(&format!("keys/{id}")).await?;
+        Ok(())
+    }
+
+    /// The raw key file that opens this repository without a passphrase.
+    pub fn export_raw_key(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(&RawKeyFile::new(&self.config.id, &self.master)).expect("serializes")
+    }
+}
+
+/// Store a plaintext JSON object named by its hash (key files).
+async fn put_json_plain<T: Serialize>(storage: &dyn Storage, dir: &str, value: &T) -> Result<Id> {
+    let bytes = serde_json::to_vec_pretty(value).expect("serializable");
+    let id = Id::of_file(&bytes);
+    storage.put(&format!("{dir}/{id}"), bytes).await?;
+    Ok(id)
+}

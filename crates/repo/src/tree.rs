@@ -1,0 +1,124 @@
+//! Trees: directory listings stored as blobs (JSON), one per directory.
+//!
+//! Every snapshot points at a root tree, whatever its source: a files
+//! backup's directories, or a PostgreSQL dump's few files (the archive,
+//! globals). Unchanged directories produce identical trees and deduplicate.
+
+use crate::id::Id;
+use serde::{Deserialize, Serialize};
+
+/// A directory: its entries sorted by name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Tree {
+    /// Entries, sorted by name bytes.
+    pub nodes: Vec<Node>,
+}
+
+/// What a node is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// Regular file (or stream) with content blobs.
+    File,
+    /// Directory with a subtree.
+    Dir,
+    /// Symbolic link with a target.
+    Symlink,
+}
+
+/// One entry of a tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Node {
+    /// Name; names that are not UTF-8 are stored in `name_hex` and this is lossy.
+    pub name: String,
+    /// The raw name bytes in hex, only when the name is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_hex: Option<String>,
+    /// File, dir or symlink.
+    #[serde(rename = "type")]
+    pub kind: NodeKind,
+    /// Permission bits (and setuid/setgid/sticky), as `st_mode & 0o7777`.
+    pub mode: u32,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes (files).
+    #[serde(default)]
+    pub size: u64,
+    /// Content blobs in order (files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<Id>,
+    /// Subtree (directories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree: Option<Id>,
+    /// Link target (symlinks), lossy when not UTF-8 (see `target_hex`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Raw link target bytes in hex, only when not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_hex: Option<String>,
+}
+
+impl Node {
+    /// A node with the given name and kind and zeroed metadata.
+    pub fn new(name_bytes: &[u8], kind: NodeKind) -> Self {
+        let (name, name_hex) = encode_bytes(name_bytes);
+        Node {
+            name,
+            name_hex,
+            kind,
+            mode: if kind == NodeKind::Dir { 0o755 } else { 0o644 },
+            mtime_ns: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            content: Vec::new(),
+            subtree: None,
+            target: None,
+            target_hex: None,
+        }
+    }
+
+    /// The exact name bytes.
+    pub fn name_bytes(&self) -> Vec<u8> {
+        decode_bytes(&self.name, self.name_hex.as_deref())
+    }
+
+    /// Set the symlink target.
+    pub fn set_target(&mut self, target: &[u8]) {
+        let (t, hex) = encode_bytes(target);
+        self.target = Some(t);
+        self.target_hex = hex;
+    }
+
+    /// The exact symlink target bytes.
+    pub fn target_bytes(&self) -> Option<Vec<u8>> {
+        self.target.as_ref().map(|t| decode_bytes(t, self.target_hex.as_deref()))
+    }
+}
+
+fn encode_bytes(b: &[u8]) -> (String, Option<String>) {
+    match std::str::from_utf8(b) {
+        Ok(s) => (s.to_string(), None),
+        Err(_) => (String::from_utf8_lossy(b).into_owned(), Some(crate::id::to_hex(b))),
+    }
+}
+
+fn decode_bytes(s: &str, hex: Option<&str>) -> Vec<u8> {
+    hex.and_then(crate::id::from_hex).unwrap_or_else(|| s.as_bytes().to_vec())
+}
+
+impl Tree {
+    /// Sort entries by name bytes (the stored order).
+    pub fn sort(&mut self) {
+        self.nodes.sort_by_key(|a| a.name_bytes());
+    }
+
+    /// Find an entry by name.
+    pub fn get(&self, name: &[u8]) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name_bytes() == name)
+    }
+}

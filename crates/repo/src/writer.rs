@@ -1,0 +1,311 @@
+//! [`BlobWriter`]: the bounded, parallel pipeline that stores new blobs.
+//!
+//! ```text
+//! add() [caller threads: hash + dedup]
+//!   -> bounded queue -> N workers [compress + seal] -> pack builder (one per kind)
+//!   -> bounded queue -> uploader [put pack; every 64 packs, put an index file]
+//! finish(): flush packs, upload, write the last index file.
+//! ```
+//! Memory is bounded by the queue depths: about `2 x workers` chunks, two
+//! packs being filled and one pack in flight, whatever the data size.
+//! Blobs already in the repository (or already queued) are skipped, which is
+//! what makes a second backup of unchanged data nearly free.
+//!
+//! `add` blocks and must be called from blocking threads (not a runtime
+//! worker): the uploader drives async storage with `Handle::block_on`.
+
+use crate::compress::Compressor;
+use crate::crypto::Keys;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{encode_index_file, Index, PackRecord};
+use crate::pack::{BlobKind, PackBuilder};
+use crate::repository::{pack_key, Repository};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Packs per index file written during a long backup.
+const PACKS_PER_INDEX: usize = 64;
+
+struct Job {
+    kind: BlobKind,
+    id: Id,
+    data: Vec<u8>,
+}
+
+/// Figures of what a writer stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Blobs passed to `add`.
+    pub blobs: u64,
+    /// Of those, new to the repository.
+    pub new_blobs: u64,
+    /// Plaintext bytes of new blobs.
+    pub new_bytes: u64,
+    /// Bytes new blobs take in packs.
+    pub stored_bytes: u64,
+    /// Packs written.
+    pub packs: u64,
+    /// Index files written.
+    pub index_files: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    blobs: AtomicU64,
+    new_blobs: AtomicU64,
+    new_bytes: AtomicU64,
+    stored_bytes: AtomicU64,
+    packs: AtomicU64,
+    index_files: AtomicU64,
+}
+
+struct Shared {
+    repo: Arc<Repository>,
+    index: Arc<Index>,
+    queued: Mutex<HashSet<Id>>,
+    packers: Mutex<[PackBuilder; 2]>,
+    error: Mutex<Option<Error>>,
+    counters: Counters,
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        let mut slot = self.error.lock().expect("error lock");
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.error.lock().expect("error lock").is_some()
+    }
+}
+
+/// Stores blobs into new packs; see the module docs.
+pub struct BlobWriter {
+    shared: Arc<Shared>,
+    jobs: Option<SyncSender<Job>>,
+    uploads: Option<SyncSender<(Id, Vec<u8>, PackRecord)>>,
+    workers: Vec<JoinHandle<()>>,
+    uploader: Option<JoinHandle<Vec<PackRecord>>>,
+}
+
+impl BlobWriter {
+    /// Start a writer with one worker per core.
+    pub fn new(repo: Arc<Repository>) -> Self {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::with_workers(repo, n)
+    }
+
+    /// Start a writer with `workers` compression threads.
+    pub fn with_workers(repo: Arc<Repository>, workers: usize) -> Self {
+        let pack_size = repo.config().pack_size as usize;
+        let shared = Arc::new(Shared {
+            index: repo.index(),
+            repo,
+            queued: Mutex::new(HashSet::new()),
+            packers: Mutex::new([PackBuilder::with_capacity(pack_size), PackBuilder::with_capacity(pack_size)]),
+            error: Mutex::new(None),
+            counters: Counters::default(),
+        });
+        let (job_tx, job_rx) = sync_channel::<Job>(2 * workers);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (up_tx, up_rx) = sync_channel(1);
+        let workers = (0..workers)
+            .map(|i| {
+                let (shared, rx, up) = (shared.clone(), job_rx.clone(), up_tx.clone());
+                std::thread::Builder::new()
+                    .name(format!("lifeboat-seal-{i}"))
+                    .spawn(move || worker(&shared, &rx, &up))
+                    .expect("spawn worker thread")
+            })
+            .collect();
+        let up_shared = shared.clone();
+        let uploader = std::thread::Builder::new()
+            .name("lifeboat-upload".into())
+            .spawn(move || uploader(&up_shared, up_rx))
+            .expect("spawn upload thread");
+        BlobWriter {
+            shared,
+            jobs: Some(job_tx),
+            uploads: Some(up_tx),
+            workers,
+            uploader: Some(uploader),
+        }
+    }
+
+    /// The repository written to.
+    pub fn repo(&self) -> &Arc<Repository> {
+        &self.shared.repo
+    }
+
+    /// Store `data` unless the repository already has it; returns its id.
+    pub fn add(&self, kind: BlobKind, data: Vec<u8>) -> Result<Id> {
+        let id = self.shared.repo.keys().blob_id(&data);
+        self.add_with_id(kind, id, data)?;
+        Ok(id)
+    }
+
+    /// Like [`BlobWriter::add`] when the caller already computed the id.
+    pub fn add_with_id(&self, kind: BlobKind, id: Id, data: Vec<u8>) -> Result<()> {
+        let c = &self.shared.counters;
+        c.blobs.fetch_add(1, Ordering::Relaxed);
+        if self.shared.index.contains(&id) || !self.shared.queued.lock().expect("queued lock").insert(id) {
+            return self.check();
+        }
+        c.new_blobs.fetch_add(1, Ordering::Relaxed);
+        c.new_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let jobs = self.jobs.as_ref().expect("writer is open");
+        if jobs.send(Job { kind, id, data }).is_err() {
+            return Err(self.take_error());
+        }
+        self.check()
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.shared.failed() {
+            Err(self.take_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn take_error(&self) -> Error {
+        let slot = self.shared.error.lock().expect("error lock");
+        match &*slot {
+            Some(e) => Error::Invalid(format!("backup aborted: {e}")),
+            None => Error::Invalid("backup aborted: writer threads stopped".into()),
+        }
+    }
+
+    /// Flush everything, write the index, and return the figures.
+    /// After this returns Ok, every blob added is durable and indexed.
+    pub fn finish(mut self) -> Result<WriteStats> {
+        drop(self.jobs.take());
+        for w in self.workers.drain(..) {
+            w.join().expect("worker thread panicked");
+        }
+        let up = self.uploads.take().expect("open");
+        let rest = std::mem::take(&mut *self.shared.packers.lock().expect("packers lock"));
+        for builder in rest {
+            if !builder.is_empty() {
+                let _ = up.send(seal_pack(&self.shared.repo, builder));
+            }
+        }
+        drop(up);
+        let records = self.uploader.take().expect("open").join().expect("upload thread panicked");
+        if let Some(e) = self.shared.error.lock().expect("error lock").take() {
+            return Err(e);
+        }
+        if !records.is_empty() {
+            write_index(&self.shared, &records)?;
+        }
+        let c = &self.shared.counters;
+        Ok(WriteStats {
+            blobs: c.blobs.load(Ordering::Relaxed),
+            new_blobs: c.new_blobs.load(Ordering::Relaxed),
+            new_bytes: c.new_bytes.load(Ordering::Relaxed),
+            stored_bytes: c.stored_bytes.load(Ordering::Relaxed),
+            packs: c.packs.load(Ordering::Relaxed),
+            index_files: c.index_files.load(Ordering::Relaxed),
+        })
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        // Abandoned without finish (an error upstream): stop the threads.
+        // Packs already written stay unreferenced until prune removes them.
+        drop(self.jobs.take());
+        drop(self.uploads.take());
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        if let Some(u) = self.uploader.take() {
+            let _ = u.join();
+        }
+    }
+}
+
+fn worker(shared: &Shared, jobs: &Mutex<Receiver<Job>>, uploads: &SyncSender<(Id, Vec<u8>, PackRecord)>) {
+    let repo = &shared.repo;
+    let mut compressor = Compressor::new(repo.config().compression_level);
+    let pack_size = repo.config().pack_size as usize;
+    loop {
+        let job = match jobs.lock().expect("jobs lock").recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        if shared.failed() {
+            continue;
+        }
+        let (sealed, compressed) = seal_blob(repo.keys(), &mut compressor, &job.data);
+        shared.counters.stored_bytes.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        let full = {
+            let mut packers = shared.packers.lock().expect("packers lock");
+            let builder = &mut packers[job.kind as usize];
+            builder.add(job.kind, job.id, compressed, &sealed, job.data.len());
+            (builder.len() >= pack_size)
+                .then(|| std::mem::replace(builder, PackBuilder::with_capacity(pack_size)))
+        };
+        if let Some(builder) = full {
+            if uploads.send(seal_pack(repo, builder)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Compress when it pays, then seal.
+fn seal_blob(keys: &Keys, compressor: &mut Compressor, data: &[u8]) -> (Vec<u8>, bool) {
+    match compressor.compress(data) {
+        Some(z) => (keys.seal(&z), true),
+        None => (keys.seal(data), false),
+    }
+}
+
+fn seal_pack(repo: &Repository, builder: PackBuilder) -> (Id, Vec<u8>, PackRecord) {
+    let (id, bytes, blobs) = builder.finish(repo.keys());
+    let record = PackRecord {
+        id,
+        size: bytes.len() as u64,
+        blobs,
+    };
+    (id, bytes, record)
+}
+
+fn uploader(shared: &Shared, rx: Receiver<(Id, Vec<u8>, PackRecord)>) -> Vec<PackRecord> {
+    let mut pending = Vec::new();
+    for (id, bytes, record) in rx {
+        if shared.failed() {
+            continue;
+        }
+        let repo = &shared.repo;
+        if let Err(e) = repo.runtime().block_on(repo.storage().put(&pack_key(&id), bytes)) {
+            shared.fail(e.into());
+            continue;
+        }
+        shared.counters.packs.fetch_add(1, Ordering::Relaxed);
+        pending.push(record);
+        if pending.len() >= PACKS_PER_INDEX {
+            match write_index(shared, &pending) {
+                Ok(()) => pending.clear(),
+                Err(e) => shared.fail(e),
+            }
+        }
+    }
+    pending
+}
+
+fn write_index(shared: &Shared, records: &[PackRecord]) -> Result<()> {
+    let repo = &shared.repo;
+    let (name, bytes) = encode_index_file(repo.keys(), records);
+    repo.runtime()
+        .block_on(repo.storage().put(&format!("index/{name}"), bytes))?;
+    shared.counters.index_files.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! What lifeboat backs up and restores into, without knowing about the repository.
+//!
+//! Each source reads from, and restores into, one real system:
+//! - [`files`]: directory trees (walk with include/exclude globs, apply metadata on restore);
+//! - [`env`]: a capture of environment variables with secrets redacted;
+//! - [`postgres`]: PostgreSQL via its own client tools (`pg_dump`, `pg_restore`, `psql`).
+//!
+//! The engine crate connects sources to the repository; sources only speak
+//! the language of the system they serve.
+
+pub mod env;
+pub mod files;
+pub mod postgres;
