@@ -1,1 +1,22 @@
-//! placeholder
+//! Use-cases shared by the CLI and (later) the daemon.
+//!
+//! - [`open`]: find, create and unlock the repository;
+//! - [`config`]: `lifeboat.toml`, with `env:`/`file:` secret references;
+//! - [`backup_files`], [`restore_files`]: the files source end to end;
+//! - [`verify`]: repository checks;
+//! - [`store`]: building blocks shared by every backup kind;
+//! - [`progress`]: counters the CLI turns into a progress line.
+//!
+//! Operations that change things are split into a plan and its execution
+//! (see [`restore_files::plan`]), so `--dry-run` can print the plan.
+
+pub mod backup_files;
+pub mod config;
+pub mod error;
+pub mod open;
+pub mod progress;
+pub mod restore_files;
+pub mod store;
+pub mod verify;
+
+pub use error::{EngineError, Result};

@@ -84,7 +84,10 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
     let (index, index_problems) = repo.load_index_lenient().await?;
     report.index_files = repo.storage().list("index/").await?.len();
     for (object, e) in index_problems {
-        report.problems.push(Problem { object, message: e.to_string() });
+        report.problems.push(Problem {
+            object,
+            message: e.to_string(),
+        });
     }
     report.blobs = index.len();
     report.packs = index.packs().len();
@@ -117,7 +120,10 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
         };
         match message {
             Some(message) => {
-                report.problems.push(Problem { object: key, message });
+                report.problems.push(Problem {
+                    object: key,
+                    message,
+                });
                 bad_blobs.extend(blobs.iter().map(|(id, _)| *id));
             }
             None => readable.push(pack.id),
@@ -177,7 +183,9 @@ fn sample(mut packs: Vec<Id>, pct: f64) -> Vec<Id> {
     }
     let want = ((packs.len() as f64) * pct / 100.0).ceil() as usize;
     let salt: [u8; 16] = crate::crypto::random_array();
-    packs.sort_by_key(|p| *blake3::keyed_hash(&blake3::derive_key("lifeboat sample", &salt), &p.0).as_bytes());
+    packs.sort_by_key(|p| {
+        *blake3::keyed_hash(&blake3::derive_key("lifeboat sample", &salt), &p.0).as_bytes()
+    });
     packs.truncate(want.max(1).min(packs.len()));
     packs
 }
@@ -193,7 +201,10 @@ async fn read_pack(
     let bytes = match repo.storage().get(&key).await {
         Ok(b) => b,
         Err(e) => {
-            report.problems.push(Problem { object: key, message: e.to_string() });
+            report.problems.push(Problem {
+                object: key,
+                message: e.to_string(),
+            });
             bad_blobs.extend(blobs.iter().map(|(id, _)| *id));
             return Ok(());
         }
@@ -207,17 +218,27 @@ async fn read_pack(
         });
     }
     if let Err(e) = crate::pack::parse_pack(repo.keys(), &bytes, &key) {
-        report.problems.push(Problem { object: key.clone(), message: e.to_string() });
+        report.problems.push(Problem {
+            object: key.clone(),
+            message: e.to_string(),
+        });
     }
     for (id, loc) in blobs {
         let range = loc.offset as usize..(loc.offset as usize + loc.len as usize);
         let what = format!("blob {} in {key}", id.short());
         let result = match bytes.get(range) {
-            Some(sealed) => repo.open_blob(id, loc.compressed, loc.raw_len, sealed, &what).map(|_| ()),
-            None => Err(crate::error::Error::Corrupt(format!("{what}: beyond the pack's end"))),
+            Some(sealed) => repo
+                .open_blob(id, loc.compressed, loc.raw_len, sealed, &what)
+                .map(|_| ()),
+            None => Err(crate::error::Error::Corrupt(format!(
+                "{what}: beyond the pack's end"
+            ))),
         };
         if let Err(e) = result {
-            report.problems.push(Problem { object: key.clone(), message: e.to_string() });
+            report.problems.push(Problem {
+                object: key.clone(),
+                message: e.to_string(),
+            });
             bad_blobs.insert(*id);
         }
     }
@@ -282,7 +303,8 @@ impl Walker<'_> {
 pub fn damage_by_source(report: &CheckReport) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for d in &report.damaged_snapshots {
-        *out.entry(d.source.clone().unwrap_or_else(|| "?".into())).or_insert(0) += 1;
+        *out.entry(d.source.clone().unwrap_or_else(|| "?".into()))
+            .or_insert(0) += 1;
     }
     out
 }

@@ -34,7 +34,10 @@ pub struct FastCdc {
 impl FastCdc {
     /// A chunker with the given size bounds (`avg` a power of two) and gear seed.
     pub fn new(min: usize, avg: usize, max: usize, seed: &[u8; 32]) -> Self {
-        assert!(min < avg && avg < max && avg.is_power_of_two(), "chunk sizes must be min < avg < max, avg a power of two");
+        assert!(
+            min < avg && avg < max && avg.is_power_of_two(),
+            "chunk sizes must be min < avg < max, avg a power of two"
+        );
         let mut table = [0u8; 256 * 8];
         blake3::Hasher::new_keyed(seed)
             .update(b"gear table")
@@ -186,7 +189,10 @@ mod tests {
 
     fn pseudo_random(n: usize, seed: u8) -> Vec<u8> {
         let mut out = vec![0u8; n];
-        blake3::Hasher::new().update(&[seed]).finalize_xof().fill(&mut out);
+        blake3::Hasher::new()
+            .update(&[seed])
+            .finalize_xof()
+            .fill(&mut out);
         out
     }
 
@@ -227,9 +233,18 @@ mod tests {
     #[test]
     fn different_seeds_cut_differently() {
         let data = pseudo_random(1_000_000, 3);
-        let a = chunks(&data, &FastCdc::new(16 * 1024, 64 * 1024, 256 * 1024, &[1; 32]));
-        let b = chunks(&data, &FastCdc::new(16 * 1024, 64 * 1024, 256 * 1024, &[2; 32]));
-        assert_ne!(a.iter().map(Vec::len).collect::<Vec<_>>(), b.iter().map(Vec::len).collect::<Vec<_>>());
+        let a = chunks(
+            &data,
+            &FastCdc::new(16 * 1024, 64 * 1024, 256 * 1024, &[1; 32]),
+        );
+        let b = chunks(
+            &data,
+            &FastCdc::new(16 * 1024, 64 * 1024, 256 * 1024, &[2; 32]),
+        );
+        assert_ne!(
+            a.iter().map(Vec::len).collect::<Vec<_>>(),
+            b.iter().map(Vec::len).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -89,7 +89,9 @@ impl RepoConfig {
         if keys.mac(&self.mac_input()).to_string() == self.mac {
             Ok(())
         } else {
-            Err(Error::Corrupt("config: MAC mismatch, the repository config was altered or damaged".into()))
+            Err(Error::Corrupt(
+                "config: MAC mismatch, the repository config was altered or damaged".into(),
+            ))
         }
     }
 
@@ -111,8 +113,12 @@ impl RepoConfig {
         let cfg: RepoConfig = serde_json::from_value(value)
             .map_err(|e| Error::Corrupt(format!("config at {location}: {e}")))?;
         let c = &cfg.chunker;
-        if !(c.min < c.avg && c.avg < c.max && c.avg.is_power_of_two()) || cfg.pack_size < 1024 * 1024 {
-            return Err(Error::Corrupt(format!("config at {location}: chunker or pack parameters out of range")));
+        if !(c.min < c.avg && c.avg < c.max && c.avg.is_power_of_two())
+            || cfg.pack_size < 1024 * 1024
+        {
+            return Err(Error::Corrupt(format!(
+                "config at {location}: chunker or pack parameters out of range"
+            )));
         }
         Ok(cfg)
     }

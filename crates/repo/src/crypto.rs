@@ -113,7 +113,11 @@ pub(crate) fn open_with(cipher: &XChaCha20Poly1305, sealed: &[u8], what: &str) -
     let mut buf = ct.to_vec();
     cipher
         .decrypt_in_place_detached(XNonce::from_slice(nonce), b"", &mut buf, tag.into())
-        .map_err(|_| Error::Corrupt(format!("{what}: authentication failed (damaged or altered bytes)")))?;
+        .map_err(|_| {
+            Error::Corrupt(format!(
+                "{what}: authentication failed (damaged or altered bytes)"
+            ))
+        })?;
     Ok(buf)
 }
 
@@ -137,7 +141,10 @@ mod tests {
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert!(matches!(keys.open(&bad, "t"), Err(Error::Corrupt(_))), "byte {i}");
+            assert!(
+                matches!(keys.open(&bad, "t"), Err(Error::Corrupt(_))),
+                "byte {i}"
+            );
         }
         let other = Keys::derive(&MasterKey::generate());
         assert!(other.open(&sealed, "t").is_err());

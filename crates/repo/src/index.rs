@@ -168,7 +168,12 @@ impl Index {
     /// Entries of one pack, for mapping pack damage to blobs.
     pub fn blobs_in_pack(&self, pack: &Id) -> Vec<Id> {
         match self.pack_pos.get(pack) {
-            Some(&pos) => self.entries.iter().filter(|e| e.pack == pos).map(|e| e.id).collect(),
+            Some(&pos) => self
+                .entries
+                .iter()
+                .filter(|e| e.pack == pos)
+                .map(|e| e.id)
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -202,10 +207,16 @@ pub fn encode_index_file(keys: &Keys, records: &[PackRecord]) -> (Id, Vec<u8>) {
 pub fn decode_index_file(keys: &Keys, name: &Id, sealed: &[u8]) -> Result<Vec<PackRecord>> {
     let what = format!("index/{name}");
     if Id::of_file(sealed) != *name {
-        return Err(Error::Corrupt(format!("{what}: content does not match its name (damaged or truncated)")));
+        return Err(Error::Corrupt(format!(
+            "{what}: content does not match its name (damaged or truncated)"
+        )));
     }
     let plain = keys.open(sealed, &what)?;
-    let mut r = Reader { buf: &plain, pos: 0, what: &what };
+    let mut r = Reader {
+        buf: &plain,
+        pos: 0,
+        what: &what,
+    };
     if r.take(4)? != MAGIC || r.u8()? != VERSION {
         return Err(Error::Corrupt(format!("{what}: unknown magic or version")));
     }
@@ -260,10 +271,14 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn id(&mut self) -> Result<Id> {
         Ok(Id(self.take(32)?.try_into().expect("32 bytes")))
@@ -303,7 +318,10 @@ mod tests {
         idx.finalize();
         assert_eq!(idx.len(), 3);
         let loc = idx.lookup(&Id([2; 32])).unwrap();
-        assert_eq!((loc.pack, loc.offset, loc.compressed), (Id([9; 32]), 200, true));
+        assert_eq!(
+            (loc.pack, loc.offset, loc.compressed),
+            (Id([9; 32]), 200, true)
+        );
         assert!(!idx.contains(&Id([7; 32])));
         let mut bad = bytes.clone();
         bad[40] ^= 1;

@@ -72,7 +72,12 @@ fn derive(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Result<XChaCha20Poly1
 
 impl KeyFile {
     /// Wrap `master` under `passphrase`.
-    pub fn create(master: &MasterKey, passphrase: &[u8], params: KdfParams, meta: KeyMeta) -> Result<Self> {
+    pub fn create(
+        master: &MasterKey,
+        passphrase: &[u8],
+        params: KdfParams,
+        meta: KeyMeta,
+    ) -> Result<Self> {
         let salt = crate::crypto::random_array::<16>();
         let cipher = derive(passphrase, &salt, params)?;
         Ok(KeyFile {
@@ -96,14 +101,16 @@ impl KeyFile {
                 self.kdf, self.version
             )));
         }
-        let salt = from_hex(&self.salt).ok_or_else(|| Error::Corrupt("key file salt is not hex".into()))?;
-        let wrapped = from_hex(&self.wrapped).ok_or_else(|| Error::Corrupt("key file data is not hex".into()))?;
+        let salt = from_hex(&self.salt)
+            .ok_or_else(|| Error::Corrupt("key file salt is not hex".into()))?;
+        let wrapped = from_hex(&self.wrapped)
+            .ok_or_else(|| Error::Corrupt("key file data is not hex".into()))?;
         let cipher = derive(passphrase, &salt, self.params)?;
         match open_with(&cipher, &wrapped, "key") {
             Ok(bytes) => {
-                let arr: [u8; 32] = bytes
-                    .try_into()
-                    .map_err(|_| Error::Corrupt("key file wraps a key of the wrong length".into()))?;
+                let arr: [u8; 32] = bytes.try_into().map_err(|_| {
+                    Error::Corrupt("key file wraps a key of the wrong length".into())
+                })?;
                 Ok(Some(MasterKey::from_bytes(arr)))
             }
             Err(_) => Ok(None),
@@ -153,11 +160,15 @@ impl RawKeyFile {
         let raw: RawKeyFile = serde_json::from_slice(bytes)
             .map_err(|e| Error::Invalid(format!("not a lifeboat raw key file: {e}")))?;
         if raw.kind != "lifeboat-raw-key" || raw.version != 1 {
-            return Err(Error::Invalid("not a lifeboat raw key file (kind/version)".into()));
+            return Err(Error::Invalid(
+                "not a lifeboat raw key file (kind/version)".into(),
+            ));
         }
         let key: [u8; 32] = from_hex(&raw.master_key)
             .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| Error::Invalid("raw key file: master_key must be 64 hex digits".into()))?;
+            .ok_or_else(|| {
+                Error::Invalid("raw key file: master_key must be 64 hex digits".into())
+            })?;
         Ok((raw.repository, MasterKey::from_bytes(key)))
     }
 }
@@ -176,7 +187,10 @@ mod tests {
     fn wrap_and_unwrap() {
         let m = MasterKey::generate();
         let kf = KeyFile::create(&m, b"pass", FAST, KeyMeta::default()).unwrap();
-        assert_eq!(kf.unlock(b"pass").unwrap().unwrap().as_bytes(), m.as_bytes());
+        assert_eq!(
+            kf.unlock(b"pass").unwrap().unwrap().as_bytes(),
+            m.as_bytes()
+        );
         assert!(kf.unlock(b"wrong").unwrap().is_none());
     }
 

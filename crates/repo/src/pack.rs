@@ -108,7 +108,8 @@ impl PackBuilder {
         }
         let sealed = keys.seal(&trailer);
         self.buf.extend_from_slice(&sealed);
-        self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         (Id::of_file(&self.buf), self.buf, self.entries)
     }
 }
@@ -122,7 +123,9 @@ pub fn parse_pack(keys: &Keys, pack: &[u8], what: &str) -> Result<Vec<PackEntry>
     let tlen = u32::from_le_bytes(pack[pack.len() - 4..].try_into().expect("4 bytes")) as usize;
     let body = pack.len() - 4;
     if tlen < SEAL_OVERHEAD || tlen > body {
-        return Err(corrupt("trailer length out of range (truncated or damaged)"));
+        return Err(corrupt(
+            "trailer length out of range (truncated or damaged)",
+        ));
     }
     let trailer = keys.open(&pack[body - tlen..body], &format!("{what} trailer"))?;
     if trailer.len() < 9 || &trailer[..4] != MAGIC || trailer[4] != VERSION {

@@ -63,12 +63,25 @@ impl Repository {
         let key_id = put_json_plain(&*storage, "keys", &keyfile).await?;
         // The config is written last: a repository without it does not exist yet.
         storage
-            .put("config", serde_json::to_vec_pretty(&config).expect("config serializes"))
+            .put(
+                "config",
+                serde_json::to_vec_pretty(&config).expect("config serializes"),
+            )
             .await?;
-        Ok(Arc::new(Self::assemble(storage, config, master, Some(key_id))))
+        Ok(Arc::new(Self::assemble(
+            storage,
+            config,
+            master,
+            Some(key_id),
+        )))
     }
 
-    fn assemble(storage: Arc<dyn Storage>, config: RepoConfig, master: MasterKey, key_in_use: Option<Id>) -> Self {
+    fn assemble(
+        storage: Arc<dyn Storage>,
+        config: RepoConfig,
+        master: MasterKey,
+        key_in_use: Option<Id>,
+    ) -> Self {
         let keys = Arc::new(Keys::derive(&master));
         let mut index = Index::default();
         index.finalize();
@@ -87,7 +100,9 @@ impl Repository {
     pub async fn read_config(storage: &dyn Storage) -> Result<RepoConfig> {
         let bytes = match storage.get("config").await {
             Ok(b) => b,
-            Err(StorageError::NotFound { .. }) => return Err(Error::NotARepository(storage.location())),
+            Err(StorageError::NotFound { .. }) => {
+                return Err(Error::NotARepository(storage.location()))
+            }
             Err(e) => return Err(e.into()),
         };
         RepoConfig::parse(&bytes, &storage.location())
@@ -110,10 +125,14 @@ impl Repository {
             }
         };
         let repo = Self::assemble(storage, config, master, key_in_use);
-        repo.config.check_mac(&repo.keys).map_err(|_| match key_in_use {
-            None => Error::WrongKey(repo.storage.location()),
-            Some(_) => Error::Corrupt("config: MAC mismatch, the repository config was altered or damaged".into()),
-        })?;
+        repo.config
+            .check_mac(&repo.keys)
+            .map_err(|_| match key_in_use {
+                None => Error::WrongKey(repo.storage.location()),
+                Some(_) => Error::Corrupt(
+                    "config: MAC mismatch, the repository config was altered or damaged".into(),
+                ),
+            })?;
         Ok(Arc::new(repo))
     }
 
@@ -129,7 +148,11 @@ impl Repository {
                 .await
                 .expect("KDF thread panicked")?;
             if let Some(master) = unlocked {
-                let id = meta.key.trim_start_matches("keys/").parse().unwrap_or_default();
+                let id = meta
+                    .key
+                    .trim_start_matches("keys/")
+                    .parse()
+                    .unwrap_or_default();
                 return Ok((id, master));
             }
         }
@@ -159,7 +182,12 @@ impl Repository {
     /// The content-defined chunker of this repository.
     pub fn cdc_chunker(&self) -> FastCdc {
         let c = self.config.chunker;
-        FastCdc::new(c.min as usize, c.avg as usize, c.max as usize, &self.keys.chunker_seed)
+        FastCdc::new(
+            c.min as usize,
+            c.avg as usize,
+            c.max as usize,
+            &self.keys.chunker_seed,
+        )
     }
 
     /// The fixed-size chunker of this repository.
@@ -186,7 +214,10 @@ impl Repository {
         for meta in self.storage.list("index/").await? {
             let name: Option<Id> = meta.key.trim_start_matches("index/").parse().ok();
             let result = match name {
-                None => Err(Error::Corrupt(format!("{}: not an index file name", meta.key))),
+                None => Err(Error::Corrupt(format!(
+                    "{}: not an index file name",
+                    meta.key
+                ))),
                 Some(name) => match self.storage.get(&meta.key).await {
                     Ok(bytes) => decode_index_file(&self.keys, &name, &bytes),
                     Err(e) => Err(e.into()),
@@ -213,19 +244,35 @@ impl Repository {
 
     /// Read, open, decompress and check one blob.
     pub async fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
-        let loc = self
-            .index()
-            .lookup(id)
-            .ok_or_else(|| Error::NotFound(format!("blob {id} is not in the index (missing data)")))?;
+        let loc = self.index().lookup(id).ok_or_else(|| {
+            Error::NotFound(format!("blob {id} is not in the index (missing data)"))
+        })?;
         let sealed = self
             .storage
-            .get_range(&pack_key(&loc.pack), u64::from(loc.offset), u64::from(loc.len))
+            .get_range(
+                &pack_key(&loc.pack),
+                u64::from(loc.offset),
+                u64::from(loc.len),
+            )
             .await?;
-        self.open_blob(id, loc.compressed, loc.raw_len, &sealed, &format!("blob {} in pack {}", id.short(), loc.pack.short()))
+        self.open_blob(
+            id,
+            loc.compressed,
+            loc.raw_len,
+            &sealed,
+            &format!("blob {} in pack {}", id.short(), loc.pack.short()),
+        )
     }
 
     /// Open a sealed blob and check it hashes to `id`.
-    pub fn open_blob(&self, id: &Id, compressed: bool, raw_len: u32, sealed: &[u8], what: &str) -> Result<Vec<u8>> {
+    pub fn open_blob(
+        &self,
+        id: &Id,
+        compressed: bool,
+        raw_len: u32,
+        sealed: &[u8],
+        what: &str,
+    ) -> Result<Vec<u8>> {
         let plain = self.keys.open(sealed, what)?;
         let data = if compressed {
             crate::compress::decompress(&plain, raw_len as usize, what)?
@@ -233,7 +280,9 @@ impl Repository {
             plain
         };
         if self.keys.blob_id(&data) != *id {
-            return Err(Error::Corrupt(format!("{what}: content does not hash to its id")));
+            return Err(Error::Corrupt(format!(
+                "{what}: content does not hash to its id"
+            )));
         }
         Ok(data)
     }
@@ -252,12 +301,15 @@ impl Repository {
             }
         }
         let bytes = self.read_blob(id).await?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("tree {}: {e}", id.short())))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Corrupt(format!("tree {}: {e}", id.short())))
     }
 
     /// Seal and store a JSON object under `dir/<id>`; returns its id.
     pub async fn put_sealed_json<T: Serialize>(&self, dir: &str, value: &T) -> Result<Id> {
-        let sealed = self.keys.seal(&serde_json::to_vec(value).expect("serializable"));
+        let sealed = self
+            .keys
+            .seal(&serde_json::to_vec(value).expect("serializable"));
         let id = Id::of_file(&sealed);
         self.storage.put(&format!("{dir}/{id}"), sealed).await?;
         Ok(id)
@@ -268,7 +320,9 @@ impl Repository {
         let key = format!("{dir}/{id}");
         let bytes = self.storage.get(&key).await?;
         if Id::of_file(&bytes) != *id {
-            return Err(Error::Corrupt(format!("{key}: content does not match its name (damaged or truncated)")));
+            return Err(Error::Corrupt(format!(
+                "{key}: content does not match its name (damaged or truncated)"
+            )));
         }
         let plain = self.keys.open(&bytes, &key)?;
         serde_json::from_slice(&plain).map_err(|e| Error::Corrupt(format!("{key}: {e}")))
@@ -295,7 +349,10 @@ impl Repository {
     pub async fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
         let mut out = Vec::new();
         for id in self.list_ids("snapshots").await? {
-            out.push((id, self.get_sealed_json::<Snapshot>("snapshots", &id).await?));
+            out.push((
+                id,
+                self.get_sealed_json::<Snapshot>("snapshots", &id).await?,
+            ));
         }
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(out)
@@ -320,8 +377,12 @@ impl Repository {
         matching.retain(|(id, _)| id.to_string().starts_with(&spec));
         match matching.len() {
             1 => Ok(matching.pop().expect("one")),
-            0 => Err(Error::NotFound(format!("no snapshot matches {spec:?} (see `lifeboat snapshots`)"))),
-            n => Err(Error::Invalid(format!("{n} snapshots match {spec:?}: give more digits"))),
+            0 => Err(Error::NotFound(format!(
+                "no snapshot matches {spec:?} (see `lifeboat snapshots`)"
+            ))),
+            n => Err(Error::Invalid(format!(
+                "{n} snapshots match {spec:?}: give more digits"
+            ))),
         }
     }
 
@@ -361,7 +422,9 @@ impl Repository {
             return Err(Error::NotFound(format!("no key {id}")));
         }
         if keys.len() == 1 {
-            return Err(Error::Invalid("refusing to remove the last key: the repository would be unreadable".into()));
+            return Err(Error::Invalid(
+                "refusing to remove the last key: the repository would be unreadable".into(),
+            ));
         }
         if self.key_in_use == Some(*id) {
             return Err(Error::Invalid(
@@ -374,7 +437,8 @@ impl Repository {
 
     /// The raw key file that opens this repository without a passphrase.
     pub fn export_raw_key(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(&RawKeyFile::new(&self.config.id, &self.master)).expect("serializes")
+        serde_json::to_vec_pretty(&RawKeyFile::new(&self.config.id, &self.master))
+            .expect("serializes")
     }
 }
 

@@ -48,6 +48,12 @@ pub struct Node {
     /// Size in bytes (files).
     #[serde(default)]
     pub size: u64,
+    /// Inode change time, ns (change detection only, not restored).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub ctime_ns: i64,
+    /// Inode number (change detection only, not restored).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub inode: u64,
     /// Content blobs in order (files).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<Id>,
@@ -75,6 +81,8 @@ impl Node {
             uid: 0,
             gid: 0,
             size: 0,
+            ctime_ns: 0,
+            inode: 0,
             content: Vec::new(),
             subtree: None,
             target: None,
@@ -96,19 +104,25 @@ impl Node {
 
     /// The exact symlink target bytes.
     pub fn target_bytes(&self) -> Option<Vec<u8>> {
-        self.target.as_ref().map(|t| decode_bytes(t, self.target_hex.as_deref()))
+        self.target
+            .as_ref()
+            .map(|t| decode_bytes(t, self.target_hex.as_deref()))
     }
 }
 
 fn encode_bytes(b: &[u8]) -> (String, Option<String>) {
     match std::str::from_utf8(b) {
         Ok(s) => (s.to_string(), None),
-        Err(_) => (String::from_utf8_lossy(b).into_owned(), Some(crate::id::to_hex(b))),
+        Err(_) => (
+            String::from_utf8_lossy(b).into_owned(),
+            Some(crate::id::to_hex(b)),
+        ),
     }
 }
 
 fn decode_bytes(s: &str, hex: Option<&str>) -> Vec<u8> {
-    hex.and_then(crate::id::from_hex).unwrap_or_else(|| s.as_bytes().to_vec())
+    hex.and_then(crate::id::from_hex)
+        .unwrap_or_else(|| s.as_bytes().to_vec())
 }
 
 impl Tree {
@@ -121,4 +135,12 @@ impl Tree {
     pub fn get(&self, name: &[u8]) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name_bytes() == name)
     }
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
 }

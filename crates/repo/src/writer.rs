@@ -108,7 +108,10 @@ impl BlobWriter {
             index: repo.index(),
             repo,
             queued: Mutex::new(HashSet::new()),
-            packers: Mutex::new([PackBuilder::with_capacity(pack_size), PackBuilder::with_capacity(pack_size)]),
+            packers: Mutex::new([
+                PackBuilder::with_capacity(pack_size),
+                PackBuilder::with_capacity(pack_size),
+            ]),
             error: Mutex::new(None),
             counters: Counters::default(),
         });
@@ -154,7 +157,9 @@ impl BlobWriter {
     pub fn add_with_id(&self, kind: BlobKind, id: Id, data: Vec<u8>) -> Result<()> {
         let c = &self.shared.counters;
         c.blobs.fetch_add(1, Ordering::Relaxed);
-        if self.shared.index.contains(&id) || !self.shared.queued.lock().expect("queued lock").insert(id) {
+        if self.shared.index.contains(&id)
+            || !self.shared.queued.lock().expect("queued lock").insert(id)
+        {
             return self.check();
         }
         c.new_blobs.fetch_add(1, Ordering::Relaxed);
@@ -197,7 +202,12 @@ impl BlobWriter {
             }
         }
         drop(up);
-        let records = self.uploader.take().expect("open").join().expect("upload thread panicked");
+        let records = self
+            .uploader
+            .take()
+            .expect("open")
+            .join()
+            .expect("upload thread panicked");
         if let Some(e) = self.shared.error.lock().expect("error lock").take() {
             return Err(e);
         }
@@ -231,7 +241,11 @@ impl Drop for BlobWriter {
     }
 }
 
-fn worker(shared: &Shared, jobs: &Mutex<Receiver<Job>>, uploads: &SyncSender<(Id, Vec<u8>, PackRecord)>) {
+fn worker(
+    shared: &Shared,
+    jobs: &Mutex<Receiver<Job>>,
+    uploads: &SyncSender<(Id, Vec<u8>, PackRecord)>,
+) {
     let repo = &shared.repo;
     let mut compressor = Compressor::new(repo.config().compression_level);
     let pack_size = repo.config().pack_size as usize;
@@ -244,7 +258,10 @@ fn worker(shared: &Shared, jobs: &Mutex<Receiver<Job>>, uploads: &SyncSender<(Id
             continue;
         }
         let (sealed, compressed) = seal_blob(repo.keys(), &mut compressor, &job.data);
-        shared.counters.stored_bytes.fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        shared
+            .counters
+            .stored_bytes
+            .fetch_add(sealed.len() as u64, Ordering::Relaxed);
         let full = {
             let mut packers = shared.packers.lock().expect("packers lock");
             let builder = &mut packers[job.kind as usize];
@@ -285,7 +302,10 @@ fn uploader(shared: &Shared, rx: Receiver<(Id, Vec<u8>, PackRecord)>) -> Vec<Pac
             continue;
         }
         let repo = &shared.repo;
-        if let Err(e) = repo.runtime().block_on(repo.storage().put(&pack_key(&id), bytes)) {
+        if let Err(e) = repo
+            .runtime()
+            .block_on(repo.storage().put(&pack_key(&id), bytes))
+        {
             shared.fail(e.into());
             continue;
         }

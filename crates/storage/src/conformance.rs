@@ -31,7 +31,10 @@ async fn put_replaces_atomically(s: &dyn Storage) {
 }
 
 async fn missing_is_not_found(s: &dyn Storage) {
-    assert!(matches!(s.get("conf/missing").await, Err(StorageError::NotFound { .. })));
+    assert!(matches!(
+        s.get("conf/missing").await,
+        Err(StorageError::NotFound { .. })
+    ));
     assert!(matches!(
         s.get_range("conf/missing", 0, 1).await,
         Err(StorageError::NotFound { .. })
@@ -72,6 +75,12 @@ async fn delete_is_idempotent(s: &dyn Storage) {
 }
 
 async fn invalid_keys_are_refused(s: &dyn Storage) {
-    assert!(matches!(s.put("../escape", vec![]).await, Err(StorageError::InvalidKey(_))));
-    assert!(matches!(s.get("/etc/passwd").await, Err(StorageError::InvalidKey(_))));
+    assert!(matches!(
+        s.put("../escape", vec![]).await,
+        Err(StorageError::InvalidKey(_))
+    ));
+    assert!(matches!(
+        s.get("/etc/passwd").await,
+        Err(StorageError::InvalidKey(_))
+    ));
 }

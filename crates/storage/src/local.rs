@@ -45,7 +45,9 @@ impl LocalStorage {
             io::ErrorKind::NotFound => StorageError::NotFound { key, location },
             io::ErrorKind::PermissionDenied => StorageError::PermissionDenied { key, location },
             io::ErrorKind::StorageFull => StorageError::NoSpace { key, location },
-            _ if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) => {
+            _ if e.raw_os_error() == Some(libc::ENOSPC)
+                || e.raw_os_error() == Some(libc::EDQUOT) =>
+            {
                 StorageError::NoSpace { key, location }
             }
             _ => StorageError::Io {
@@ -80,8 +82,11 @@ impl LocalStorage {
 
     fn put_blocking(&self, key: &str, data: &[u8]) -> Result<()> {
         let path = self.path(key)?;
-        let dir = path.parent().expect("keys are relative, so a parent exists");
-        self.create_dirs(dir).map_err(|e| self.io_err("create directory for", key, e))?;
+        let dir = path
+            .parent()
+            .expect("keys are relative, so a parent exists");
+        self.create_dirs(dir)
+            .map_err(|e| self.io_err("create directory for", key, e))?;
         let tmp = dir.join(format!(
             ".tmp-{}-{}",
             std::process::id(),
@@ -120,7 +125,8 @@ impl LocalStorage {
         f.seek(SeekFrom::Start(offset))
             .map_err(|e| self.io_err("seek", key, e))?;
         let mut buf = vec![0u8; len as usize];
-        f.read_exact(&mut buf).map_err(|e| self.io_err("read", key, e))?;
+        f.read_exact(&mut buf)
+            .map_err(|e| self.io_err("read", key, e))?;
         Ok(buf)
     }
 
@@ -132,7 +138,8 @@ impl LocalStorage {
         } else {
             self.path(start)?
         };
-        self.walk(&dir, &mut out).map_err(|e| self.io_err("list", prefix, e))?;
+        self.walk(&dir, &mut out)
+            .map_err(|e| self.io_err("list", prefix, e))?;
         out.retain(|m| m.key.starts_with(prefix));
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
@@ -225,7 +232,8 @@ impl Storage for LocalStorage {
         let path = self.path(key)?;
         let (this, key) = (self.clone(), key.to_string());
         blocking(move || match fs::remove_file(&path) {
-            Ok(()) => sync_dir(path.parent().expect("has parent")).map_err(|e| this.io_err("sync", &key, e)),
+            Ok(()) => sync_dir(path.parent().expect("has parent"))
+                .map_err(|e| this.io_err("sync", &key, e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(this.io_err("delete", &key, e)),
         })
@@ -251,10 +259,19 @@ mod tests {
         let s = LocalStorage::new(dir.path().join("repo"));
         s.put("data/ab/obj", b"x".to_vec()).await.unwrap();
         let f = dir.path().join("repo/data/ab/obj");
-        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let d = dir.path().join("repo/data/ab");
-        assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
-        let names: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(
+            fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let names: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("obj")]);
     }
 }

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Files benchmark: lifeboat vs restic (and borg/rustic if installed) on the same
+# generated tree, same machine, one run.  See bench/README.md.
+#
+#   bench/files.sh [--size-gb N] [--seed S] [--mutate-pct P] [--warm] [--peers restic,borg]
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SIZE_GB=2
+SEED=1
+MUTATE_PCT=5
+PEERS=""          # default: restic + any of borg/rustic already installed
+CMDLINE="bench/files.sh $*"
+
+usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --size-gb) SIZE_GB=$2; shift 2 ;;
+        --seed) SEED=$2; shift 2 ;;
+        --mutate-pct) MUTATE_PCT=$2; shift 2 ;;
+        --warm) DROP_CACHES=no; shift ;;
+        --peers) PEERS=$2; shift 2 ;;
+        -h|--help) usage ;;
+        *) echo "unknown argument: $1" >&2; usage 2 ;;
+    esac
+done
+
+FW=$WORK/files
+DATA=$FW/data
+PASS=$FW/password
+
+# ------------------------------------------------------------------ tools
+# Each tool implements <tool>_env (exports, run in a subshell) and
+# <tool>_cmd STEP [ARG] which sets the array CMD to the command to measure.
+# Edit here if a CLI changes.
+
+lifeboat_env() {
+    export LIFEBOAT_REPOSITORY=$FW/repos/lifeboat LIFEBOAT_PASSWORD_FILE=$PASS
+    export XDG_CACHE_HOME=$FW/cache/lifeboat
+}
+lifeboat_cmd() {
+    case $1 in
+        init) CMD=("$LIFEBOAT" init) ;;
+        backup) CMD=("$LIFEBOAT" backup "$DATA") ;;
+        restore) CMD=("$LIFEBOAT" restore latest --to "$2") ;;
+    esac
+}
+
+restic_env() {
+    export RESTIC_REPOSITORY=$FW/repos/restic RESTIC_PASSWORD_FILE=$PASS
+    export RESTIC_CACHE_DIR=$FW/cache/restic
+}
+restic_cmd() {
+    case $1 in
+        init) CMD=(restic init) ;;
+        backup) CMD=(restic backup "$DATA") ;;
+        restore) CMD=(restic restore latest --target "$2") ;;
+    esac
+}
+restic_version() { restic version | head -1; }
+
+borg_env() {
+    export BORG_REPO=$FW/repos/borg BORG_PASSCOMMAND="cat $PASS" BORG_BASE_DIR=$FW/cache/borg
+}
+borg_cmd() {
+    case $1 in
+        init) CMD=(borg init --encryption=repokey-blake2) ;;
+        backup) CMD=(borg create "::b$2" "$DATA") ;;   # default compression (lz4)
+        restore) CMD=(bash -c 'cd "$1" && borg extract ::b3' _ "$2") ;;
+    esac
+}
+borg_version() { borg --version; }
+
+rustic_env() {
+    export RUSTIC_REPOSITORY=$FW/repos/rustic RUSTIC_PASSWORD_FILE=$PASS
+    export XDG_CACHE_HOME=$FW/cache/rustic
+}
+rustic_cmd() {
+    case $1 in
+        init) CMD=(rustic init) ;;
+        backup) CMD=(rustic backup "$DATA") ;;
+        restore) CMD=(rustic restore latest "$2") ;;
+    esac
+}
+rustic_version() { rustic --version | head -1; }
+
+# run_step TOOL STEP KIND [ARG] -- measure one step in a subshell with the tool's env
+run_step() {
+    local tool=$1 step=$2 name rc=0; shift 2
+    name=$tool-$(tr -c 'a-z0-9\n' _ <<<"$step")
+    ( "${tool}_env"; "${tool}_cmd" "$@"; measure "$name" "${CMD[@]}" ) || rc=$?
+    parse_time "$name" "$rc"   # the subshell's M_* are gone; re-read them
+    # a tool that "succeeds" without a repository (e.g. a stub CLI) did not succeed
+    if [[ $M_STATUS == ok && ! -d $FW/repos/$tool ]]; then M_STATUS="FAILED (no repository)"; fi
+}
+
+cache_note() {
+    local c
+    c=$(size_of "$FW/cache/$1")
+    [[ -n $c ]] && awk -v c="$c" 'BEGIN { printf "cache %.0f MiB", c / 1048576 }'
+    return 0
+}
+
+# restored_root OUT -- where the data landed (tools differ: full path or basename)
+restored_root() {
+    local out=$1
+    for c in "$out$DATA" "$out/$(basename "$DATA")" "$out"; do
+        [[ -d $c/home && -d $c/srv ]] && { echo "$c"; return; }
+    done
+    echo "$out"
+}
+
+# --------------------------------------------------------------- the steps
+prepare_data() {
+    local pristine=$FW/pristine-g$SIZE_GB-s$SEED stamp
+    stamp="$(md5sum "$BENCH_DIR/gen_files.py" | cut -c1-12) size=$SIZE_GB seed=$SEED"
+    if [[ ! -f $pristine/.complete || $(cat "$pristine/.complete") != "$stamp" ]]; then
+        rm -rf "$pristine"
+        log "generating ${SIZE_GB} GB of test data (seed $SEED) into $pristine"
+        mkdir -p "$FW"
+        nice -n 10 python3 "$BENCH_DIR/gen_files.py" --size-gb "$SIZE_GB" --seed "$SEED" "$pristine.tmp"
+        mv "$pristine.tmp" "$pristine"
+        echo "$stamp" >"$pristine/.complete"
+    fi
+    log "copying pristine data to $DATA"
+    rm -rf "$DATA"
+    cp -a "$pristine" "$DATA"
+    rm -f "$DATA/.complete"
+}
+
+step_init() {
+    local tool=$1
+    if [[ $tool == lifeboat && ! -x $LIFEBOAT ]]; then fail_row lifeboat init "binary missing: $LIFEBOAT"; return; fi
+    run_step "$tool" init init
+    emit "$tool" init "$(size_of "$FW/repos/$tool")" ""
+}
+
+step_backup() {  # step_backup TOOL N STEPNAME
+    local tool=$1 n=$2 step=$3
+    run_step "$tool" "$step" backup "$n"
+    emit "$tool" "$step" "$(size_of "$FW/repos/$tool")" "$(cache_note "$tool")"
+}
+
+step_restore() {
+    local tool=$1 out=$FW/restore/$1 root note
+    rm -rf "$out"; mkdir -p "$out"
+    run_step "$tool" restore restore "$out"
+    local status=$M_STATUS
+    if [[ $status == ok ]]; then
+        root=$(restored_root "$out")
+        if diff -r --no-dereference "$DATA" "$root" >"$RUN_DIR/$tool-restore.diff" 2>&1; then
+            note="diff -r: identical"
+        else
+            M_STATUS="FAILED (diff)"
+            note="diff -r: $(wc -l <"$RUN_DIR/$tool-restore.diff") differences, see $RUN_DIR/$tool-restore.diff"
+        fi
+    else
+        note=""
+    fi
+    emit "$tool" restore "$(size_of "$FW/repos/$tool")" "$note"
+    rm -rf "$out"
+}
+
+choose_tools() {
+    TOOLS=(lifeboat restic)
+    if [[ -n $PEERS ]]; then
+        IFS=, read -r -a extra <<<"$PEERS"
+        TOOLS=(lifeboat "${extra[@]}")
+    else
+        command -v borg >/dev/null && TOOLS+=(borg)
+        command -v rustic >/dev/null && TOOLS+=(rustic)
+    fi
+    for t in "${TOOLS[@]}"; do
+        case $t in
+            lifeboat) ;;
+            restic) ensure_cmd restic restic ;;
+            borg) ensure_cmd borg borgbackup ;;
+            rustic) command -v rustic >/dev/null || die "rustic not installed (no Debian package; install it yourself)" ;;
+            *) die "unknown peer $t" ;;
+        esac
+    done
+}
+
+main() {
+    ensure_time
+    choose_tools
+    setup_cache_mode
+    new_run files
+    prepare_data
+    rm -rf "$FW/repos" "$FW/cache" "$FW/restore"
+    mkdir -p "$FW/repos" "$FW/cache"
+    printf 'lifeboat-bench-password\n' >"$PASS"
+    [[ $DROP_CACHES == no ]] && { log "pre-reading data (warm cache)"; tar cf - -C "$DATA" . >/dev/null; }
+
+    meta "command" "$CMDLINE"
+    machine_facts
+    meta "data" "$(du -sb "$DATA" | cut -f1) bytes in $(find "$DATA" -type f | wc -l) files, $(find "$DATA" -type d | wc -l) dirs, $(find "$DATA" -type l | wc -l) symlinks (gen_files.py --size-gb $SIZE_GB --seed $SEED)"
+    meta "data_bytes" "$(du -sb "$DATA" | cut -f1)"
+    for t in "${TOOLS[@]}"; do [[ $t == lifeboat ]] || meta "$t" "$("${t}_version")"; done
+    meta "tools" "${TOOLS[*]}"
+
+    local t
+    for t in "${TOOLS[@]}"; do step_init "$t"; done
+    if [[ " ${TOOLS[*]} " == *" restic "* ]]; then
+        meta "restic settings" "defaults: compression auto, repository $(restic_env; restic cat config 2>/dev/null | tr -d ' \n' | grep -o '"version":[0-9]*' || echo '?')"
+    fi
+    for t in "${TOOLS[@]}"; do step_backup "$t" 1 "backup 1 (initial)"; done
+    for t in "${TOOLS[@]}"; do step_backup "$t" 2 "backup 2 (unchanged)"; done
+    log "mutating ${MUTATE_PCT}% of files"
+    meta "mutation" "$(nice -n 10 python3 "$BENCH_DIR/gen_files.py" --mutate "$MUTATE_PCT" --seed "$SEED" "$DATA")"
+    for t in "${TOOLS[@]}"; do step_backup "$t" 3 "backup 3 (${MUTATE_PCT}% changed)"; done
+    for t in "${TOOLS[@]}"; do step_restore "$t"; done
+
+    render_report files "$RESULTS_DIR/files-$RUN_STAMP.md"
+}
+
+main

@@ -1,0 +1,165 @@
+//! Command-line definitions (clap).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// lifeboat: back up and recover PostgreSQL, ClickHouse and configuration
+/// into one encrypted, deduplicated repository.
+#[derive(Parser, Debug)]
+#[command(name = "lifeboat", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Config file (lifeboat.toml).
+    #[arg(long, global = true, env = "LIFEBOAT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Repository location (a directory).
+    #[arg(long, short = 'r', global = true, env = "LIFEBOAT_REPOSITORY")]
+    pub repo: Option<String>,
+    /// File holding the repository passphrase.
+    #[arg(long, global = true, env = "LIFEBOAT_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Exported raw key file (opens without a passphrase).
+    #[arg(long, global = true, env = "LIFEBOAT_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress output.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new repository.
+    Init,
+    /// Back up a configured source, or paths given on the command line.
+    Backup(BackupArgs),
+    /// List snapshots.
+    Snapshots(SnapshotsArgs),
+    /// List the contents of a snapshot.
+    Ls(LsArgs),
+    /// Restore a snapshot into a directory.
+    Restore(RestoreArgs),
+    /// Check the repository: structure, and with --read-data the data itself.
+    Verify(VerifyArgs),
+    /// Manage the keys (passphrases) that open the repository.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// A source name from the config, or paths to back up.
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    /// Backup kind for database sources (logical; physical comes later).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Snapshot time instead of now (RFC 3339, e.g. 2026-01-31T02:00:00Z).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Exclude glob (repeatable; files).
+    #[arg(long = "exclude")]
+    pub excludes: Vec<String>,
+    /// Include glob (repeatable; files).
+    #[arg(long = "include")]
+    pub includes: Vec<String>,
+    /// Also capture the environment, secrets redacted (files).
+    #[arg(long)]
+    pub env: bool,
+    /// Store secrets in .env files and the environment capture as they are.
+    #[arg(long)]
+    pub no_redact: bool,
+    /// Source name for an ad-hoc backup of paths.
+    #[arg(long, default_value = "files")]
+    pub source_name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    /// Only this source's snapshots.
+    #[arg(long)]
+    pub source: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Snapshot id (prefix) or `latest`.
+    pub snapshot: String,
+    /// Only below this path inside the snapshot.
+    pub path: Option<String>,
+    /// With `latest`: the latest of this source.
+    #[arg(long)]
+    pub source: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Snapshot id (prefix) or `latest`.
+    pub snapshot: String,
+    /// Target directory.
+    #[arg(long)]
+    pub to: String,
+    /// Restore only this path inside the snapshot (repeatable): a subtree or a file.
+    #[arg(long = "path")]
+    pub paths: Vec<String>,
+    /// With `latest`: the latest of this source.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Overwrite existing files in the target.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Also read and decrypt data: all of it, or a percentage (e.g. --read-data=10%).
+    #[arg(long, num_args = 0..=1, default_missing_value = "100%", value_name = "PERCENT")]
+    pub read_data: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Add a passphrase (read from --new-password-file).
+    Add(KeyAddArgs),
+    /// List key files.
+    List,
+    /// Remove a key file by id (prefix).
+    Remove {
+        /// Key id or prefix.
+        id: String,
+    },
+    /// Change the passphrase of the key in use.
+    Passwd(KeyAddArgs),
+    /// Write a raw key file that opens the repository without a passphrase.
+    Export {
+        /// Output file (created 0600; refuses to overwrite).
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct KeyAddArgs {
+    /// File holding the new passphrase.
+    #[arg(long, env = "LIFEBOAT_NEW_PASSWORD_FILE")]
+    pub new_password_file: PathBuf,
+    /// Label for the key.
+    #[arg(long, default_value = "")]
+    pub label: String,
+}

@@ -1,0 +1,141 @@
+//! `init` and `key add|list|remove|passwd|export`.
+
+use super::Context;
+use crate::args::{KeyAddArgs, KeyCommand};
+use crate::output;
+use anyhow::{bail, Context as _, Result};
+use lifeboat_engine::config::read_secret_file;
+use lifeboat_engine::open::key_meta;
+use lifeboat_repo::{Id, KdfParams};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::ExitCode;
+
+pub async fn init(ctx: &Context) -> Result<ExitCode> {
+    let repo = ctx.repo.init().await?;
+    let location = repo.storage().location();
+    if ctx.global.json {
+        output::json(
+            &serde_json::json!({"repository": location, "id": repo.config().id, "version": repo.config().version}),
+        );
+    } else {
+        println!(
+            "created lifeboat repository {} at {location}",
+            &repo.config().id[..8]
+        );
+        println!("keep the password safe: without it (or an exported key) the data cannot be read");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn new_password(a: &KeyAddArgs) -> Result<String> {
+    let pw = read_secret_file(&a.new_password_file)?;
+    if pw.is_empty() {
+        bail!(
+            "the new password file {} is empty",
+            a.new_password_file.display()
+        );
+    }
+    Ok(pw)
+}
+
+pub async fn run(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode> {
+    let repo = ctx.repo.open_without_index().await?;
+    match cmd {
+        KeyCommand::Add(a) => {
+            let id = repo
+                .add_key(
+                    new_password(&a)?.as_bytes(),
+                    KdfParams::default(),
+                    key_meta(&a.label),
+                )
+                .await?;
+            print_id(ctx, "added key", &id);
+        }
+        KeyCommand::Passwd(a) => {
+            let Some(old) = repo.key_in_use() else {
+                bail!("passwd changes the passphrase the repository was opened with; open it with a password, not a key file");
+            };
+            let id = repo
+                .add_key(
+                    new_password(&a)?.as_bytes(),
+                    KdfParams::default(),
+                    key_meta(&a.label),
+                )
+                .await?;
+            repo.storage().delete(&format!("keys/{old}")).await?;
+            print_id(ctx, "changed password; new key", &id);
+        }
+        KeyCommand::List => {
+            let keys = repo.list_keys().await?;
+            if ctx.global.json {
+                let list: Vec<_> = keys
+                    .iter()
+                    .map(|(id, k)| serde_json::json!({"id": id, "current": repo.key_in_use() == Some(*id), "created": k.created, "host": k.host, "user": k.user, "label": k.label}))
+                    .collect();
+                output::json(&serde_json::Value::Array(list));
+            } else {
+                println!(
+                    "{:<2}{:<10} {:<28} {:<16} {:<10} label",
+                    "", "id", "created", "host", "user"
+                );
+                for (id, k) in keys {
+                    let cur = if repo.key_in_use() == Some(id) {
+                        "*"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "{cur:<2}{:<10} {:<28} {:<16} {:<10} {}",
+                        id.short(),
+                        k.created,
+                        k.host,
+                        k.user,
+                        k.label
+                    );
+                }
+            }
+        }
+        KeyCommand::Remove { id } => {
+            let keys = repo.list_keys().await?;
+            let matching: Vec<Id> = keys
+                .iter()
+                .map(|(k, _)| *k)
+                .filter(|k| k.to_string().starts_with(&id))
+                .collect();
+            let target = match matching.as_slice() {
+                [one] => *one,
+                [] => bail!("no key matches {id:?} (see `lifeboat key list`)"),
+                _ => bail!("{} keys match {id:?}: give more digits", matching.len()),
+            };
+            repo.remove_key(&target).await?;
+            print_id(ctx, "removed key", &target);
+        }
+        KeyCommand::Export { output: path } => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| {
+                    format!("cannot create {} (it must not exist yet)", path.display())
+                })?;
+            f.write_all(&repo.export_raw_key())?;
+            f.sync_all()?;
+            if ctx.global.json {
+                output::json(&serde_json::json!({"exported": path}));
+            } else {
+                println!("wrote raw key to {} (mode 0600): it opens the repository without a password, guard it like the data", path.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_id(ctx: &Context, what: &str, id: &Id) {
+    if ctx.global.json {
+        output::json(&serde_json::json!({"result": what, "id": id}));
+    } else {
+        println!("{what} {}", id.short());
+    }
+}

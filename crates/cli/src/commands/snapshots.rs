@@ -1,0 +1,121 @@
+//! `snapshots` and `ls`.
+
+use super::Context;
+use crate::args::{LsArgs, SnapshotsArgs};
+use crate::output::{self, size};
+use anyhow::Result;
+use lifeboat_repo::{NodeKind, Repository, Tree};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
+    let repo = ctx.repo.open_without_index().await?;
+    let snaps: Vec<_> = repo
+        .snapshots()
+        .await?
+        .into_iter()
+        .filter(|(_, s)| a.source.as_ref().is_none_or(|src| &s.source == src))
+        .collect();
+    if ctx.global.json {
+        let list: Vec<_> = snaps
+            .iter()
+            .map(|(id, s)| {
+                let mut v = serde_json::to_value(s).expect("json");
+                v["id"] = serde_json::json!(id);
+                v
+            })
+            .collect();
+        output::json(&serde_json::Value::Array(list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<10} {:<26} {:<12} {:<18} {:>10} {:>10}  paths",
+        "id", "time", "source", "kind", "size", "added"
+    );
+    for (id, s) in &snaps {
+        println!(
+            "{:<10} {:<26} {:<12} {:<18} {:>10} {:>10}  {}",
+            id.short(),
+            s.time,
+            s.source,
+            s.kind,
+            size(s.stats.bytes),
+            size(s.stats.stored_bytes),
+            s.paths.join(" ")
+        );
+    }
+    println!("{} snapshot(s)", snaps.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn ls(ctx: &Context, a: LsArgs) -> Result<ExitCode> {
+    let repo = ctx.repo.open().await?;
+    let (id, snap) = repo.find_snapshot(&a.snapshot, a.source.as_deref()).await?;
+    let mut tree = repo.load_tree(&snap.tree).await?;
+    let mut prefix = String::new();
+    if let Some(p) = &a.path {
+        for part in p.split('/').filter(|s| !s.is_empty()) {
+            let node = tree
+                .get(part.as_bytes())
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("path {p:?} is not in snapshot {}", id.short()))?;
+            prefix = format!("{prefix}/{part}");
+            match node.subtree {
+                Some(sub) => tree = repo.load_tree(&sub).await?,
+                None => {
+                    tree = Tree { nodes: vec![node] };
+                    prefix = prefix
+                        .rsplit_once('/')
+                        .map(|(a, _)| a.to_string())
+                        .unwrap_or_default();
+                    break;
+                }
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    walk(&repo, tree, prefix, &mut rows).await?;
+    if ctx.global.json {
+        output::json(&serde_json::Value::Array(rows));
+    } else {
+        for r in rows {
+            let kind = r["type"].as_str().unwrap_or("");
+            let mode = r["mode"].as_u64().unwrap_or(0);
+            let c = match kind {
+                "dir" => 'd',
+                "symlink" => 'l',
+                _ => '-',
+            };
+            println!(
+                "{c}{:04o} {:>10}  {}",
+                mode,
+                size(r["size"].as_u64().unwrap_or(0)),
+                r["path"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn walk(
+    repo: &Arc<Repository>,
+    tree: Tree,
+    prefix: String,
+    rows: &mut Vec<serde_json::Value>,
+) -> Result<()> {
+    let mut stack = vec![(tree, prefix)];
+    while let Some((tree, prefix)) = stack.pop() {
+        for n in tree.nodes {
+            let path = format!("{prefix}/{}", n.name);
+            rows.push(serde_json::json!({
+                "path": path, "type": n.kind, "mode": n.mode, "size": n.size, "mtime_ns": n.mtime_ns,
+                "uid": n.uid, "gid": n.gid, "target": n.target,
+            }));
+            if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
+                stack.push((repo.load_tree(&sub).await?, path));
+            }
+        }
+    }
+    rows.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Exit codes (stable; docs/CLI.md) and error reporting.
+
+use lifeboat_engine::EngineError;
+use std::process::ExitCode;
+
+/// Success.
+pub const OK: u8 = 0;
+/// Any error without a more specific code.
+pub const ERROR: u8 = 1;
+/// The backup finished but skipped some entries (warnings printed).
+pub const INCOMPLETE: u8 = 3;
+/// No repository at the location.
+pub const NO_REPOSITORY: u8 = 10;
+/// Wrong password or key.
+pub const WRONG_KEY: u8 = 11;
+/// Repository data is damaged (also: verify found problems).
+pub const DAMAGED: u8 = 12;
+/// Repository format version not supported.
+pub const UNSUPPORTED_VERSION: u8 = 13;
+/// The restore target is not empty and --force was not given.
+pub const TARGET_NOT_EMPTY: u8 = 14;
+/// Bad config file or option.
+pub const CONFIG: u8 = 15;
+/// A source system (PostgreSQL, ...) failed or is unreachable.
+pub const SOURCE: u8 = 16;
+/// No space left on a device.
+pub const NO_SPACE: u8 = 17;
+/// Not found (snapshot, path, key).
+pub const NOT_FOUND: u8 = 18;
+
+/// The exit code for an error code.
+pub fn code_for(code: &str) -> u8 {
+    match code {
+        "not_a_repository" => NO_REPOSITORY,
+        "wrong_key" => WRONG_KEY,
+        "corrupt" | "storage_not_found" => DAMAGED,
+        "unsupported_version" => UNSUPPORTED_VERSION,
+        "target_not_empty" => TARGET_NOT_EMPTY,
+        "config" | "invalid" | "already_initialized" => CONFIG,
+        "source" | "source_io" => SOURCE,
+        "no_space" => NO_SPACE,
+        "not_found" => NOT_FOUND,
+        _ => ERROR,
+    }
+}
+
+/// Print an error once (chain included) and pick the exit code.
+pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        if io.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::from(OK);
+        }
+    }
+    let code = err
+        .downcast_ref::<EngineError>()
+        .map(|e| e.code())
+        .or_else(|| err.downcast_ref::<lifeboat_repo::Error>().map(|e| e.code()))
+        .unwrap_or("error");
+    let mut message = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !message.contains(&c) {
+            message.push_str(": ");
+            message.push_str(&c);
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"error": {"code": code, "message": message}})
+        );
+    } else {
+        eprintln!("lifeboat: error: {message}");
+    }
+    ExitCode::from(code_for(code))
+}

@@ -1,0 +1,358 @@
+//! Backup of a files source: walk the paths, store content and trees, write the snapshot.
+//!
+//! Steps: resolve the paths; find the parent snapshot (latest of the same
+//! source and paths); walk, reusing the parent's content for files whose
+//! size, mtime, ctime and inode are unchanged (so an unchanged tree is read
+//! from metadata alone); store `.env` files with secrets redacted; add the
+//! optional environment capture; seal the snapshot.
+//! Unreadable entries below the given paths become warnings, not failures.
+
+use crate::error::{EngineError, Result};
+use crate::progress::Progress;
+use crate::store::{seal_snapshot, snapshot_time, store_stream, store_tree, stream_node};
+use lifeboat_repo::chunker::FastCdc;
+use lifeboat_repo::index::Index;
+use lifeboat_repo::{
+    BlobKind, BlobWriter, Id, Node, NodeKind, Repository, Snapshot, SnapshotStats, Tree,
+};
+use lifeboat_sources::env::{is_env_file, Redactor};
+use lifeboat_sources::files::{
+    entry_meta, list_dir, read_link, EntryKind, EntryMeta, FilesError, Selection,
+};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What to back up.
+pub struct FilesBackup {
+    /// Source name recorded in the snapshot.
+    pub source: String,
+    /// Paths to back up.
+    pub paths: Vec<PathBuf>,
+    /// Include/exclude globs.
+    pub selection: Selection,
+    /// Secret redaction for `.env` files and the environment capture.
+    pub redactor: Redactor,
+    /// Also store the process environment as `environment.env`.
+    pub capture_env: bool,
+    /// Snapshot time (RFC 3339) instead of now.
+    pub time: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+/// The result of a backup.
+#[derive(Debug)]
+pub struct BackupOutcome {
+    /// Snapshot id.
+    pub id: Id,
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// Entries skipped with the reason.
+    pub warnings: Vec<String>,
+}
+
+/// Name of the environment capture in the snapshot's root tree.
+pub const ENV_CAPTURE_NAME: &str = "environment.env";
+
+/// Run a files backup.
+pub async fn backup_files(
+    repo: Arc<Repository>,
+    req: FilesBackup,
+    progress: Arc<Progress>,
+) -> Result<BackupOutcome> {
+    let started = std::time::Instant::now();
+    let time = snapshot_time(req.time.as_deref())?;
+    let paths = absolute_paths(&req.paths)?;
+    let path_strings: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let parent = repo
+        .snapshots()
+        .await?
+        .into_iter()
+        .rev()
+        .find(|(_, s)| s.source == req.source && s.paths == path_strings && s.kind == "files");
+    let parent_tree = match &parent {
+        Some((_, s)) => Some(repo.load_tree(&s.tree).await?),
+        None => None,
+    };
+    progress.set_phase("backing up files");
+    let writer = BlobWriter::new(repo.clone());
+    let (writer, root, walk) = tokio::task::spawn_blocking({
+        let repo = repo.clone();
+        let time = time.clone();
+        move || -> Result<(BlobWriter, Id, WalkResult)> {
+            let mut w = Walk::new(&repo, &writer, &req, &progress);
+            let mut root = Tree::default();
+            for path in &paths {
+                let name = path
+                    .file_name()
+                    .map_or(b"/".to_vec(), |n| n.as_bytes().to_vec());
+                let meta = entry_meta(path)?;
+                let prev = parent_tree.as_ref().and_then(|t| t.get(&name));
+                if let Some(node) = w.node(path, &name, &meta, prev)? {
+                    root.nodes.push(node);
+                }
+            }
+            if req.capture_env {
+                root.nodes.push(w.env_capture(&time)?);
+            }
+            let root_id = store_tree(&writer, root)?;
+            let result = w.result();
+            Ok((writer, root_id, result))
+        }
+    })
+    .await
+    .expect("backup thread panicked")?;
+    let mut stats = walk.stats;
+    let snap = Snapshot {
+        version: lifeboat_repo::snapshot::SNAPSHOT_VERSION,
+        time,
+        host: crate::open::hostname(),
+        user: std::env::var("USER").unwrap_or_default(),
+        source: walk.source,
+        kind: "files".into(),
+        paths: path_strings,
+        tags: walk.tags,
+        tree: root,
+        parent: parent.map(|(id, _)| id),
+        stats: {
+            stats.duration_ms = started.elapsed().as_millis() as u64;
+            stats
+        },
+        meta: serde_json::json!({
+            "redacted_files": walk.redacted,
+            "environment_captured": walk.env_captured,
+            "warnings": walk.warnings.len(),
+        }),
+    };
+    let (id, snapshot) = seal_snapshot(&repo, writer, snap).await?;
+    Ok(BackupOutcome {
+        id,
+        snapshot,
+        warnings: walk.warnings,
+    })
+}
+
+fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for p in paths {
+        let abs = std::path::absolute(p)
+            .map_err(EngineError::io(format!("resolving {}", p.display())))?;
+        std::fs::symlink_metadata(&abs)
+            .map_err(|e| EngineError::Config(format!("cannot back up {}: {e}", abs.display())))?;
+        let name = abs
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        if !seen.insert(name.clone()) {
+            return Err(EngineError::Config(format!(
+                "two paths end in {:?}: each path is stored under its last component, so they must differ",
+                name
+            )));
+        }
+        out.push(abs);
+    }
+    Ok(out)
+}
+
+struct WalkResult {
+    source: String,
+    tags: Vec<String>,
+    stats: SnapshotStats,
+    warnings: Vec<String>,
+    redacted: Vec<String>,
+    env_captured: bool,
+}
+
+struct Walk<'a> {
+    repo: &'a Repository,
+    writer: &'a BlobWriter,
+    req: &'a FilesBackup,
+    progress: &'a Progress,
+    chunker: FastCdc,
+    index: Arc<Index>,
+    stats: SnapshotStats,
+    warnings: Vec<String>,
+    redacted: Vec<String>,
+    env_captured: bool,
+}
+
+impl<'a> Walk<'a> {
+    fn new(
+        repo: &'a Repository,
+        writer: &'a BlobWriter,
+        req: &'a FilesBackup,
+        progress: &'a Progress,
+    ) -> Self {
+        Walk {
+            repo,
+            writer,
+            req,
+            progress,
+            chunker: repo.cdc_chunker(),
+            index: repo.index(),
+            stats: SnapshotStats::default(),
+            warnings: Vec::new(),
+            redacted: Vec::new(),
+            env_captured: false,
+        }
+    }
+
+    fn result(self) -> WalkResult {
+        WalkResult {
+            source: self.req.source.clone(),
+            tags: self.req.tags.clone(),
+            stats: self.stats,
+            warnings: self.warnings,
+            redacted: self.redacted,
+            env_captured: self.env_captured,
+        }
+    }
+
+    fn warn(&mut self, e: impl std::fmt::Display) {
+        self.warnings.push(e.to_string());
+    }
+
+    /// The node for `path`, or `None` when it is excluded or skipped.
+    fn node(
+        &mut self,
+        path: &Path,
+        name: &[u8],
+        meta: &EntryMeta,
+        prev: Option<&Node>,
+    ) -> Result<Option<Node>> {
+        let sel = &self.req.selection;
+        let kind = match meta.kind {
+            EntryKind::File if sel.keeps_file(path) => NodeKind::File,
+            EntryKind::Dir if !sel.excluded(path) => NodeKind::Dir,
+            EntryKind::Symlink if sel.keeps_file(path) => NodeKind::Symlink,
+            EntryKind::Other => {
+                self.warn(format!(
+                    "{}: skipped (socket, FIFO or device)",
+                    path.display()
+                ));
+                return Ok(None);
+            }
+            _ => return Ok(None),
+        };
+        let mut node = Node::new(name, kind);
+        node.mode = meta.mode;
+        node.mtime_ns = meta.mtime_ns;
+        node.uid = meta.uid;
+        node.gid = meta.gid;
+        let prev = prev.filter(|p| p.kind == kind);
+        match kind {
+            NodeKind::File => {
+                node.ctime_ns = meta.ctime_ns;
+                node.inode = meta.inode;
+                self.file_content(path, &mut node, meta, prev)?;
+                self.stats.files += 1;
+                self.progress.add_file();
+            }
+            NodeKind::Symlink => node.set_target(&read_link(path)?),
+            NodeKind::Dir => {
+                let subtree = self.dir(path, prev)?;
+                if subtree.nodes.is_empty() && sel.has_includes() {
+                    return Ok(None);
+                }
+                node.subtree = Some(store_tree(self.writer, subtree)?);
+                self.stats.dirs += 1;
+            }
+        }
+        Ok(Some(node))
+    }
+
+    fn dir(&mut self, path: &Path, prev: Option<&Node>) -> Result<Tree> {
+        let prev_tree = prev
+            .and_then(|p| p.subtree)
+            .and_then(|id| self.repo.read_blob_blocking(&id).ok())
+            .and_then(|b| serde_json::from_slice::<Tree>(&b).ok());
+        let mut tree = Tree::default();
+        for name in list_dir(path)? {
+            let child = path.join(&name);
+            let result = entry_meta(&child).and_then(|meta| {
+                let p = prev_tree.as_ref().and_then(|t| t.get(name.as_bytes()));
+                Ok((meta, p.cloned()))
+            });
+            let (meta, p) = match result {
+                Ok(x) => x,
+                Err(e) => {
+                    self.warn(e);
+                    continue;
+                }
+            };
+            match self.node(&child, name.as_bytes(), &meta, p.as_ref()) {
+                Ok(Some(n)) => tree.nodes.push(n),
+                Ok(None) => {}
+                Err(EngineError::Files(e @ FilesError::Io { .. })) => self.warn(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(tree)
+    }
+
+    fn file_content(
+        &mut self,
+        path: &Path,
+        node: &mut Node,
+        meta: &EntryMeta,
+        prev: Option<&Node>,
+    ) -> Result<()> {
+        let name = String::from_utf8_lossy(&node.name_bytes()).into_owned();
+        if self.req.redactor.enabled() && is_env_file(&name) && meta.size < 1 << 20 {
+            let text = std::fs::read(path).map_err(lifeboat_sources::files::io_err(path))?;
+            let text = String::from_utf8_lossy(&text);
+            let (redacted, count) = self.req.redactor.redact_env_file(&text);
+            if count > 0 {
+                self.redacted.push(path.display().to_string());
+            }
+            let bytes = redacted.into_bytes();
+            node.size = bytes.len() as u64;
+            self.stats.bytes += node.size;
+            self.progress.add_bytes(node.size);
+            node.content = vec![self.writer.add(BlobKind::Data, bytes)?];
+            return Ok(());
+        }
+        node.size = meta.size;
+        self.stats.bytes += meta.size;
+        if let Some(p) = prev {
+            let same = p.size == meta.size
+                && p.mtime_ns == meta.mtime_ns
+                && p.ctime_ns == meta.ctime_ns
+                && p.inode == meta.inode;
+            if same && p.content.iter().all(|id| self.index.contains(id)) {
+                node.content = p.content.clone();
+                self.stats.blobs += p.content.len() as u64;
+                self.progress.add_bytes(meta.size);
+                return Ok(());
+            }
+        }
+        let file = std::fs::File::open(path).map_err(lifeboat_sources::files::io_err(path))?;
+        let (ids, size) = store_stream(self.writer, &self.chunker, file, self.progress)?;
+        node.content = ids;
+        if size != meta.size {
+            self.warn(format!(
+                "{}: changed while being read ({} bytes stored, {} expected)",
+                path.display(),
+                size,
+                meta.size
+            ));
+            node.size = size;
+        }
+        Ok(())
+    }
+
+    fn env_capture(&mut self, time: &str) -> Result<Node> {
+        let (text, _) = self.req.redactor.capture(std::env::vars());
+        let bytes = text.into_bytes();
+        let size = bytes.len() as u64;
+        let id = self.writer.add(BlobKind::Data, bytes)?;
+        self.env_captured = true;
+        let mtime = time
+            .parse::<jiff::Timestamp>()
+            .map(|t| t.as_nanosecond() as i64)
+            .unwrap_or(0);
+        Ok(stream_node(ENV_CAPTURE_NAME, vec![id], size, mtime))
+    }
+}

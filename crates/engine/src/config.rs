@@ -1,0 +1,310 @@
+//! `lifeboat.toml`: the repository and the sources to back up.
+//!
+//! Secrets are never written inline on a command line: a value of the form
+//! `env:NAME` reads an environment variable and `file:PATH` reads a file
+//! (first line), see [`resolve_secret`]. Relative paths are relative to the
+//! config file's directory.
+
+use crate::error::{EngineError, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the repository is and how to open it.
+    #[serde(default)]
+    pub repository: RepositoryConfig,
+    /// What to back up.
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+    /// Directory of the config file (set on load).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[repository]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    /// A local path (or, later, `s3://bucket/prefix`).
+    pub url: Option<String>,
+    /// File holding the passphrase.
+    pub password_file: Option<String>,
+    /// `env:NAME` or `file:PATH` holding the passphrase.
+    pub password: Option<String>,
+    /// An exported raw key file.
+    pub key_file: Option<String>,
+}
+
+/// Kinds of sources.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Paths on disk.
+    Files,
+    /// A PostgreSQL database.
+    Postgres,
+    /// A ClickHouse server (not yet supported).
+    Clickhouse,
+}
+
+/// `verify = { ... }` of a source.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// Tables that must exist and be non-empty after a test restore.
+    #[serde(default)]
+    pub critical_tables: Vec<String>,
+    /// SQL queries that must return `true` (or `t`) after a test restore.
+    #[serde(default)]
+    pub assertions: Vec<String>,
+}
+
+/// `[[source]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique name, used on the command line.
+    pub name: String,
+    /// What it is.
+    pub kind: SourceKind,
+    // --- files ---
+    /// Paths to back up (files).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Include globs (files).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Exclude globs (files).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Capture the process environment (files), redacted.
+    #[serde(default)]
+    pub env: bool,
+    /// Redact secrets in `.env` files and the environment capture (default true).
+    #[serde(default = "yes")]
+    pub redact: bool,
+    /// Extra name fragments that mark a secret.
+    #[serde(default)]
+    pub redact_names: Vec<String>,
+    /// Variable names never redacted.
+    #[serde(default)]
+    pub keep_names: Vec<String>,
+    // --- postgres ---
+    /// Connection URL, usually `env:DATABASE_URL`.
+    pub url: Option<String>,
+    /// PGDATA for physical backups (later).
+    pub pgdata: Option<String>,
+    /// `supabase` for Supabase schema/role rules.
+    pub profile: Option<String>,
+    /// Directory with pg_dump/pg_restore of the right version.
+    pub bin_dir: Option<String>,
+    /// Default: schema only.
+    #[serde(default)]
+    pub schema_only: bool,
+    /// Default: data only.
+    #[serde(default)]
+    pub data_only: bool,
+    /// Default table patterns.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Default schema patterns.
+    #[serde(default)]
+    pub schemas: Vec<String>,
+    /// Tables to leave out.
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
+    /// Schemas to leave out.
+    #[serde(default)]
+    pub exclude_schemas: Vec<String>,
+    /// Capture roles and tablespaces with pg_dumpall (default true).
+    #[serde(default = "yes")]
+    pub globals: bool,
+    /// Keep role passwords in the globals (default false).
+    #[serde(default)]
+    pub role_passwords: bool,
+    /// Supabase profile: keep the data of auth tables.
+    #[serde(default)]
+    pub keep_auth_data: bool,
+    /// Supabase profile: keep the data of storage tables.
+    #[serde(default)]
+    pub keep_storage_data: bool,
+    // --- clickhouse (later) ---
+    /// ClickHouse databases.
+    #[serde(default)]
+    pub databases: Vec<String>,
+    // --- common ---
+    /// Cron schedules per backup kind (used by the daemon, later).
+    pub schedule: Option<toml::Table>,
+    /// Retention policy (used by forget, later).
+    pub retention: Option<toml::Table>,
+    /// Verification settings.
+    #[serde(default)]
+    pub verify: VerifyConfig,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Config {
+    /// Read and parse a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            EngineError::Config(format!("cannot read config {}: {e}", path.display()))
+        })?;
+        let mut cfg: Config = toml::from_str(&text)
+            .map_err(|e| EngineError::Config(format!("config {}: {e}", path.display())))?;
+        cfg.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.sources {
+            if !seen.insert(&s.name) {
+                return Err(EngineError::Config(format!(
+                    "source {:?} is defined twice",
+                    s.name
+                )));
+            }
+            match s.kind {
+                SourceKind::Files if s.paths.is_empty() && !s.env => {
+                    return Err(EngineError::Config(format!("source {:?}: a files source needs `paths` (or `env = true`)", s.name)))
+                }
+                SourceKind::Postgres if s.url.is_none() => {
+                    return Err(EngineError::Config(format!(
+                        "source {:?}: a postgres source needs `url` (e.g. url = \"env:DATABASE_URL\")",
+                        s.name
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A source by name.
+    pub fn source(&self, name: &str) -> Result<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name).ok_or_else(|| {
+            let names: Vec<_> = self.sources.iter().map(|s| s.name.as_str()).collect();
+            EngineError::Config(format!(
+                "no source named {name:?} in the config (sources: {})",
+                names.join(", ")
+            ))
+        })
+    }
+
+    /// Resolve a path relative to the config file.
+    pub fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}
+
+/// Resolve `env:NAME`, `file:PATH` or a literal value.
+pub fn resolve_secret(value: &str) -> Result<String> {
+    if let Some(name) = value.strip_prefix("env:") {
+        std::env::var(name).map_err(|_| {
+            EngineError::Config(format!(
+                "environment variable {name} is not set (referenced as env:{name})"
+            ))
+        })
+    } else if let Some(path) = value.strip_prefix("file:") {
+        read_secret_file(Path::new(path))
+    } else {
+        Ok(value.to_string())
+    }
+}
+
+/// The first line of a secret file, without its line ending.
+pub fn read_secret_file(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        EngineError::Config(format!("cannot read secret file {}: {e}", path.display()))
+    })?;
+    Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_design_example() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lifeboat.toml");
+        std::fs::write(
+            &p,
+            r#"
+[repository]
+url = "/var/backups/lifeboat"
+password_file = "/etc/lifeboat/pass"
+
+[[source]]
+name = "main"
+kind = "postgres"
+url = "env:DATABASE_URL"
+pgdata = "/var/lib/postgresql/15/main"
+profile = "supabase"
+schedule = { logical = "0 2 * * *", physical = "0 3 * * 0" }
+retention = { daily = 7, weekly = 4, monthly = 12, pitr_days = 7 }
+verify = { critical_tables = ["public.projects", "public.users"] }
+
+[[source]]
+name = "analytics"
+kind = "clickhouse"
+url = "http://127.0.0.1:8123"
+databases = ["default"]
+retention = { daily = 30 }
+
+[[source]]
+name = "config"
+kind = "files"
+paths = ["supabase/config.toml", "supabase/migrations", "package.json"]
+"#,
+        )
+        .unwrap();
+        let cfg = Config::load(&p).unwrap();
+        assert_eq!(cfg.sources.len(), 3);
+        assert_eq!(cfg.source("main").unwrap().verify.critical_tables.len(), 2);
+        assert_eq!(
+            cfg.path("supabase/config.toml"),
+            dir.path().join("supabase/config.toml")
+        );
+        assert!(cfg
+            .source("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("main, analytics, config"));
+    }
+
+    #[test]
+    fn secrets_resolve_from_env_and_files() {
+        std::env::set_var("LIFEBOAT_TEST_SECRET_X", "s3cr3t");
+        assert_eq!(
+            resolve_secret("env:LIFEBOAT_TEST_SECRET_X").unwrap(),
+            "s3cr3t"
+        );
+        assert!(resolve_secret("env:LIFEBOAT_TEST_UNSET_Y")
+            .unwrap_err()
+            .to_string()
+            .contains("not set"));
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), "pw\nignored\n").unwrap();
+        assert_eq!(
+            resolve_secret(&format!("file:{}", f.path().display())).unwrap(),
+            "pw"
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! Finding, creating and unlocking the repository from config, flags and environment.
+
+use crate::config::{read_secret_file, resolve_secret, RepositoryConfig};
+use crate::error::{EngineError, Result};
+use lifeboat_repo::{Credentials, KdfParams, KeyMeta, Repository};
+use lifeboat_storage::local::LocalStorage;
+use lifeboat_storage::Storage;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the repository is and how to unlock it, after merging flags,
+/// environment and config (flags win, then environment, then config).
+#[derive(Debug, Clone, Default)]
+pub struct RepoSpec {
+    /// Repository location.
+    pub url: Option<String>,
+    /// Passphrase file.
+    pub password_file: Option<PathBuf>,
+    /// Raw key file.
+    pub key_file: Option<PathBuf>,
+    /// Passphrase reference (`env:`/`file:`), from the config.
+    pub password_ref: Option<String>,
+}
+
+impl RepoSpec {
+    /// Fill unset fields from the config's `[repository]` section.
+    pub fn with_config(mut self, cfg: &RepositoryConfig, base: &crate::config::Config) -> Self {
+        if self.url.is_none() {
+            self.url = cfg.url.as_ref().map(|u| {
+                if u.contains("://") {
+                    u.clone()
+                } else {
+                    base.path(u).display().to_string()
+                }
+            });
+        }
+        if self.password_file.is_none() && self.key_file.is_none() {
+            self.password_file = cfg.password_file.as_deref().map(|p| base.path(p));
+            self.key_file = cfg.key_file.as_deref().map(|p| base.path(p));
+            self.password_ref.clone_from(&cfg.password);
+        }
+        self
+    }
+
+    /// The storage backend for the location.
+    pub fn storage(&self) -> Result<Arc<dyn Storage>> {
+        let url = self.url.as_deref().ok_or_else(|| {
+            EngineError::Config("no repository given: use --repo, LIFEBOAT_REPOSITORY or [repository] url in the config".into())
+        })?;
+        if let Some((scheme, _)) = url.split_once("://") {
+            if scheme != "file" {
+                return Err(EngineError::Config(format!(
+                    "repository URL scheme {scheme}:// is not supported by this build; use a local path"
+                )));
+            }
+        }
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        Ok(Arc::new(LocalStorage::new(path)))
+    }
+
+    fn credentials(&self) -> Result<Credentials> {
+        if let Some(k) = &self.key_file {
+            let bytes = std::fs::read(k).map_err(|e| {
+                EngineError::Config(format!("cannot read key file {}: {e}", k.display()))
+            })?;
+            return Ok(Credentials::RawKey(bytes));
+        }
+        Ok(Credentials::Password(self.password()?.into_bytes()))
+    }
+
+    /// The passphrase from the password file or reference.
+    pub fn password(&self) -> Result<String> {
+        let pw = if let Some(f) = &self.password_file {
+            read_secret_file(f)?
+        } else if let Some(r) = &self.password_ref {
+            resolve_secret(r)?
+        } else {
+            return Err(EngineError::Config(
+                "no password given: use --password-file, LIFEBOAT_PASSWORD_FILE, LIFEBOAT_KEY_FILE, or password_file in the config".into(),
+            ));
+        };
+        if pw.is_empty() {
+            return Err(EngineError::Config(
+                "the password is empty; refusing to use an empty password".into(),
+            ));
+        }
+        Ok(pw)
+    }
+
+    /// Open and unlock, with the index loaded.
+    pub async fn open(&self) -> Result<Arc<Repository>> {
+        let repo = self.open_without_index().await?;
+        repo.load_index().await?;
+        Ok(repo)
+    }
+
+    /// Open and unlock without loading the index (key management, listing).
+    pub async fn open_without_index(&self) -> Result<Arc<Repository>> {
+        let storage = self.storage()?;
+        Ok(Repository::open(storage, self.credentials()?).await?)
+    }
+
+    /// Create a repository.
+    pub async fn init(&self) -> Result<Arc<Repository>> {
+        let storage = self.storage()?;
+        let pw = self.password()?;
+        Ok(Repository::init(
+            storage,
+            pw.as_bytes(),
+            KdfParams::default(),
+            key_meta("initial key"),
+        )
+        .await?)
+    }
+}
+
+/// Who/where/when for a new key file.
+pub fn key_meta(label: &str) -> KeyMeta {
+    KeyMeta {
+        created: now_rfc3339(),
+        host: hostname(),
+        user: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "root".into()),
+        label: label.into(),
+    }
+}
+
+/// The current time, RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}

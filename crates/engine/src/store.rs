@@ -1,0 +1,86 @@
+//! Shared building blocks for backups: storing a stream as content blobs,
+//! storing a tree, and sealing a snapshot once its data is durable.
+
+use crate::error::{EngineError, Result};
+use crate::progress::Progress;
+use lifeboat_repo::chunker::{ChunkReader, Chunker};
+use lifeboat_repo::{
+    BlobKind, BlobWriter, Id, Node, NodeKind, Repository, Snapshot, SnapshotStats, Tree, WriteStats,
+};
+use std::io::Read;
+use std::sync::Arc;
+
+/// Chunk `reader` and store every chunk; returns the content ids and the byte count.
+pub fn store_stream(
+    writer: &BlobWriter,
+    chunker: &dyn Chunker,
+    reader: impl Read,
+    progress: &Progress,
+) -> Result<(Vec<Id>, u64)> {
+    let mut chunks = ChunkReader::new(reader, chunker);
+    let mut ids = Vec::new();
+    let mut size = 0u64;
+    while let Some(chunk) = chunks
+        .next_chunk()
+        .map_err(EngineError::io("reading source data"))?
+    {
+        size += chunk.len() as u64;
+        progress.add_bytes(chunk.len() as u64);
+        ids.push(writer.add(BlobKind::Data, chunk)?);
+    }
+    Ok((ids, size))
+}
+
+/// Store a tree blob; returns its id.
+pub fn store_tree(writer: &BlobWriter, mut tree: Tree) -> Result<Id> {
+    tree.sort();
+    let json = serde_json::to_vec(&tree).expect("trees serialize");
+    Ok(writer.add(BlobKind::Tree, json)?)
+}
+
+/// A file node for stored stream content, owned by root, mode 0600, at `mtime_ns`.
+pub fn stream_node(name: &str, content: Vec<Id>, size: u64, mtime_ns: i64) -> Node {
+    let mut n = Node::new(name.as_bytes(), NodeKind::File);
+    n.mode = 0o600;
+    n.mtime_ns = mtime_ns;
+    n.size = size;
+    n.content = content;
+    n
+}
+
+/// Fill a snapshot's figures from the writer's.
+pub fn apply_write_stats(stats: &mut SnapshotStats, w: &WriteStats) {
+    stats.blobs = w.blobs;
+    stats.new_blobs = w.new_blobs;
+    stats.new_bytes = w.new_bytes;
+    stats.stored_bytes = w.stored_bytes;
+}
+
+/// The snapshot time: `--time` if given (validated), else now.
+pub fn snapshot_time(time: Option<&str>) -> Result<String> {
+    match time {
+        None => Ok(crate::open::now_rfc3339()),
+        Some(t) => t
+            .parse::<jiff::Timestamp>()
+            .map(|ts| ts.to_string())
+            .map_err(|e| {
+                EngineError::Config(format!(
+                    "--time {t:?} is not an RFC 3339 time such as 2026-01-31T02:00:00Z: {e}"
+                ))
+            }),
+    }
+}
+
+/// Finish the writer (packs and index durable), then write the snapshot.
+pub async fn seal_snapshot(
+    repo: &Arc<Repository>,
+    writer: BlobWriter,
+    mut snap: Snapshot,
+) -> Result<(Id, Snapshot)> {
+    let stats = tokio::task::spawn_blocking(move || writer.finish())
+        .await
+        .expect("writer thread panicked")?;
+    apply_write_stats(&mut snap.stats, &stats);
+    let id = repo.save_snapshot(&snap).await?;
+    Ok((id, snap))
+}

@@ -1,0 +1,321 @@
+//! The files source, filesystem side: which paths are selected, what
+//! metadata is read, and how it is applied on restore.
+//!
+//! Selection: a pattern without `/` matches an entry's name anywhere
+//! (`*.log`, `node_modules`); a pattern with `/` matches the whole absolute
+//! path (`/srv/app/**/cache`). Excludes win over includes; with includes,
+//! a file is kept only when it matches one (directories are always walked).
+
+use glob::{MatchOptions, Pattern};
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Errors of the files source.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// A glob that does not parse.
+    #[error("invalid pattern {pattern:?}: {message}")]
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        message: String,
+    },
+    /// I/O on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Restore would overwrite something.
+    #[error("{0} already exists: restore refuses to overwrite (use --force to replace it)")]
+    Exists(PathBuf),
+}
+
+/// Result of files operations.
+pub type Result<T> = std::result::Result<T, FilesError>;
+
+/// Attach a path to an I/O error.
+pub fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FilesError + '_ {
+    move |source| FilesError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Include/exclude patterns.
+#[derive(Debug, Default, Clone)]
+pub struct Selection {
+    includes: Vec<Pattern>,
+    excludes: Vec<Pattern>,
+}
+
+const OPTS: MatchOptions = MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
+fn compile(patterns: &[String]) -> Result<Vec<Pattern>> {
+    patterns
+        .iter()
+        .map(|p| {
+            Pattern::new(p).map_err(|e| FilesError::Pattern {
+                pattern: p.clone(),
+                message: e.msg.to_string(),
+            })
+        })
+        .collect()
+}
+
+impl Selection {
+    /// Compile include and exclude globs.
+    pub fn new(includes: &[String], excludes: &[String]) -> Result<Self> {
+        Ok(Selection {
+            includes: compile(includes)?,
+            excludes: compile(excludes)?,
+        })
+    }
+
+    fn matches(p: &Pattern, path: &Path) -> bool {
+        if p.as_str().contains('/') {
+            p.matches_path_with(path, OPTS)
+        } else {
+            path.file_name()
+                .is_some_and(|n| p.matches_with(&n.to_string_lossy(), OPTS))
+        }
+    }
+
+    /// Whether `path` is excluded (and, for a directory, everything below it).
+    pub fn excluded(&self, path: &Path) -> bool {
+        self.excludes.iter().any(|p| Self::matches(p, path))
+    }
+
+    /// Whether a file at `path` is kept.
+    pub fn keeps_file(&self, path: &Path) -> bool {
+        !self.excluded(path)
+            && (self.includes.is_empty() || self.includes.iter().any(|p| Self::matches(p, path)))
+    }
+
+    /// Whether includes are in force (then directories left empty are dropped).
+    pub fn has_includes(&self) -> bool {
+        !self.includes.is_empty()
+    }
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link.
+    Symlink,
+    /// Socket, FIFO, device: skipped with a warning.
+    Other,
+}
+
+/// Metadata of one entry, read with `lstat`.
+#[derive(Debug, Clone)]
+pub struct EntryMeta {
+    /// Kind.
+    pub kind: EntryKind,
+    /// `st_mode & 0o7777`.
+    pub mode: u32,
+    /// mtime, ns since the epoch.
+    pub mtime_ns: i64,
+    /// ctime, ns since the epoch (change detection only).
+    pub ctime_ns: i64,
+    /// Inode (change detection only).
+    pub inode: u64,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size.
+    pub size: u64,
+}
+
+/// `lstat` a path.
+pub fn entry_meta(path: &Path) -> Result<EntryMeta> {
+    let m = fs::symlink_metadata(path).map_err(io_err(path))?;
+    let ft = m.file_type();
+    let kind = if ft.is_file() {
+        EntryKind::File
+    } else if ft.is_dir() {
+        EntryKind::Dir
+    } else if ft.is_symlink() {
+        EntryKind::Symlink
+    } else {
+        EntryKind::Other
+    };
+    Ok(EntryMeta {
+        kind,
+        mode: m.mode() & 0o7777,
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        inode: m.ino(),
+        uid: m.uid(),
+        gid: m.gid(),
+        size: m.len(),
+    })
+}
+
+/// A directory's entry names, sorted by bytes.
+pub fn list_dir(path: &Path) -> Result<Vec<std::ffi::OsString>> {
+    let mut names = fs::read_dir(path)
+        .map_err(io_err(path))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(io_err(path))?;
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    Ok(names)
+}
+
+/// A symlink's target bytes.
+pub fn read_link(path: &Path) -> Result<Vec<u8>> {
+    Ok(fs::read_link(path)
+        .map_err(io_err(path))?
+        .as_os_str()
+        .as_bytes()
+        .to_vec())
+}
+
+/// Whether we run as root, so owners can be restored (the owner of
+/// `/proc/self` is the effective uid).
+pub fn can_chown() -> bool {
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// Metadata to apply on restore.
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreMeta {
+    /// Permission bits.
+    pub mode: u32,
+    /// mtime, ns.
+    pub mtime_ns: i64,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// Apply owner, mode and mtime (in that order: chown clears setuid bits).
+pub fn apply_meta(path: &Path, kind: EntryKind, m: &RestoreMeta, chown: bool) -> Result<()> {
+    if chown {
+        std::os::unix::fs::lchown(path, Some(m.uid), Some(m.gid)).map_err(io_err(path))?;
+    }
+    let t = filetime::FileTime::from_unix_time(
+        m.mtime_ns.div_euclid(1_000_000_000),
+        m.mtime_ns.rem_euclid(1_000_000_000) as u32,
+    );
+    if kind == EntryKind::Symlink {
+        filetime::set_symlink_file_times(path, t, t).map_err(io_err(path))?;
+    } else {
+        fs::set_permissions(path, fs::Permissions::from_mode(m.mode)).map_err(io_err(path))?;
+        filetime::set_file_times(path, t, t).map_err(io_err(path))?;
+    }
+    Ok(())
+}
+
+/// Create a symlink, replacing an existing entry only with `force`.
+pub fn create_symlink(target: &[u8], path: &Path, force: bool) -> Result<()> {
+    if force && fs::symlink_metadata(path).is_ok() {
+        remove_any(path)?;
+    }
+    std::os::unix::fs::symlink(OsStr::from_bytes(target), path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => FilesError::Exists(path.to_path_buf()),
+        _ => FilesError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })
+}
+
+/// Create a directory (existing directories are fine).
+pub fn create_dir(path: &Path) -> Result<()> {
+    match fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() && !path.is_symlink() =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(FilesError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// Open a file for restoring into: new, or truncated with `force`.
+pub fn create_file(path: &Path, force: bool) -> Result<fs::File> {
+    if force {
+        if let Ok(m) = fs::symlink_metadata(path) {
+            if !m.is_file() {
+                remove_any(path)?;
+            }
+        }
+    }
+    let mut o = fs::OpenOptions::new();
+    o.write(true);
+    if force {
+        o.create(true).truncate(true);
+    } else {
+        o.create_new(true);
+    }
+    o.open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => FilesError::Exists(path.to_path_buf()),
+        _ => FilesError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })
+}
+
+fn remove_any(path: &Path) -> Result<()> {
+    let m = fs::symlink_metadata(path).map_err(io_err(path))?;
+    if m.is_dir() {
+        fs::remove_dir_all(path).map_err(io_err(path))
+    } else {
+        fs::remove_file(path).map_err(io_err(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_by_name_and_by_path() {
+        let s = Selection::new(
+            &[],
+            &[
+                "*.log".into(),
+                "/srv/app/cache".into(),
+                "node_modules".into(),
+            ],
+        )
+        .unwrap();
+        assert!(s.excluded(Path::new("/x/y/app.log")));
+        assert!(s.excluded(Path::new("/srv/app/cache")));
+        assert!(!s.excluded(Path::new("/srv/other/cache")));
+        assert!(s.excluded(Path::new("/a/node_modules")));
+        assert!(s.keeps_file(Path::new("/a/b.txt")));
+        let inc = Selection::new(&["*.toml".into()], &["secret.toml".into()]).unwrap();
+        assert!(inc.keeps_file(Path::new("/a/config.toml")));
+        assert!(!inc.keeps_file(Path::new("/a/secret.toml")));
+        assert!(!inc.keeps_file(Path::new("/a/readme.md")));
+        assert!(Selection::new(&["[".into()], &[]).is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! Throwaway PostgreSQL clusters: `initdb` + `pg_ctl` in a temporary directory on
+//! a free local port, stopped and removed on drop (also when a test panics).
+//!
+//! Used by tests, by `verify --restore-test` / `drill`, and by the README demo.
+//! PostgreSQL refuses to run as root, so when we are root the directory is handed
+//! to the `postgres` OS user and the server tools run as that user
+//! (`CommandExt::uid/gid`). Durability is switched off (`fsync=off`, ...): a
+//! scratch cluster holds nothing worth a crash guarantee.
+
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::conn::PgTarget;
+use super::error::{PgError, Result};
+use super::query;
+use super::tools::ClientTools;
+
+/// The superuser name initdb creates.
+pub const SUPERUSER: &str = "postgres";
+
+/// A running scratch cluster. Dropping it stops the server and deletes its files.
+#[derive(Debug)]
+pub struct ScratchCluster {
+    dir: Option<tempfile::TempDir>,
+    tools: ClientTools,
+    port: u16,
+    pid: Option<u32>,
+    run_as: Option<(u32, u32)>,
+}
+
+impl ScratchCluster {
+    /// Creates and starts a cluster with the server binaries in `bin_dir`
+    /// (which must also hold `psql`, e.g. `/usr/lib/postgresql/15/bin`), in the
+    /// system temporary directory.
+    pub fn start(bin_dir: &Path) -> Result<Self> {
+        Self::start_in(bin_dir, None)
+    }
+
+    /// Like [`ScratchCluster::start`], with the cluster directory under `base_dir`.
+    pub fn start_in(bin_dir: &Path, base_dir: Option<&Path>) -> Result<Self> {
+        let tools = ClientTools::from_dir(bin_dir)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("lifeboat-pg-");
+        let dir = match base_dir {
+            Some(b) => builder.tempdir_in(b),
+            None => builder.tempdir(),
+        }
+        .map_err(|e| PgError::io("creating scratch cluster directory", e))?;
+        let run_as = if running_as_root() {
+            let ids = postgres_user_ids()?;
+            std::os::unix::fs::chown(dir.path(), Some(ids.0), Some(ids.1))
+                .map_err(|e| PgError::io("handing the scratch directory to postgres", e))?;
+            Some(ids)
+        } else {
+            None
+        };
+        let mut cluster = ScratchCluster {
+            dir: Some(dir),
+            tools,
+            port: 0,
+            pid: None,
+            run_as,
+        };
+        std::fs::create_dir(cluster.socket_dir())
+            .map_err(|e| PgError::io("creating socket directory", e))?;
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(cluster.socket_dir(), Some(uid), Some(gid))
+                .map_err(|e| PgError::io("handing the socket directory to postgres", e))?;
+        }
+        cluster.initdb()?;
+        // A port picked by binding port 0 can be taken by someone else before the
+        // server binds it; try a few times.
+        let mut last = None;
+        for _ in 0..3 {
+            cluster.port = free_port()?;
+            match cluster.pg_ctl_start() {
+                Ok(()) => {
+                    cluster.pid = Some(cluster.read_pid()?);
+                    return Ok(cluster);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| PgError::Cluster {
+            detail: "could not start".into(),
+        }))
+    }
+
+    fn root(&self) -> &Path {
+        self.dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(Path::new("/nonexistent"))
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root().join("data")
+    }
+
+    /// The private Unix socket directory.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.root().join("sock")
+    }
+
+    /// The server log file.
+    pub fn log_file(&self) -> PathBuf {
+        self.root().join("server.log")
+    }
+
+    /// TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Process id of the postmaster.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// Client tools of this cluster's version.
+    pub fn tools(&self) -> &ClientTools {
+        &self.tools
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://{SUPERUSER}@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Connection target for the `postgres` database as the superuser.
+    pub fn target(&self) -> PgTarget {
+        PgTarget::from_parts("127.0.0.1", self.port, SUPERUSER, "postgres")
+    }
+
+    /// Runs SQL in the `postgres` database; returns the rows.
+    pub fn run_sql(&self, sql: &str) -> Result<Vec<Vec<String>>> {
+        query::run_sql(&self.tools, &self.target(), sql)
+    }
+
+    /// Runs SQL in database `db`; returns the rows.
+    pub fn run_sql_in(&self, db: &str, sql: &str) -> Result<Vec<Vec<String>>> {
+        query::run_sql(&self.tools, &self.target().with_database(db), sql)
+    }
+
+    /// Creates database `db`.
+    pub fn create_database(&self, db: &str) -> Result<()> {
+        query::create_database(&self.tools, &self.target(), db)
+    }
+
+    /// The last lines of the server log (for error messages).
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    fn server_command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.tools.program(program));
+        for var in [
+            "PGDATA",
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGDATABASE",
+            "PGOPTIONS",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.current_dir(self.root());
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid).env("HOME", self.root());
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, mut cmd: Command, what: &str) -> Result<Output> {
+        let out = cmd.output().map_err(|source| PgError::Spawn {
+            program: what.to_string(),
+            source,
+        })?;
+        if !out.status.success() {
+            return Err(PgError::Cluster {
+                detail: format!(
+                    "{what} failed ({}): {}{}\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    String::from_utf8_lossy(&out.stdout).trim(),
+                    self.log_tail()
+                ),
+            });
+        }
+        Ok(out)
+    }
+
+    fn initdb(&self) -> Result<()> {
+        let utf8 = locale_available("C.utf8") || locale_available("C.UTF-8");
+        let mut cmd = self.server_command("initdb");
+        cmd.args(["-A", "trust", "-U", SUPERUSER, "-E", "UTF8", "--no-sync"])
+            .arg(if utf8 {
+                "--locale=C.UTF-8"
+            } else {
+                "--locale=C"
+            })
+            .arg("-D")
+            .arg(self.data_dir());
+        self.run(cmd, "initdb").map(|_| ())
+    }
+
+    fn pg_ctl_start(&self) -> Result<()> {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
+             -c synchronous_commit=off -c max_connections=30 -c shared_buffers=32MB",
+            self.port,
+            self.socket_dir().display()
+        );
+        let mut cmd = self.server_command("pg_ctl");
+        cmd.args(["-w", "-t", "60", "-D"])
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.log_file())
+            .args(["start", "-o", &opts]);
+        // pg_ctl's daemonized postmaster must not hold our pipes open.
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        self.run(cmd, "pg_ctl start").map(|_| ())
+    }
+
+    fn read_pid(&self) -> Result<u32> {
+        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid"))
+            .map_err(|e| PgError::io("reading postmaster.pid", e))?;
+        text.lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| PgError::Cluster {
+                detail: "postmaster.pid has no pid".into(),
+            })
+    }
+
+    /// Whether `pid` is still our postmaster (alive, not a zombie, same data dir).
+    fn is_our_postmaster(&self, pid: u32) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // State is the field after the parenthesised command name.
+        let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next());
+        if stat.is_empty() || matches!(state, Some(Some('Z')) | Some(Some('X'))) {
+            return false;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let data = self.data_dir();
+        String::from_utf8_lossy(&cmdline).contains(&*data.to_string_lossy())
+    }
+
+    fn signal(pid: u32, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    fn wait_gone(&self, pid: u32, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if !self.is_our_postmaster(pid) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        !self.is_our_postmaster(pid)
+    }
+
+    fn stop_server(&mut self) -> Result<()> {
+        let Some(pid) = self.pid.take() else {
+            return Ok(());
+        };
+        if !self.is_our_postmaster(pid) {
+            return Ok(());
+        }
+        // SIGINT = fast shutdown (disconnect clients, checkpoint); SIGQUIT = immediate;
+        // SIGKILL as the last resort.
+        for (sig, wait) in [
+            ("-INT", Duration::from_secs(30)),
+            ("-QUIT", Duration::from_secs(10)),
+            ("-KILL", Duration::from_secs(5)),
+        ] {
+            Self::signal(pid, sig);
+            if self.wait_gone(pid, wait) {
+                return Ok(());
+            }
+        }
+        Err(PgError::Cluster {
+            detail: format!("postmaster {pid} did not exit"),
+        })
+    }
+
+    /// Stops the server and removes the cluster directory.
+    pub fn stop(mut self) -> Result<()> {
+        self.stop_server()?;
+        if let Some(dir) = self.dir.take() {
+            dir.close()
+                .map_err(|e| PgError::io("removing scratch cluster directory", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ScratchCluster {
+    fn drop(&mut self) {
+        let _ = self.stop_server();
+        // TempDir removes the directory when dropped.
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// uid and gid of the `postgres` OS user, from /etc/passwd.
+fn postgres_user_ids() -> Result<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|e| PgError::io("reading /etc/passwd", e))?;
+    passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 3 && f[0] == "postgres").then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+        })
+        .next()
+        .ok_or_else(|| PgError::Cluster {
+            detail: "running as root, but there is no `postgres` OS user to run the server as (PostgreSQL refuses root): create it, e.g. `useradd -r postgres`".into(),
+        })
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| PgError::io("finding a free port", e))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| PgError::io("finding a free port", e))
+}
+
+fn locale_available(name: &str) -> bool {
+    Command::new("locale")
+        .arg("-a")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case(name))
+        })
+        .unwrap_or(false)
+}

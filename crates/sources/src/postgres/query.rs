@@ -1,0 +1,718 @@
+//! Running SQL through `psql` and the catalog questions lifeboat asks a server.
+//!
+//! `psql` runs with `-X -q -A -t --no-password -v ON_ERROR_STOP=1`, fields separated
+//! by U+001F and records terminated by NUL (`-0`): NUL can never occur in a
+//! PostgreSQL text value, so values containing newlines, pipes or tabs survive.
+//! SQL goes in on stdin and connection details (including the password) through
+//! the environment, so nothing sensitive is ever on argv. Failures are classified
+//! from psql's stderr into [`PgError`] variants with actionable messages.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use super::conn::PgTarget;
+use super::error::{PgError, Result};
+use super::tools::ClientTools;
+
+/// Field separator used between columns of a row.
+pub const FIELD_SEP: char = '\u{1f}';
+
+/// Namespaces that never hold user objects.
+pub(crate) const SYSTEM_SCHEMA_FILTER: &str =
+    "n.nspname NOT IN ('pg_catalog', 'information_schema') \
+     AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'";
+
+/// The `psql` command for `target`, reading SQL from stdin; stdout carries rows.
+pub fn psql_command(tools: &ClientTools, target: &PgTarget) -> Command {
+    let mut cmd = Command::new(&tools.psql);
+    cmd.args([
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "--no-password",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-0",
+    ])
+    .arg(format!("--field-separator={FIELD_SEP}"))
+    .args(["-f", "-"]);
+    target.apply_env(&mut cmd);
+    // Stable, parseable output whatever the caller's environment says.
+    cmd.env("PGCLIENTENCODING", "UTF8");
+    cmd
+}
+
+/// Runs `sql` (one or more statements) and returns every row of every result set.
+pub fn run_sql(tools: &ClientTools, target: &PgTarget, sql: &str) -> Result<Vec<Vec<String>>> {
+    let out = run_psql_raw(tools, target, sql)?;
+    Ok(parse_rows(&out))
+}
+
+/// Runs `sql` and returns raw stdout (records terminated by NUL).
+fn run_psql_raw(tools: &ClientTools, target: &PgTarget, sql: &str) -> Result<String> {
+    let mut cmd = psql_command(tools, target);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
+        program: tools.psql.display().to_string(),
+        source,
+    })?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let sql_owned = sql.to_string();
+    // Feed stdin from a thread so a large result cannot deadlock against a large script.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(sql_owned.as_bytes());
+    });
+    let out = child
+        .wait_with_output()
+        .map_err(|e| PgError::io("waiting for psql", e))?;
+    let _ = writer.join();
+    if !out.status.success() {
+        return Err(classify_failure(
+            "psql",
+            target,
+            &out.status.to_string(),
+            &String::from_utf8_lossy(&out.stderr),
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|_| PgError::Parse {
+        what: "psql output".into(),
+        detail: "not UTF-8".into(),
+    })
+}
+
+/// Splits psql output (NUL-terminated records, U+001F-separated fields) into rows.
+pub fn parse_rows(out: &str) -> Vec<Vec<String>> {
+    let mut records: Vec<&str> = out.split('\0').collect();
+    if records.last().is_some_and(|r| r.trim().is_empty()) {
+        records.pop();
+    }
+    records
+        .into_iter()
+        .map(|r| r.split(FIELD_SEP).map(str::to_string).collect())
+        .collect()
+}
+
+/// Turns a failed tool run (its stderr) into the most specific error we can name.
+/// Used for psql here, and by the engine for pg_dump / pg_restore / pg_dumpall.
+pub fn classify_failure(tool: &str, target: &PgTarget, status: &str, stderr: &str) -> PgError {
+    let lower = stderr.to_ascii_lowercase();
+    let address = target.address();
+    if lower.contains("connection refused") {
+        return PgError::Unreachable {
+            address,
+            reason: "connection refused".into(),
+        };
+    }
+    if lower.contains("could not translate host name") {
+        return PgError::UnknownHost {
+            host: quoted_after(stderr, "host name").unwrap_or_else(|| address.clone()),
+        };
+    }
+    if lower.contains("timeout expired") {
+        return PgError::Timeout { address };
+    }
+    if lower.contains("no route to host") || lower.contains("network is unreachable") {
+        return PgError::Unreachable {
+            address,
+            reason: "no route to host".into(),
+        };
+    }
+    if lower.contains("on socket") && lower.contains("no such file or directory") {
+        return PgError::Unreachable {
+            address,
+            reason: "no server socket there".into(),
+        };
+    }
+    let user = || {
+        target
+            .user()
+            .map(str::to_string)
+            .unwrap_or_else(|| "(default user)".into())
+    };
+    if lower.contains("password authentication failed") {
+        return PgError::AuthFailed {
+            user: quoted_after(stderr, "for user").unwrap_or_else(user),
+            detail: "password authentication failed".into(),
+        };
+    }
+    if lower.contains("no password supplied") {
+        return PgError::AuthFailed {
+            user: user(),
+            detail: "the server requires a password and none was given".into(),
+        };
+    }
+    if lower.contains("fatal") && lower.contains("role \"") && lower.contains("does not exist") {
+        return PgError::RoleMissing {
+            role: quoted_after(stderr, "role").unwrap_or_else(user),
+        };
+    }
+    if lower.contains("database \"") && lower.contains("does not exist") && lower.contains("fatal")
+    {
+        return PgError::DatabaseMissing {
+            database: quoted_after(stderr, "database")
+                .or_else(|| target.database().map(str::to_string))
+                .unwrap_or_default(),
+        };
+    }
+    PgError::ToolFailed {
+        tool: tool.to_string(),
+        status: status.to_string(),
+        stderr: stderr.trim().to_string(),
+    }
+}
+
+/// The first `"quoted"` word after `marker` in `text`.
+fn quoted_after(text: &str, marker: &str) -> Option<String> {
+    let i = text.find(marker)? + marker.len();
+    let rest = &text[i..];
+    let start = rest.find('"')? + 1;
+    let end = rest[start..].find('"')? + start;
+    Some(rest[start..end].to_string())
+}
+
+/// Quotes an SQL identifier (always, so case and special characters survive).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes an SQL string literal (standard_conforming_strings is on since 9.1).
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// Splits `schema.table`, `"My Schema"."a.b"` or `table` into `(schema, name)`,
+/// removing quotes; unquoted parts are taken as written (no case folding, since
+/// users pass the names they see in `\dt`).
+pub fn split_qualified(name: &str) -> (Option<String>, String) {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut in_quotes = false;
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if in_quotes && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => in_quotes = !in_quotes,
+            '.' if !in_quotes && parts.is_empty() => parts.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    if parts.len() == 2 {
+        let name = parts.pop().unwrap_or_default();
+        (parts.pop(), name)
+    } else {
+        (None, parts.pop().unwrap_or_default())
+    }
+}
+
+/// `schema.name` as the key used in [`DependencyInfo`] and checksum maps.
+pub fn qualified(schema: &str, name: &str) -> String {
+    format!("{schema}.{name}")
+}
+
+/// `server_version_num`, e.g. 150018 for 15.18.
+pub fn server_version_num(tools: &ClientTools, target: &PgTarget) -> Result<u32> {
+    let v = single_value(tools, target, "SHOW server_version_num;")?;
+    v.trim().parse().map_err(|_| PgError::Parse {
+        what: "server_version_num".into(),
+        detail: v,
+    })
+}
+
+/// Major version from a `server_version_num` (15 for 150018, 9 for 90624).
+pub fn major_of(version_num: u32) -> u32 {
+    version_num / 10000
+}
+
+/// Major version of the server (e.g. 15).
+pub fn server_major(tools: &ClientTools, target: &PgTarget) -> Result<u32> {
+    Ok(major_of(server_version_num(tools, target)?))
+}
+
+fn single_value(tools: &ClientTools, target: &PgTarget, sql: &str) -> Result<String> {
+    let rows = run_sql(tools, target, sql)?;
+    rows.into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next())
+        .ok_or_else(|| PgError::Parse {
+            what: "query result".into(),
+            detail: format!("no row returned by {sql}"),
+        })
+}
+
+fn parse_i64(s: &str, what: &str) -> Result<i64> {
+    let s = s.trim();
+    // reltuples is a float4 and may print as e.g. 1e+06.
+    s.parse::<i64>()
+        .or_else(|_| s.parse::<f64>().map(|f| f as i64))
+        .map_err(|_| PgError::Parse {
+            what: what.into(),
+            detail: s.to_string(),
+        })
+}
+
+/// Whether database `name` exists on the server of `target`.
+pub fn database_exists(tools: &ClientTools, target: &PgTarget, name: &str) -> Result<bool> {
+    let sql = format!(
+        "SELECT count(*) FROM pg_database WHERE datname = {};",
+        quote_literal(name)
+    );
+    Ok(single_value(tools, target, &sql)?.trim() != "0")
+}
+
+/// Creates database `name` from `template0` (what pg_restore expects), owned by the
+/// connecting user. `target` must point at an existing database (e.g. `postgres`).
+pub fn create_database(tools: &ClientTools, target: &PgTarget, name: &str) -> Result<()> {
+    let sql = format!("CREATE DATABASE {} TEMPLATE template0;", quote_ident(name));
+    run_sql(tools, target, &sql).map(|_| ())
+}
+
+/// Drops database `name` if it exists (used for scratch restore tests).
+pub fn drop_database(tools: &ClientTools, target: &PgTarget, name: &str) -> Result<()> {
+    let sql = format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE);",
+        quote_ident(name)
+    );
+    run_sql(tools, target, &sql).map(|_| ())
+}
+
+/// Whether the database has no user objects: no tables, views, sequences,
+/// functions or types outside the system schemas, ignoring objects that belong
+/// to extensions. A safe target for a full restore.
+pub fn is_database_empty(tools: &ClientTools, target: &PgTarget) -> Result<bool> {
+    let not_ext = |catalog: &str, col: &str| {
+        format!(
+            "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass \
+             AND d.objid = {col} AND d.deptype = 'e')"
+        )
+    };
+    let sql = format!(
+        "SELECT \
+         (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+            WHERE c.relkind IN ('r','p','v','m','S','f') AND {sys} AND {c_ext}) \
+         + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+            WHERE {sys} AND {p_ext}) \
+         + (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+            WHERE {sys} AND {t_ext} AND (t.typtype IN ('e','d','r') \
+              OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')));",
+        sys = SYSTEM_SCHEMA_FILTER,
+        c_ext = not_ext("pg_class", "c.oid"),
+        p_ext = not_ext("pg_proc", "p.oid"),
+        t_ext = not_ext("pg_type", "t.oid"),
+    );
+    Ok(single_value(tools, target, &sql)?.trim() == "0")
+}
+
+/// Size of one relation as the catalog sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableStat {
+    /// Schema name.
+    pub schema: String,
+    /// Relation name.
+    pub name: String,
+    /// `table`, `partitioned table`, `materialized view` or `foreign table`.
+    pub kind: String,
+    /// `pg_class.reltuples`; -1 when the table was never vacuumed or analyzed
+    /// (unknown), see [`TableStat::rows_known`].
+    pub row_estimate: i64,
+    /// `pg_total_relation_size` (table + indexes + TOAST), bytes.
+    pub bytes: i64,
+}
+
+impl TableStat {
+    /// The row estimate, or `None` when the statistics say "unknown".
+    pub fn rows_known(&self) -> Option<i64> {
+        (self.row_estimate >= 0).then_some(self.row_estimate)
+    }
+
+    /// `schema.name`.
+    pub fn qualified(&self) -> String {
+        qualified(&self.schema, &self.name)
+    }
+}
+
+/// Catalog statistics for every user table, partition, materialized view and
+/// foreign table (extension-owned relations excluded), ordered by schema and name.
+pub fn table_stats(tools: &ClientTools, target: &PgTarget) -> Result<Vec<TableStat>> {
+    let sql = format!(
+        "SELECT n.nspname, c.relname, c.relkind, c.reltuples::bigint, \
+                pg_total_relation_size(c.oid) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r','p','m','f') AND {SYSTEM_SCHEMA_FILTER} \
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                           AND d.objid = c.oid AND d.deptype = 'e') \
+         ORDER BY 1, 2;"
+    );
+    run_sql(tools, target, &sql)?
+        .into_iter()
+        .map(|r| {
+            let [schema, name, kind, rows, bytes]: [String; 5] = r
+                .try_into()
+                .map_err(|r: Vec<String>| bad_row("table_stats", &r))?;
+            let kind = match kind.as_str() {
+                "r" => "table",
+                "p" => "partitioned table",
+                "m" => "materialized view",
+                "f" => "foreign table",
+                other => other,
+            }
+            .to_string();
+            let row_estimate = parse_i64(&rows, "reltuples")?;
+            Ok(TableStat {
+                schema,
+                name,
+                kind,
+                row_estimate: if row_estimate < 0 { -1 } else { row_estimate },
+                bytes: parse_i64(&bytes, "relation size")?,
+            })
+        })
+        .collect()
+}
+
+fn bad_row(what: &str, row: &[String]) -> PgError {
+    PgError::Parse {
+        what: what.into(),
+        detail: format!("unexpected row with {} fields", row.len()),
+    }
+}
+
+/// `count(*)` of each table (names as `schema.table` or `table`), keyed by the
+/// name as given.
+pub fn exact_row_counts(
+    tools: &ClientTools,
+    target: &PgTarget,
+    tables: &[String],
+) -> Result<BTreeMap<String, i64>> {
+    if tables.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let parts: Vec<String> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let (schema, name) = split_qualified(t);
+            let rel = match schema {
+                Some(s) => format!("{}.{}", quote_ident(&s), quote_ident(&name)),
+                None => quote_ident(&name),
+            };
+            format!("SELECT {i}, count(*) FROM {rel}")
+        })
+        .collect();
+    let sql = format!("{};", parts.join(" UNION ALL "));
+    let mut out = BTreeMap::new();
+    for r in run_sql(tools, target, &sql)? {
+        let [i, n]: [String; 2] = r
+            .try_into()
+            .map_err(|r: Vec<String>| bad_row("row counts", &r))?;
+        let i: usize = i.parse().map_err(|_| bad_row("row counts", &[]))?;
+        out.insert(tables[i].clone(), parse_i64(&n, "count")?);
+    }
+    Ok(out)
+}
+
+/// `pg_database_size` of the target database, bytes.
+pub fn database_size(tools: &ClientTools, target: &PgTarget) -> Result<i64> {
+    let v = single_value(
+        tools,
+        target,
+        "SELECT pg_database_size(current_database());",
+    )?;
+    parse_i64(&v, "database size")
+}
+
+/// What belongs to a table, beyond what pg_restore's TOC says: the TOC names an
+/// index without its table, and a foreign key without the table it references.
+/// Stored in snapshot metadata; used to select a table's entries for partial restore.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DependencyInfo {
+    /// Per relation, keyed by `schema.name`.
+    pub tables: BTreeMap<String, TableDeps>,
+}
+
+/// Objects that depend on, or are needed by, one relation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDeps {
+    /// Schema of the relation.
+    pub schema: String,
+    /// Name of the relation.
+    pub name: String,
+    /// Indexes on the relation (they live in the relation's schema).
+    pub indexes: Vec<String>,
+    /// Foreign-key constraints declared on the relation.
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Sequences owned by its columns (serial / identity), as `schema.name`.
+    pub owned_sequences: Vec<String>,
+    /// Extended statistics objects on the relation, as `schema.name`.
+    pub statistics: Vec<String>,
+    /// Partition or inheritance parent, as `schema.name`.
+    pub parent: Option<String>,
+    /// User-defined types its columns use (enum, domain, range, composite), as `schema.name`.
+    pub types: Vec<String>,
+    /// Functions its triggers call, as `schema.name(argtypes)` (pg_dump's TOC tag form).
+    #[serde(default)]
+    pub functions: Vec<String>,
+}
+
+/// One foreign-key constraint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    /// Constraint name.
+    pub name: String,
+    /// Referenced relation as `schema.name`.
+    pub references: String,
+}
+
+impl DependencyInfo {
+    /// The table an index belongs to, as `schema.name`.
+    pub fn table_of_index(&self, schema: &str, index: &str) -> Option<&str> {
+        self.tables
+            .iter()
+            .find(|(_, t)| t.schema == schema && t.indexes.iter().any(|i| i == index))
+            .map(|(k, _)| k.as_str())
+    }
+
+    /// The table an extended statistics object belongs to, as `schema.name`.
+    pub fn table_of_statistics(&self, qualified_stat: &str) -> Option<&str> {
+        self.tables
+            .iter()
+            .find(|(_, t)| t.statistics.iter().any(|s| s == qualified_stat))
+            .map(|(k, _)| k.as_str())
+    }
+
+    /// Children (partitions or inheritors) of a relation, as `schema.name`.
+    pub fn children_of(&self, qualified_parent: &str) -> Vec<&str> {
+        self.tables
+            .iter()
+            .filter(|(_, t)| t.parent.as_deref() == Some(qualified_parent))
+            .map(|(k, _)| k.as_str())
+            .collect()
+    }
+}
+
+/// Reads [`DependencyInfo`] for every user relation of the target database.
+pub fn dependency_info(tools: &ClientTools, target: &PgTarget) -> Result<DependencyInfo> {
+    let sql = format!(
+        "SELECT 'T', n.nspname, c.relname, '', '' FROM pg_class c \
+           JOIN pg_namespace n ON n.oid = c.relnamespace \
+           WHERE c.relkind IN ('r','p','m','f','v') AND {SYSTEM_SCHEMA_FILTER};
+         SELECT 'I', n.nspname, t.relname, i.relname, '' FROM pg_index x \
+           JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
+           JOIN pg_namespace n ON n.oid = t.relnamespace WHERE {SYSTEM_SCHEMA_FILTER};
+         SELECT 'F', n.nspname, t.relname, con.conname, rn.nspname || '.' || r.relname \
+           FROM pg_constraint con JOIN pg_class t ON t.oid = con.conrelid \
+           JOIN pg_namespace n ON n.oid = t.relnamespace \
+           JOIN pg_class r ON r.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace \
+           WHERE con.contype = 'f' AND {SYSTEM_SCHEMA_FILTER};
+         SELECT 'S', n.nspname, t.relname, sn.nspname || '.' || s.relname, '' FROM pg_depend d \
+           JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+           JOIN pg_namespace sn ON sn.oid = s.relnamespace \
+           JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace n ON n.oid = t.relnamespace \
+           WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+             AND d.deptype IN ('a', 'i') AND {SYSTEM_SCHEMA_FILTER};
+         SELECT 'X', n.nspname, t.relname, sn.nspname || '.' || x.stxname, '' FROM pg_statistic_ext x \
+           JOIN pg_namespace sn ON sn.oid = x.stxnamespace \
+           JOIN pg_class t ON t.oid = x.stxrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+           WHERE {SYSTEM_SCHEMA_FILTER};
+         SELECT 'P', n.nspname, t.relname, pn.nspname || '.' || p.relname, '' FROM pg_inherits h \
+           JOIN pg_class t ON t.oid = h.inhrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+           JOIN pg_class p ON p.oid = h.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace \
+           WHERE t.relkind IN ('r','p','f','m') AND {SYSTEM_SCHEMA_FILTER};
+         SELECT DISTINCT 'Y', n.nspname, c.relname, tn.nspname || '.' || ty.typname, '' \
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+           JOIN pg_namespace n ON n.oid = c.relnamespace \
+           JOIN pg_type t0 ON t0.oid = a.atttypid \
+           JOIN pg_type ty ON ty.oid = CASE WHEN t0.typcategory = 'A' THEN t0.typelem ELSE t0.oid END \
+           JOIN pg_namespace tn ON tn.oid = ty.typnamespace \
+           WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r','p','m','f','v') \
+             AND {SYSTEM_SCHEMA_FILTER} \
+             AND tn.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND (ty.typtype IN ('e','d','r') OR (ty.typtype = 'c' AND \
+                  (SELECT relkind FROM pg_class WHERE oid = ty.typrelid) = 'c')) \
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass \
+                             AND d.objid = ty.oid AND d.deptype = 'e');
+         SELECT DISTINCT 'G', n.nspname, c.relname, \
+                pn.nspname || '.' || p.proname || '(' || oidvectortypes(p.proargtypes) || ')', '' \
+           FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid \
+           JOIN pg_namespace n ON n.oid = c.relnamespace \
+           JOIN pg_proc p ON p.oid = tg.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace \
+           WHERE NOT tg.tgisinternal AND {SYSTEM_SCHEMA_FILTER} \
+             AND pn.nspname NOT IN ('pg_catalog', 'information_schema');"
+    );
+    let mut info = DependencyInfo::default();
+    for r in run_sql(tools, target, &sql)? {
+        let [kind, schema, name, a, b]: [String; 5] = r
+            .try_into()
+            .map_err(|r: Vec<String>| bad_row("dependency info", &r))?;
+        let entry = info
+            .tables
+            .entry(qualified(&schema, &name))
+            .or_insert_with(|| TableDeps {
+                schema: schema.clone(),
+                name: name.clone(),
+                ..TableDeps::default()
+            });
+        match kind.as_str() {
+            "I" => entry.indexes.push(a),
+            "F" => entry.foreign_keys.push(ForeignKey {
+                name: a,
+                references: b,
+            }),
+            "S" => entry.owned_sequences.push(a),
+            "X" => entry.statistics.push(a),
+            "P" => entry.parent = Some(a),
+            "Y" => entry.types.push(a),
+            "G" => entry.functions.push(a),
+            _ => {}
+        }
+    }
+    for t in info.tables.values_mut() {
+        t.indexes.sort();
+        t.foreign_keys.sort_by(|a, b| a.name.cmp(&b.name));
+        t.owned_sequences.sort();
+        t.statistics.sort();
+        t.types.sort();
+        t.functions.sort();
+    }
+    Ok(info)
+}
+
+/// What already exists in a target database, so a partial restore creates only
+/// what is missing (schemas, types and extensions have no `IF NOT EXISTS` in a
+/// pg_dump archive, and a foreign key needs its referenced table).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetCatalog {
+    /// Schema names.
+    pub schemas: BTreeSet<String>,
+    /// Relations (tables, views, sequences, ...) as `schema.name`.
+    pub relations: BTreeSet<String>,
+    /// Types (including domains) as `schema.name`.
+    pub types: BTreeSet<String>,
+    /// Extension names.
+    pub extensions: BTreeSet<String>,
+    /// Functions and procedures as `schema.name(argtypes)`.
+    #[serde(default)]
+    pub functions: BTreeSet<String>,
+}
+
+/// Reads the [`TargetCatalog`] of the target database.
+pub fn target_catalog(tools: &ClientTools, target: &PgTarget) -> Result<TargetCatalog> {
+    let sql = "SELECT 'N', nspname, '' FROM pg_namespace;
+         SELECT 'R', n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+           WHERE c.relkind IN ('r','p','v','m','S','f');
+         SELECT 'T', n.nspname, t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+           WHERE t.typtype IN ('e','d','r','c','b','m');
+         SELECT 'E', extname, '' FROM pg_extension;
+         SELECT 'F', n.nspname, p.proname || '(' || oidvectortypes(p.proargtypes) || ')' \
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+           WHERE n.nspname NOT IN ('pg_catalog', 'information_schema');";
+    let mut cat = TargetCatalog::default();
+    for r in run_sql(tools, target, sql)? {
+        let [kind, a, b]: [String; 3] = r
+            .try_into()
+            .map_err(|r: Vec<String>| bad_row("catalog", &r))?;
+        match kind.as_str() {
+            "N" => {
+                cat.schemas.insert(a);
+            }
+            "R" => {
+                cat.relations.insert(qualified(&a, &b));
+            }
+            "T" => {
+                cat.types.insert(qualified(&a, &b));
+            }
+            "E" => {
+                cat.extensions.insert(a);
+            }
+            "F" => {
+                cat.functions.insert(qualified(&a, &b));
+            }
+            _ => {}
+        }
+    }
+    Ok(cat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_survive_newlines_and_separators() {
+        let out = "1\u{1f}a\nb\u{0}2\u{1f}x|y\u{0}3\u{1f}\u{0}";
+        assert_eq!(
+            parse_rows(out),
+            vec![
+                vec!["1".to_string(), "a\nb".to_string()],
+                vec!["2".to_string(), "x|y".to_string()],
+                vec!["3".to_string(), String::new()],
+            ]
+        );
+        assert!(parse_rows("").is_empty());
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(
+            split_qualified("public.t"),
+            (Some("public".into()), "t".into())
+        );
+        assert_eq!(split_qualified("t"), (None, "t".into()));
+        assert_eq!(
+            split_qualified("\"My S\".\"a.b\""),
+            (Some("My S".into()), "a.b".into())
+        );
+        assert_eq!(split_qualified("\"a\"\"q\""), (None, "a\"q".into()));
+    }
+
+    #[test]
+    fn classifies_connection_errors() {
+        let t = PgTarget::parse("postgres://bob@127.0.0.1:1/db").unwrap();
+        let e = classify_failure(
+            "psql",
+            &t,
+            "exit status: 2",
+            "psql: error: connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?",
+        );
+        assert!(matches!(e, PgError::Unreachable { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "could not connect to server at 127.0.0.1:1: connection refused — is PostgreSQL running? check the URL"
+        );
+        let e = classify_failure(
+            "psql",
+            &t,
+            "exit status: 2",
+            "psql: error: connection to server at \"127.0.0.1\", port 1 failed: FATAL:  password authentication failed for user \"bob\"",
+        );
+        assert!(
+            e.to_string()
+                .starts_with("password authentication failed for user bob: check the password"),
+            "{e}"
+        );
+        let e = classify_failure(
+            "psql",
+            &t,
+            "exit status: 2",
+            "psql: error: connection to server at \"127.0.0.1\", port 1 failed: FATAL:  database \"db\" does not exist",
+        );
+        assert!(matches!(e, PgError::DatabaseMissing { ref database } if database == "db"));
+        let e = classify_failure(
+            "psql",
+            &t,
+            "exit status: 3",
+            "ERROR:  relation \"x\" does not exist",
+        );
+        assert!(matches!(e, PgError::ToolFailed { .. }));
+    }
+}
