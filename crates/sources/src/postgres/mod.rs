@@ -12,10 +12,12 @@
 //!   Supabase profile.
 //! - [`restore`]: `pg_restore` commands, TOC parsing and the entry selection that
 //!   makes a partial restore bring a table's indexes, constraints and triggers.
+//! - [`archive::ArchiveInspector`]: row counts per table from the archive as it streams.
 //! - [`cluster::ScratchCluster`]: throwaway clusters for tests and restore drills.
 //! - [`compare`]: normalised schema dumps and table checksums to prove a restore.
 //! - [`error::PgError`]: the error type of all of the above.
 
+pub mod archive;
 pub mod cluster;
 pub mod compare;
 pub mod conn;
