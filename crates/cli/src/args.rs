@@ -54,6 +54,47 @@ pub enum Command {
     /// Manage the keys (passphrases) that open the repository.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Work with PostgreSQL dumps stored in the repository.
+    #[command(subcommand)]
+    Dump(DumpCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DumpCommand {
+    /// Write a logical snapshot as a file stock tools accept (pg_restore or psql).
+    Export(ExportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Snapshot id (prefix) or `latest`.
+    pub snapshot: String,
+    /// `custom` (pg_restore) or `plain` (psql).
+    #[arg(long, default_value = "custom")]
+    pub format: String,
+    /// Output file (refuses to overwrite); standard output when absent.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// With `latest`: the latest of this source.
+    #[arg(long)]
+    pub source: Option<String>,
+}
+
+/// PostgreSQL selection flags shared by backup and restore.
+#[derive(Args, Debug, Default, Clone)]
+pub struct PgSelection {
+    /// Only the schema (no data).
+    #[arg(long)]
+    pub schema_only: bool,
+    /// Only the data (no schema).
+    #[arg(long)]
+    pub data_only: bool,
+    /// Only this table (repeatable; `schema.table`, patterns as pg_dump).
+    #[arg(long = "table", short = 't')]
+    pub tables: Vec<String>,
+    /// Only this schema (repeatable).
+    #[arg(long = "schema", short = 'n')]
+    pub schemas: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -85,6 +126,14 @@ pub struct BackupArgs {
     /// Source name for an ad-hoc backup of paths.
     #[arg(long, default_value = "files")]
     pub source_name: String,
+    #[command(flatten)]
+    pub pg: PgSelection,
+    /// Leave out this table (repeatable; PostgreSQL).
+    #[arg(long = "exclude-table")]
+    pub exclude_tables: Vec<String>,
+    /// Leave out this schema (repeatable; PostgreSQL).
+    #[arg(long = "exclude-schema")]
+    pub exclude_schemas: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -109,7 +158,8 @@ pub struct LsArgs {
 pub struct RestoreArgs {
     /// Snapshot id (prefix) or `latest`.
     pub snapshot: String,
-    /// Target directory.
+    /// Target: a directory, or a PostgreSQL URL (`postgres://host/db`, or
+    /// `env:NAME` to read the URL from the environment, keeping passwords off argv).
     #[arg(long)]
     pub to: String,
     /// Restore only this path inside the snapshot (repeatable): a subtree or a file.
@@ -124,6 +174,17 @@ pub struct RestoreArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub pg: PgSelection,
+    /// Drop restored objects before recreating them (PostgreSQL).
+    #[arg(long)]
+    pub clean: bool,
+    /// Parallel pg_restore jobs (spools the archive to a temporary file).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: u32,
+    /// Apply the captured roles (globals) first.
+    #[arg(long)]
+    pub roles: bool,
 }
 
 #[derive(Args, Debug)]
@@ -131,6 +192,14 @@ pub struct VerifyArgs {
     /// Also read and decrypt data: all of it, or a percentage (e.g. --read-data=10%).
     #[arg(long, num_args = 0..=1, default_missing_value = "100%", value_name = "PERCENT")]
     pub read_data: Option<String>,
+    /// Restore a PostgreSQL logical snapshot into a scratch cluster and check it.
+    #[arg(long)]
+    pub restore_test: bool,
+    /// Snapshot for --restore-test (id prefix or `latest`, the default).
+    pub snapshot: Option<String>,
+    /// With --restore-test: the latest of this source.
+    #[arg(long)]
+    pub source: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

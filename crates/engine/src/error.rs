@@ -22,6 +22,9 @@ pub enum EngineError {
     /// Restore target is not empty / would be overwritten.
     #[error("{0}")]
     TargetNotEmpty(String),
+    /// PostgreSQL or its tools failed.
+    #[error(transparent)]
+    Postgres(lifeboat_sources::postgres::PgError),
     /// A source system failed (PostgreSQL, ...).
     #[error("{0}")]
     Source(String),
@@ -46,7 +49,7 @@ impl EngineError {
             }
             EngineError::Files(_) => "source_io",
             EngineError::Config(_) => "config",
-            EngineError::Source(_) => "source",
+            EngineError::Source(_) | EngineError::Postgres(_) => "source",
             EngineError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
                 "no_space"
             }

@@ -3,6 +3,7 @@
 //! - [`open`]: find, create and unlock the repository;
 //! - [`config`]: `lifeboat.toml`, with `env:`/`file:` secret references;
 //! - [`backup_files`], [`restore_files`]: the files source end to end;
+//! - [`postgres`]: PostgreSQL logical backup, restore, export and restore tests;
 //! - [`verify`]: repository checks;
 //! - [`store`]: building blocks shared by every backup kind;
 //! - [`progress`]: counters the CLI turns into a progress line.
@@ -14,6 +15,7 @@ pub mod backup_files;
 pub mod config;
 pub mod error;
 pub mod open;
+pub mod postgres;
 pub mod progress;
 pub mod restore_files;
 pub mod store;

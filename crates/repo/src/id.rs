@@ -78,7 +78,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// Parse lowercase or uppercase hex.
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if s.len() % 2 == 1 {
         return None;
     }
     (0..s.len())

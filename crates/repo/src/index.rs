@@ -112,7 +112,7 @@ impl Index {
 
     /// Sort for lookups; a blob stored twice (concurrent backups) keeps one location.
     pub fn finalize(&mut self) {
-        self.entries.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        self.entries.sort_unstable_by_key(|e| e.id);
         self.entries.dedup_by(|a, b| a.id == b.id);
         self.entries.shrink_to_fit();
         self.sorted = true;
@@ -285,6 +285,25 @@ impl<'a> Reader<'a> {
     }
 }
 
+impl Index {
+    /// Every blob with its location.
+    pub fn iter(&self) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
+        self.entries.iter().map(|e| {
+            (
+                e.id,
+                BlobLocation {
+                    pack: self.packs[e.pack as usize].id,
+                    offset: e.offset,
+                    len: e.len,
+                    raw_len: e.raw_len,
+                    kind: e.kind,
+                    compressed: e.compressed,
+                },
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,7 +319,7 @@ mod tests {
         let keys = Keys::derive(&MasterKey::generate());
         let blob = |i: u8| PackEntry {
             kind: BlobKind::Data,
-            compressed: i % 2 == 0,
+            compressed: i & 1 == 0,
             id: Id([i; 32]),
             offset: u32::from(i) * 100,
             len: 100,
@@ -326,24 +345,5 @@ mod tests {
         let mut bad = bytes.clone();
         bad[40] ^= 1;
         assert!(decode_index_file(&keys, &name, &bad).is_err());
-    }
-}
-
-impl Index {
-    /// Every blob with its location.
-    pub fn iter(&self) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
-        self.entries.iter().map(|e| {
-            (
-                e.id,
-                BlobLocation {
-                    pack: self.packs[e.pack as usize].id,
-                    offset: e.offset,
-                    len: e.len,
-                    raw_len: e.raw_len,
-                    kind: e.kind,
-                    compressed: e.compressed,
-                },
-            )
-        })
     }
 }

@@ -14,6 +14,8 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 type Fetched = (usize, Result<Vec<u8>>);
+/// The fetch pool: where requests go and results come back.
+type Pool = (Sender<(usize, Id)>, Receiver<Fetched>);
 
 /// Reads the concatenated content of a list of blobs.
 pub struct ContentReader {
@@ -25,7 +27,7 @@ pub struct ContentReader {
     ready: BTreeMap<usize, Result<Vec<u8>>>,
     current: Vec<u8>,
     pos: usize,
-    pool: Option<(Sender<(usize, Id)>, Receiver<Fetched>)>,
+    pool: Option<Pool>,
 }
 
 impl ContentReader {

@@ -359,13 +359,17 @@ impl Repository {
     }
 
     /// Resolve `latest` or an id prefix, optionally among one source's snapshots.
+    ///
+    /// An id prefix loads only the snapshots whose id matches, so a damaged
+    /// snapshot file does not stand in the way of restoring another one.
     pub async fn find_snapshot(&self, spec: &str, source: Option<&str>) -> Result<(Id, Snapshot)> {
-        let all = self.snapshots().await?;
-        let mut matching: Vec<_> = all
-            .into_iter()
-            .filter(|(_, s)| source.is_none_or(|src| s.source == src))
-            .collect();
         if spec == "latest" {
+            let mut matching: Vec<_> = self
+                .snapshots()
+                .await?
+                .into_iter()
+                .filter(|(_, s)| source.is_none_or(|src| s.source == src))
+                .collect();
             return matching.pop().ok_or_else(|| {
                 Error::NotFound(match source {
                     Some(s) => format!("no snapshot of source {s:?} in the repository"),
@@ -374,7 +378,15 @@ impl Repository {
             });
         }
         let spec = spec.to_ascii_lowercase();
-        matching.retain(|(id, _)| id.to_string().starts_with(&spec));
+        let mut matching = Vec::new();
+        for id in self.list_ids("snapshots").await? {
+            if id.to_string().starts_with(&spec) {
+                let snap = self.get_sealed_json::<Snapshot>("snapshots", &id).await?;
+                if source.is_none_or(|src| snap.source == src) {
+                    matching.push((id, snap));
+                }
+            }
+        }
         match matching.len() {
             1 => Ok(matching.pop().expect("one")),
             0 => Err(Error::NotFound(format!(

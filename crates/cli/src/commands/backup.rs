@@ -4,12 +4,15 @@ use super::Context;
 use crate::args::BackupArgs;
 use crate::exit;
 use crate::output::{self, size, ProgressLine};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use lifeboat_engine::backup_files::{backup_files, BackupOutcome, FilesBackup};
+use lifeboat_engine::config::resolve_secret;
 use lifeboat_engine::config::{SourceConfig, SourceKind};
+use lifeboat_engine::postgres::{backup_logical, PgLogicalBackup};
 use lifeboat_engine::progress::Progress;
 use lifeboat_sources::env::Redactor;
 use lifeboat_sources::files::Selection;
+use lifeboat_sources::postgres::{DumpOptions, PgTarget, Profile};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,7 +27,7 @@ pub async fn run(ctx: &Context, a: BackupArgs) -> Result<ExitCode> {
     match source {
         Some(src) => match src.kind {
             SourceKind::Files => files_from_config(ctx, &src, &a).await,
-            SourceKind::Postgres => bail!("postgres sources are not supported by this build yet"),
+            SourceKind::Postgres => postgres_from_config(ctx, &src, &a).await,
             SourceKind::Clickhouse => {
                 bail!("clickhouse sources are not supported by this build yet")
             }
@@ -67,6 +70,92 @@ async fn files_from_config(ctx: &Context, src: &SourceConfig, a: &BackupArgs) ->
     run_files(ctx, req).await
 }
 
+/// The configured `bin_dir` of a source, if any.
+pub fn source_bin_dir(ctx: &Context, source: &str) -> Option<PathBuf> {
+    let cfg = ctx.config.as_ref()?;
+    let src = cfg.sources.iter().find(|s| s.name == source)?;
+    src.bin_dir.as_deref().map(|d| cfg.path(d))
+}
+
+/// The dump options of a source: config defaults, replaced by any flag given.
+fn dump_options(src: &SourceConfig, a: &BackupArgs) -> Result<DumpOptions> {
+    let pick = |flag: &Vec<String>, cfg: &Vec<String>| {
+        if flag.is_empty() {
+            cfg.clone()
+        } else {
+            flag.clone()
+        }
+    };
+    let profile = match src.profile.as_deref() {
+        None | Some("plain") | Some("postgres") => Profile::Plain,
+        Some("supabase") => Profile::Supabase {
+            keep_auth_data: src.keep_auth_data,
+            keep_storage_data: src.keep_storage_data,
+        },
+        Some(other) => bail!(
+            "source {:?}: unknown profile {other:?} (expected \"supabase\")",
+            src.name
+        ),
+    };
+    let opts = DumpOptions {
+        schema_only: a.pg.schema_only || (src.schema_only && !a.pg.data_only),
+        data_only: a.pg.data_only || (src.data_only && !a.pg.schema_only),
+        tables: pick(&a.pg.tables, &src.tables),
+        schemas: pick(&a.pg.schemas, &src.schemas),
+        exclude_tables: pick(&a.exclude_tables, &src.exclude_tables),
+        exclude_schemas: pick(&a.exclude_schemas, &src.exclude_schemas),
+        exclude_table_data: Vec::new(),
+        profile,
+    };
+    if opts.schema_only && opts.data_only {
+        bail!("--schema-only and --data-only exclude each other");
+    }
+    Ok(opts)
+}
+
+async fn postgres_from_config(
+    ctx: &Context,
+    src: &SourceConfig,
+    a: &BackupArgs,
+) -> Result<ExitCode> {
+    match a.kind.as_deref() {
+        None | Some("logical") => {}
+        Some("physical") => {
+            bail!("physical backups are not supported by this build yet; use --kind logical")
+        }
+        Some(other) => bail!("--kind {other}: expected logical"),
+    }
+    let url = resolve_secret(
+        src.url
+            .as_deref()
+            .expect("validated: postgres sources have a url"),
+    )?;
+    let target =
+        PgTarget::parse(&url).with_context(|| format!("source {:?}: invalid url", src.name))?;
+    let req = PgLogicalBackup {
+        source: src.name.clone(),
+        target,
+        bin_dir: source_bin_dir(ctx, &src.name),
+        dump: dump_options(src, a)?,
+        globals: src.globals,
+        role_passwords: src.role_passwords,
+        time: a.time.clone(),
+        tags: a.tags.clone(),
+    };
+    let repo = ctx.repo.open().await?;
+    let progress = Arc::new(Progress::default());
+    let line = ProgressLine::start(progress.clone(), ctx.global.quiet || ctx.global.json);
+    let outcome = backup_logical(repo, req, progress).await;
+    drop(line);
+    let outcome = outcome?;
+    print_outcome(ctx, &outcome);
+    Ok(ExitCode::from(if outcome.warnings.is_empty() {
+        exit::OK
+    } else {
+        exit::INCOMPLETE
+    }))
+}
+
 async fn run_files(ctx: &Context, req: FilesBackup) -> Result<ExitCode> {
     let repo = ctx.repo.open().await?;
     let progress = Arc::new(Progress::default());
@@ -92,6 +181,18 @@ fn print_outcome(ctx: &Context, o: &BackupOutcome) {
     }
     for w in &o.warnings {
         eprintln!("warning: {w}");
+    }
+    if o.snapshot.kind != "files" {
+        println!(
+            "snapshot {} saved: {} {} ({} new blobs, {} added to the repository) in {:.1}s",
+            o.id.short(),
+            o.snapshot.kind,
+            size(s.bytes),
+            s.new_blobs,
+            size(s.stored_bytes),
+            s.duration_ms as f64 / 1000.0
+        );
+        return;
     }
     println!(
         "snapshot {} saved: {} files, {} dirs, {} ({} new blobs, {} added to the repository) in {:.1}s",

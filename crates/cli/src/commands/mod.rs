@@ -1,6 +1,7 @@
 //! One module per command; each merges config and flags, calls the engine and prints.
 
 mod backup;
+mod dump;
 mod key;
 mod restore;
 mod snapshots;
@@ -59,5 +60,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Restore(a) => restore::run(&ctx, a).await,
         Command::Verify(a) => verify::run(&ctx, a).await,
         Command::Key(k) => key::run(&ctx, k).await,
+        Command::Dump(d) => dump::run(&ctx, d).await,
     }
 }

@@ -3,16 +3,26 @@
 use super::Context;
 use crate::args::RestoreArgs;
 use crate::output::{self, size, ProgressLine};
-use anyhow::Result;
+use anyhow::{Context as _, Result};
+use lifeboat_engine::config::resolve_secret;
+use lifeboat_engine::postgres::{restore_logical, PgLogicalRestore};
 use lifeboat_engine::progress::Progress;
 use lifeboat_engine::restore_files::{execute, plan};
+use lifeboat_sources::postgres::{PgTarget, RestoreOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+fn is_postgres_target(to: &str) -> bool {
+    to.starts_with("postgres://") || to.starts_with("postgresql://") || to.starts_with("env:")
+}
+
 pub async fn run(ctx: &Context, a: RestoreArgs) -> Result<ExitCode> {
     let repo = ctx.repo.open().await?;
     let (id, snap) = repo.find_snapshot(&a.snapshot, a.source.as_deref()).await?;
+    if is_postgres_target(&a.to) {
+        return restore_postgres(ctx, &repo, id, &snap, a).await;
+    }
     let target = PathBuf::from(&a.to);
     let plan = plan(&repo, &snap, &target, &a.paths).await?;
     let summary = plan.summary();
@@ -72,6 +82,69 @@ pub async fn run(ctx: &Context, a: RestoreArgs) -> Result<ExitCode> {
             done.dirs,
             done.symlinks,
             size(done.bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn restore_postgres(
+    ctx: &Context,
+    repo: &Arc<lifeboat_repo::Repository>,
+    id: lifeboat_repo::Id,
+    snap: &lifeboat_repo::Snapshot,
+    a: RestoreArgs,
+) -> Result<ExitCode> {
+    let url = resolve_secret(&a.to)?;
+    let target = PgTarget::parse(&url).context("invalid --to URL")?;
+    if a.dry_run {
+        anyhow::bail!("--dry-run is not available for PostgreSQL restores yet; use `dump export --format plain` to see the SQL");
+    }
+    let opts = RestoreOptions {
+        tables: a.pg.tables.clone(),
+        schemas: a.pg.schemas.clone(),
+        schema_only: a.pg.schema_only,
+        data_only: a.pg.data_only,
+        clean: a.clean,
+        jobs: a.jobs.max(1),
+        ..RestoreOptions::default()
+    };
+    let req = PgLogicalRestore {
+        target: target.clone(),
+        bin_dir: super::backup::source_bin_dir(ctx, &snap.source),
+        opts,
+        force: a.force,
+        roles: a.roles,
+    };
+    let progress = Arc::new(Progress::default());
+    progress.set_phase("restoring");
+    let line = ProgressLine::start(progress.clone(), ctx.global.quiet || ctx.global.json);
+    let result = restore_logical(repo, snap, req, progress).await;
+    drop(line);
+    let o = result?;
+    if ctx.global.json {
+        output::json(
+            &serde_json::json!({"snapshot": id, "target": target.to_string(), "outcome": o}),
+        );
+    } else {
+        for w in &o.globals_warnings {
+            eprintln!("warning: globals: {w}");
+        }
+        for (what, why) in &o.skipped {
+            eprintln!("note: left out {what}: {why}");
+        }
+        println!(
+            "restored snapshot {} into {} ({}{}) in {:.1}s",
+            id.short(),
+            target,
+            if o.created {
+                "created the database"
+            } else {
+                "existing database"
+            },
+            o.entries
+                .map(|n| format!(", {n} archive entries"))
+                .unwrap_or_default(),
+            o.seconds
         );
     }
     Ok(ExitCode::SUCCESS)

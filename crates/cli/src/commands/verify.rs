@@ -5,6 +5,7 @@ use crate::args::VerifyArgs;
 use crate::exit;
 use crate::output::{self, size};
 use anyhow::{bail, Result};
+use lifeboat_engine::postgres::restore_test;
 use lifeboat_engine::verify::verify_repository;
 use std::process::ExitCode;
 
@@ -19,7 +20,65 @@ fn parse_percent(s: &str) -> Result<f64> {
     Ok(v)
 }
 
+async fn run_restore_test(ctx: &Context, a: &VerifyArgs) -> Result<ExitCode> {
+    let repo = ctx.repo.open().await?;
+    let spec = a.snapshot.as_deref().unwrap_or("latest");
+    let (id, snap) = if spec == "latest" && a.source.is_none() {
+        let all = repo.snapshots().await?;
+        all.into_iter()
+            .rev()
+            .find(|(_, s)| s.kind == lifeboat_engine::postgres::KIND_LOGICAL)
+            .ok_or_else(|| anyhow::anyhow!("no PostgreSQL logical snapshot to test"))?
+    } else {
+        repo.find_snapshot(spec, a.source.as_deref()).await?
+    };
+    let verify_cfg = ctx
+        .config
+        .as_ref()
+        .and_then(|c| c.sources.iter().find(|s| s.name == snap.source))
+        .map(|s| s.verify.clone())
+        .unwrap_or_default();
+    let bin_dir = super::backup::source_bin_dir(ctx, &snap.source);
+    let report = restore_test(&repo, id, &snap, &verify_cfg, bin_dir).await?;
+    if ctx.global.json {
+        output::json(&serde_json::json!({"ok": report.ok, "restore_test": report}));
+    } else {
+        println!(
+            "restore test of snapshot {} ({} {}): restored in {:.1}s, {} tables checked",
+            id.short(),
+            snap.source,
+            snap.time,
+            report.restore_ms as f64 / 1000.0,
+            report.tables_checked
+        );
+        for c in &report.checks {
+            println!(
+                "  {} {}: {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+        println!(
+            "{}",
+            if report.ok {
+                "restore test passed"
+            } else {
+                "RESTORE TEST FAILED"
+            }
+        );
+    }
+    Ok(ExitCode::from(if report.ok {
+        exit::OK
+    } else {
+        exit::DAMAGED
+    }))
+}
+
 pub async fn run(ctx: &Context, a: VerifyArgs) -> Result<ExitCode> {
+    if a.restore_test {
+        return run_restore_test(ctx, &a).await;
+    }
     let pct = a.read_data.as_deref().map(parse_percent).transpose()?;
     let repo = ctx.repo.open_without_index().await?;
     let report = verify_repository(&repo, pct).await?;

@@ -43,12 +43,22 @@ pub struct ArchiveSummary {
     pub large_objects: u64,
 }
 
-#[derive(Debug, Clone)]
-struct Entry {
-    desc: String,
-    namespace: String,
-    tag: String,
+/// One TOC entry with the dump ids it depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TocInfo {
+    /// Dump id (the number `pg_restore -l` prints first).
+    pub dump_id: i64,
+    /// Kind of object, e.g. `TABLE`, `RULE`.
+    pub desc: String,
+    /// Schema, empty when none.
+    pub namespace: String,
+    /// Name (for some kinds `table name`).
+    pub tag: String,
+    /// Dump ids this entry depends on.
+    pub deps: Vec<i64>,
 }
+
+type Entry = TocInfo;
 
 enum State {
     Header,
@@ -303,15 +313,20 @@ impl ArchiveInspector {
             }
             cur.string()?; // owner
             cur.string()?; // with oids
-            while cur.string()?.is_some() {}
+            let mut deps = Vec::new();
+            while let Some(dep) = cur.string()? {
+                deps.extend(dep.trim().parse::<i64>().ok());
+            }
             cur.byte()?; // offset flag
             cur.take(off_size)?;
             entries.insert(
                 id,
                 Entry {
+                    dump_id: id,
                     desc,
                     namespace,
                     tag,
+                    deps,
                 },
             );
         }
@@ -338,11 +353,14 @@ impl ArchiveInspector {
         }
     }
 
-    /// Entries seen in the TOC, as `(desc, namespace, tag)`.
-    pub fn toc(&self) -> impl Iterator<Item = (&str, &str, &str)> {
-        self.entries
-            .values()
-            .map(|e| (e.desc.as_str(), e.namespace.as_str(), e.tag.as_str()))
+    /// Whether the header and TOC have been read.
+    pub fn toc_complete(&self) -> bool {
+        !matches!(self.state, State::Header)
+    }
+
+    /// The TOC entries read so far, by dump id.
+    pub fn toc(&self) -> Vec<TocInfo> {
+        self.entries.values().cloned().collect()
     }
 }
 

@@ -404,7 +404,7 @@ pub fn exact_row_counts(
                 Some(s) => format!("{}.{}", quote_ident(&s), quote_ident(&name)),
                 None => quote_ident(&name),
             };
-            format!("SELECT {i}, count(*) FROM {rel}")
+            format!("SELECT {i}, count(*) FROM ONLY {rel}")
         })
         .collect();
     let sql = format!("{};", parts.join(" UNION ALL "));

@@ -1,0 +1,250 @@
+//! Logical backup: `pg_dump -Fc -Z0` streamed through the archive inspector
+//! into the repository (no temporary file), plus the globals.
+//!
+//! Steps: learn the server version and pick matching tools; record table
+//! sizes and dependency facts; stream the dump into content-defined chunks
+//! (an unchanged table produces the same chunks, so it costs nothing the
+//! next time); capture `pg_dumpall --globals-only`; seal the snapshot.
+
+use super::{tools_for, LogicalMeta, TableRecord, DUMP_FILE, GLOBALS_FILE, KIND_LOGICAL};
+use crate::backup_files::BackupOutcome;
+use crate::error::{EngineError, Result};
+use crate::progress::Progress;
+use crate::store::{seal_snapshot, snapshot_time, store_stream, store_tree, stream_node};
+use lifeboat_repo::{BlobKind, BlobWriter, Repository, Snapshot, SnapshotStats, Tree};
+use lifeboat_sources::postgres::archive::ArchiveInspector;
+use lifeboat_sources::postgres::dump::{dump_command, filter_globals, globals_command};
+use lifeboat_sources::postgres::{query, DumpOptions, PgTarget};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What to back up.
+pub struct PgLogicalBackup {
+    /// Source name.
+    pub source: String,
+    /// Connection target (database included).
+    pub target: PgTarget,
+    /// Directory with client tools, if configured.
+    pub bin_dir: Option<PathBuf>,
+    /// pg_dump selection and profile.
+    pub dump: DumpOptions,
+    /// Capture roles and tablespaces.
+    pub globals: bool,
+    /// Keep role passwords in the globals.
+    pub role_passwords: bool,
+    /// Snapshot time (RFC 3339) instead of now.
+    pub time: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+/// Run a logical backup.
+pub async fn backup_logical(
+    repo: Arc<Repository>,
+    req: PgLogicalBackup,
+    progress: Arc<Progress>,
+) -> Result<BackupOutcome> {
+    let started = std::time::Instant::now();
+    let time = snapshot_time(req.time.as_deref())?;
+    let parent = repo
+        .snapshots()
+        .await?
+        .into_iter()
+        .rev()
+        .find(|(_, s)| s.source == req.source && s.kind == KIND_LOGICAL);
+    let writer = BlobWriter::new(repo.clone());
+    let mtime = time
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.as_nanosecond() as i64)
+        .unwrap_or(0);
+    let (source, tags) = (req.source.clone(), req.tags.clone());
+    let repo_for_dump = repo.clone();
+    let (writer, tree, meta, mut stats, warnings) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut warnings = Vec::new();
+        let (tools, version_num) = tools_for(&req.target, req.bin_dir.as_deref())?;
+        if req.target.looks_like_transaction_pooler() {
+            warnings.push(format!(
+                "{} looks like a transaction pooler (port 6543): pg_dump needs a session; use the direct connection (port 5432) or the session pooler",
+                req.target
+            ));
+        }
+        progress.set_phase("reading catalog");
+        let table_stats = query::table_stats(&tools, &req.target)?;
+        let dependencies = query::dependency_info(&tools, &req.target)?;
+        let database_size = query::database_size(&tools, &req.target)?;
+        progress.total_bytes.store(database_size.max(0) as u64, std::sync::atomic::Ordering::Relaxed);
+        progress.set_phase("dumping");
+        let (content, dump_bytes, archive) = dump_into(&writer, &repo_for_dump, &tools, &req, &progress)?;
+        let mut tree = Tree::default();
+        tree.nodes.push(stream_node(DUMP_FILE, content, dump_bytes, mtime));
+        let globals = if req.globals {
+            match capture_globals(&tools, &req) {
+                Ok(sql) => {
+                    let size = sql.len() as u64;
+                    let id = writer.add(BlobKind::Data, sql.into_bytes())?;
+                    tree.nodes.push(stream_node(GLOBALS_FILE, vec![id], size, mtime));
+                    true
+                }
+                Err(e) => {
+                    warnings.push(format!("globals (roles, tablespaces) not captured: {e}"));
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        let tables = table_stats
+            .iter()
+            .map(|t| TableRecord {
+                name: t.qualified(),
+                kind: t.kind.clone(),
+                rows: archive.table_rows.get(&t.qualified()).copied(),
+                estimate: t.row_estimate,
+                bytes: t.bytes,
+            })
+            .collect();
+        let meta = LogicalMeta {
+            database: req.target.database().unwrap_or_default().to_string(),
+            server_version: archive.server_version.clone(),
+            server_version_num: version_num,
+            server_major: query::major_of(version_num),
+            pg_dump_version: tools.version.clone(),
+            pg_dump_major: tools.major,
+            options: req.dump.clone(),
+            dump_bytes,
+            database_size,
+            globals,
+            archive,
+            tables,
+            dependencies,
+        };
+        let stats = SnapshotStats {
+            files: tree.nodes.len() as u64,
+            bytes: tree.nodes.iter().map(|n| n.size).sum(),
+            ..Default::default()
+        };
+        let tree_id = store_tree(&writer, tree)?;
+        Ok((writer, tree_id, meta, stats, warnings))
+    })
+    .await
+    .expect("backup thread panicked")?;
+    stats.duration_ms = started.elapsed().as_millis() as u64;
+    let snap = Snapshot {
+        version: lifeboat_repo::snapshot::SNAPSHOT_VERSION,
+        time,
+        host: crate::open::hostname(),
+        user: std::env::var("USER").unwrap_or_default(),
+        source,
+        kind: KIND_LOGICAL.into(),
+        paths: vec![meta.database.clone()],
+        tags,
+        tree,
+        parent: parent.map(|(id, _)| id),
+        stats,
+        meta: serde_json::to_value(&meta).expect("meta serializes"),
+    };
+    let (id, snapshot) = seal_snapshot(&repo, writer, snap).await?;
+    Ok(BackupOutcome {
+        id,
+        snapshot,
+        warnings,
+    })
+}
+
+/// Feeds everything read to the archive inspector on its way to the repository.
+struct Inspecting<'a, R> {
+    inner: R,
+    inspector: &'a mut ArchiveInspector,
+}
+
+impl<R: Read> Read for Inspecting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.inspector.feed(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn dump_into(
+    writer: &BlobWriter,
+    repo: &Repository,
+    tools: &lifeboat_sources::postgres::ClientTools,
+    req: &PgLogicalBackup,
+    progress: &Progress,
+) -> Result<(
+    Vec<lifeboat_repo::Id>,
+    u64,
+    lifeboat_sources::postgres::archive::ArchiveSummary,
+)> {
+    let mut child = dump_command(tools, &req.target, &req.dump)
+        .spawn()
+        .map_err(EngineError::io(format!(
+            "starting {}",
+            tools.pg_dump.display()
+        )))?;
+    let stderr = child.stderr.take().expect("stderr piped");
+    let stderr_thread = std::thread::spawn(move || read_all(stderr));
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut inspector = ArchiveInspector::new();
+    let chunker = repo.cdc_chunker();
+    let stored = store_stream(
+        writer,
+        &chunker,
+        Inspecting {
+            inner: stdout,
+            inspector: &mut inspector,
+        },
+        progress,
+    );
+    if stored.is_err() {
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .map_err(EngineError::io("waiting for pg_dump"))?;
+    let err_text = stderr_thread.join().unwrap_or_default();
+    if !status.success() {
+        return Err(query::classify_failure(
+            "pg_dump",
+            &req.target,
+            &status.to_string(),
+            &err_text,
+        )
+        .into());
+    }
+    let (content, size) = stored?;
+    let archive = inspector.finish().map_err(|e| {
+        EngineError::Source(format!(
+            "pg_dump output is not a complete custom-format archive: {e}"
+        ))
+    })?;
+    Ok((content, size, archive))
+}
+
+fn read_all(mut r: impl Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}
+
+fn capture_globals(
+    tools: &lifeboat_sources::postgres::ClientTools,
+    req: &PgLogicalBackup,
+) -> Result<String> {
+    let out = globals_command(tools, &req.target, req.role_passwords)
+        .output()
+        .map_err(EngineError::io("running pg_dumpall"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(query::classify_failure(
+            "pg_dumpall",
+            &req.target,
+            &out.status.to_string(),
+            &err,
+        )
+        .into());
+    }
+    let sql = String::from_utf8_lossy(&out.stdout);
+    Ok(filter_globals(&sql, &req.dump.profile))
+}

@@ -1,0 +1,97 @@
+//! `dump export`: a file stock PostgreSQL tools accept.
+//!
+//! `custom` writes the stored archive byte for byte (`pg_restore` reads it);
+//! `plain` pipes it through the matching `pg_restore -f -` to produce the SQL
+//! script `psql` runs.
+
+use super::{file_content, LogicalMeta, DUMP_FILE};
+use crate::error::{EngineError, Result};
+use lifeboat_repo::{ContentReader, Repository, Snapshot};
+use lifeboat_sources::postgres::ClientTools;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// pg_dump custom format (`pg_restore` input).
+    Custom,
+    /// Plain SQL (`psql` input).
+    Plain,
+}
+
+/// Write the snapshot's dump to `out` (or stdout); returns bytes written.
+pub async fn export_dump(
+    repo: &Arc<Repository>,
+    snap: &Snapshot,
+    format: ExportFormat,
+    out: Box<dyn Write + Send>,
+    bin_dir: Option<PathBuf>,
+) -> Result<u64> {
+    let meta = LogicalMeta::of(snap)?;
+    let (ids, _) = file_content(repo, snap, DUMP_FILE).await?.ok_or_else(|| {
+        EngineError::Repo(lifeboat_repo::Error::Corrupt(format!(
+            "snapshot has no {DUMP_FILE}"
+        )))
+    })?;
+    let repo = repo.clone();
+    tokio::task::spawn_blocking(move || match format {
+        ExportFormat::Custom => copy_blobs(&repo, ids, out),
+        ExportFormat::Plain => {
+            let tools = ClientTools::find(meta.pg_dump_major, bin_dir.as_deref())?;
+            to_plain(&repo, &tools, ids, out)
+        }
+    })
+    .await
+    .expect("export thread panicked")
+}
+
+fn copy_blobs(
+    repo: &Arc<Repository>,
+    ids: Vec<lifeboat_repo::Id>,
+    mut out: Box<dyn Write + Send>,
+) -> Result<u64> {
+    let mut reader = ContentReader::new(repo.clone(), ids, 2);
+    let mut n = 0u64;
+    while let Some(blob) = reader.next_blob()? {
+        out.write_all(&blob)
+            .map_err(EngineError::io("writing the export"))?;
+        n += blob.len() as u64;
+    }
+    out.flush().map_err(EngineError::io("writing the export"))?;
+    Ok(n)
+}
+
+fn to_plain(
+    repo: &Arc<Repository>,
+    tools: &ClientTools,
+    ids: Vec<lifeboat_repo::Id>,
+    mut out: Box<dyn Write + Send>,
+) -> Result<u64> {
+    let mut child = Command::new(&tools.pg_restore)
+        .args(["--file=-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(EngineError::io("starting pg_restore"))?;
+    let stdin = child.stdin.take().expect("stdin piped");
+    let repo = repo.clone();
+    let feeder = std::thread::spawn(move || copy_blobs(&repo, ids, Box::new(stdin)));
+    let mut stdout = child.stdout.take().expect("stdout piped");
+    let n = std::io::copy(&mut stdout, &mut out).map_err(EngineError::io("writing the export"))?;
+    out.flush().map_err(EngineError::io("writing the export"))?;
+    let output = child
+        .wait_with_output()
+        .map_err(EngineError::io("running pg_restore"))?;
+    feeder.join().expect("feeder thread panicked")?;
+    if !output.status.success() {
+        return Err(EngineError::Source(format!(
+            "pg_restore could not convert the archive to SQL: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(n)
+}

@@ -1,0 +1,314 @@
+//! Logical restore into a PostgreSQL database.
+//!
+//! Plan: the target database must name a database; it is created when
+//! missing, and a non-empty one is refused unless `clean` or `force`.
+//! Execute: apply the globals when asked; for a partial restore, read the
+//! archive's TOC and select the chosen tables' or schemas' entries (with
+//! their indexes, constraints, triggers, sequences); then stream the archive
+//! from the repository into `pg_restore` (or, with `jobs > 1`, spool it to a
+//! temporary file first, as `pg_restore -j` needs a seekable file).
+
+use super::{file_content, tools_for, LogicalMeta, DUMP_FILE, GLOBALS_FILE};
+use crate::error::{EngineError, Result};
+use crate::progress::Progress;
+use lifeboat_repo::{ContentReader, Id, Repository, Snapshot};
+use lifeboat_sources::postgres::archive::{ArchiveInspector, TocInfo};
+use lifeboat_sources::postgres::restore::{
+    check_restore, drop_unsatisfied, parse_toc, restore_command, select_entries, toc_list_command,
+    write_list_file,
+};
+use lifeboat_sources::postgres::{query, ClientTools, PgTarget, RestoreOptions};
+use serde::Serialize;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+/// Where and how to restore.
+pub struct PgLogicalRestore {
+    /// Target; must name the database to restore into.
+    pub target: PgTarget,
+    /// Directory with client tools, if configured.
+    pub bin_dir: Option<PathBuf>,
+    /// Selection and pg_restore options.
+    pub opts: RestoreOptions,
+    /// Restore into a non-empty database anyway.
+    pub force: bool,
+    /// Apply the captured globals (roles) first.
+    pub roles: bool,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PgRestoreOutcome {
+    /// Database restored into.
+    pub database: String,
+    /// Whether lifeboat created it.
+    pub created: bool,
+    /// TOC entries restored (partial restores), or `None` for everything.
+    pub entries: Option<usize>,
+    /// Entries left out on purpose, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Problems applying the globals (e.g. roles that already exist).
+    pub globals_warnings: Vec<String>,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// Restore a logical snapshot.
+pub async fn restore_logical(
+    repo: &Arc<Repository>,
+    snap: &Snapshot,
+    req: PgLogicalRestore,
+    progress: Arc<Progress>,
+) -> Result<PgRestoreOutcome> {
+    let started = std::time::Instant::now();
+    let meta = LogicalMeta::of(snap)?;
+    let (dump, dump_size) = file_content(repo, snap, DUMP_FILE).await?.ok_or_else(|| {
+        EngineError::Repo(lifeboat_repo::Error::Corrupt(format!(
+            "snapshot has no {DUMP_FILE}"
+        )))
+    })?;
+    let globals = file_content(repo, snap, GLOBALS_FILE).await?;
+    progress
+        .total_bytes
+        .store(dump_size, std::sync::atomic::Ordering::Relaxed);
+    let repo = repo.clone();
+    tokio::task::spawn_blocking(move || -> Result<PgRestoreOutcome> {
+        let database = req
+            .target
+            .database()
+            .ok_or_else(|| EngineError::Config("the restore target URL must name a database, e.g. postgres://host/restored".into()))?
+            .to_string();
+        let maintenance = req.target.with_database("postgres");
+        let (tools, _) = tools_for(&maintenance, req.bin_dir.as_deref())?;
+        if tools.major < meta.pg_dump_major {
+            return Err(EngineError::Source(format!(
+                "the archive was written by pg_dump {}; pg_restore {} cannot read it: install PostgreSQL {} client tools or set bin_dir",
+                meta.pg_dump_major, tools.major, meta.pg_dump_major
+            )));
+        }
+        let created = prepare_database(&tools, &maintenance, &req, &database)?;
+        let mut outcome = PgRestoreOutcome {
+            database,
+            created,
+            entries: None,
+            skipped: Vec::new(),
+            globals_warnings: Vec::new(),
+            seconds: 0.0,
+        };
+        if req.roles {
+            match &globals {
+                Some((ids, _)) => outcome.globals_warnings = apply_globals(&repo, &tools, &req.target, ids)?,
+                None => outcome.globals_warnings.push("the snapshot has no globals (backed up with globals = false)".into()),
+            }
+        }
+        let spool = tempfile::Builder::new().prefix("lifeboat-restore-").tempdir().map_err(EngineError::io("creating a temporary directory"))?;
+        let list = if req.opts.needs_list() {
+            let toc = read_toc(&repo, &tools, &dump)?;
+            let existing = query::target_catalog(&tools, &req.target)?;
+            let selection = select_entries(&toc, &req.opts, &meta.dependencies, &existing)?;
+            let selection = drop_unsatisfied(selection, &archive_toc(&repo, &dump)?, &existing);
+            outcome.entries = Some(selection.entries.len());
+            outcome.skipped = selection.skipped.clone();
+            let path = spool.path().join("restore.list");
+            write_list_file(&selection.entries, &path)?;
+            Some(path)
+        } else {
+            None
+        };
+        let archive = if req.opts.jobs > 1 {
+            let path = spool.path().join(DUMP_FILE);
+            spool_archive(&repo, &dump, &path, &progress)?;
+            Some(path)
+        } else {
+            None
+        };
+        progress.set_phase("restoring");
+        let mut cmd = restore_command(&tools, &req.target, &req.opts, list.as_deref(), archive.as_deref());
+        run_restore(&repo, &mut cmd, &req.target, archive.is_none().then_some(dump.as_slice()), &progress)?;
+        outcome.seconds = started.elapsed().as_secs_f64();
+        Ok(outcome)
+    })
+    .await
+    .expect("restore thread panicked")
+}
+
+/// Create the database, or check that it may be restored into. Returns whether it was created.
+fn prepare_database(
+    tools: &ClientTools,
+    maintenance: &PgTarget,
+    req: &PgLogicalRestore,
+    database: &str,
+) -> Result<bool> {
+    if !query::database_exists(tools, maintenance, database)? {
+        query::create_database(tools, maintenance, database)?;
+        return Ok(true);
+    }
+    let partial = !req.opts.tables.is_empty() || !req.opts.schemas.is_empty() || req.opts.data_only;
+    if !req.opts.clean && !req.force && !query::is_database_empty(tools, &req.target)? {
+        return Err(EngineError::TargetNotEmpty(format!(
+            "database {database:?} is not empty: pass --clean to drop and recreate the restored objects, or --force to restore into it as it is{}; nothing was changed",
+            if partial { " (a partial restore into a live database needs --force)" } else { "" }
+        )));
+    }
+    Ok(false)
+}
+
+fn apply_globals(
+    repo: &Arc<Repository>,
+    tools: &ClientTools,
+    target: &PgTarget,
+    ids: &[Id],
+) -> Result<Vec<String>> {
+    let mut sql = Vec::new();
+    ContentReader::new(repo.clone(), ids.to_vec(), 1)
+        .read_to_end(&mut sql)
+        .map_err(|e| {
+            EngineError::Repo(lifeboat_repo::Error::Corrupt(format!(
+                "reading globals: {e}"
+            )))
+        })?;
+    let mut cmd = Command::new(&tools.psql);
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", "-"]);
+    target.apply_env(&mut cmd);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(EngineError::io("starting psql"))?;
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    let writer = std::thread::spawn(move || stdin.write_all(&sql));
+    let out = child
+        .wait_with_output()
+        .map_err(EngineError::io("running psql"))?;
+    let _ = writer.join();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Ok(stderr
+        .lines()
+        .filter(|l| l.contains("ERROR"))
+        .map(|l| l.trim().to_string())
+        .collect())
+}
+
+/// Read the archive's TOC with `pg_restore -l` fed from the repository
+/// (it stops reading after the TOC).
+fn read_toc(
+    repo: &Arc<Repository>,
+    tools: &ClientTools,
+    dump: &[Id],
+) -> Result<Vec<lifeboat_sources::postgres::TocEntry>> {
+    let mut cmd = toc_list_command(tools, None);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(EngineError::io("starting pg_restore -l"))?;
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    let ids = dump.to_vec();
+    let repo2 = repo.clone();
+    let feeder = std::thread::spawn(move || -> Result<()> {
+        let mut reader = ContentReader::new(repo2, ids, 2);
+        while let Some(blob) = reader.next_blob()? {
+            if stdin.write_all(&blob).is_err() {
+                break; // pg_restore has read the TOC and exited
+            }
+        }
+        Ok(())
+    });
+    let out = child
+        .wait_with_output()
+        .map_err(EngineError::io("running pg_restore -l"))?;
+    feeder.join().expect("feeder thread panicked")?;
+    if !out.status.success() {
+        return Err(EngineError::Source(format!(
+            "pg_restore -l failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(parse_toc(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The archive's TOC with dependencies, read from its first blobs.
+fn archive_toc(repo: &Arc<Repository>, dump: &[Id]) -> Result<Vec<TocInfo>> {
+    let mut inspector = ArchiveInspector::new();
+    let mut reader = ContentReader::new(repo.clone(), dump.to_vec(), 1);
+    while !inspector.toc_complete() {
+        match reader.next_blob()? {
+            Some(blob) => inspector.feed(&blob),
+            None => break,
+        }
+    }
+    Ok(inspector.toc())
+}
+
+fn spool_archive(
+    repo: &Arc<Repository>,
+    dump: &[Id],
+    path: &std::path::Path,
+    progress: &Progress,
+) -> Result<()> {
+    progress.set_phase("spooling archive for parallel restore");
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path)
+            .map_err(EngineError::io(format!("creating {}", path.display())))?,
+    );
+    let mut reader = ContentReader::new(repo.clone(), dump.to_vec(), 2);
+    while let Some(blob) = reader.next_blob()? {
+        out.write_all(&blob)
+            .map_err(EngineError::io(format!("writing {}", path.display())))?;
+    }
+    out.flush()
+        .map_err(EngineError::io(format!("writing {}", path.display())))?;
+    Ok(())
+}
+
+/// Run pg_restore, feeding `stdin_blobs` to its stdin when given.
+fn run_restore(
+    repo: &Arc<Repository>,
+    cmd: &mut Command,
+    target: &PgTarget,
+    stdin_blobs: Option<&[Id]>,
+    progress: &Progress,
+) -> Result<()> {
+    let mut child = cmd
+        .spawn()
+        .map_err(EngineError::io("starting pg_restore"))?;
+    let stderr = child.stderr.take().expect("stderr piped");
+    let stderr_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::BufReader::new(stderr).read_to_string(&mut s);
+        s
+    });
+    let mut feed_error = None;
+    if let Some(ids) = stdin_blobs {
+        let mut stdin = child.stdin.take().expect("stdin piped");
+        let mut reader = ContentReader::new(repo.clone(), ids.to_vec(), 2);
+        loop {
+            match reader.next_blob() {
+                Ok(Some(blob)) => {
+                    progress.add_bytes(blob.len() as u64);
+                    if stdin.write_all(&blob).is_err() {
+                        break; // pg_restore stopped reading; its status says why
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    feed_error = Some(e);
+                    let _ = child.kill();
+                    break;
+                }
+            }
+        }
+        drop(stdin);
+    }
+    let status = child
+        .wait()
+        .map_err(EngineError::io("waiting for pg_restore"))?;
+    let err_text = stderr_thread.join().unwrap_or_default();
+    if let Some(e) = feed_error {
+        return Err(e.into());
+    }
+    check_restore(target, status, &err_text)?;
+    Ok(())
+}
