@@ -132,13 +132,15 @@ impl<'c, R: Read> ChunkReader<'c, R> {
         ChunkReader {
             reader,
             chunker,
-            buf: Vec::with_capacity(2 * chunker.max_size()),
+            buf: Vec::new(),
             start: 0,
             eof: false,
         }
     }
 
     /// Top the buffer up until it holds a maximal chunk or the stream ends.
+    /// Reads into the buffer's spare capacity (no zero-filling), and grows
+    /// the buffer only as far as the data needs, so small files stay cheap.
     fn fill(&mut self) -> io::Result<()> {
         let want = self.chunker.max_size();
         if self.eof || self.buf.len() - self.start >= want {
@@ -146,25 +148,10 @@ impl<'c, R: Read> ChunkReader<'c, R> {
         }
         self.buf.drain(..self.start);
         self.start = 0;
-        let cap = 2 * want;
-        while !self.eof && self.buf.len() < cap {
-            let len = self.buf.len();
-            self.buf.resize(cap, 0);
-            match self.reader.read(&mut self.buf[len..]) {
-                Ok(0) => {
-                    self.buf.truncate(len);
-                    self.eof = true;
-                }
-                Ok(n) => self.buf.truncate(len + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(len),
-                Err(e) => {
-                    self.buf.truncate(len);
-                    return Err(e);
-                }
-            }
-            if self.buf.len() >= want {
-                break;
-            }
+        let need = (2 * want - self.buf.len()) as u64;
+        let got = (&mut self.reader).take(need).read_to_end(&mut self.buf)?;
+        if (got as u64) < need {
+            self.eof = true;
         }
         Ok(())
     }
