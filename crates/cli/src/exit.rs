@@ -65,7 +65,7 @@ pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
         }
     }
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::json!({"error": {"code": code, "message": message}})
         );

@@ -22,9 +22,30 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// Print a line on stdout; a reader that went away (broken pipe, e.g.
+/// `lifeboat ls latest | head`) ends the program quietly with success.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::output::stdout_failed(e);
+        }
+    }};
+}
+
+/// Handle a failed write to stdout.
+pub fn stdout_failed(e: std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("lifeboat: error: writing to standard output: {e}");
+    std::process::exit(1);
+}
+
 /// Print a value as pretty JSON on stdout.
 pub fn json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("json"));
+    crate::outln!("{}", serde_json::to_string_pretty(value).expect("json"));
 }
 
 /// A progress line on stderr, only when stderr is a terminal.

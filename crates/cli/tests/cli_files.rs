@@ -403,6 +403,19 @@ impl Damaged {
         p.into_iter().next().unwrap()
     }
 
+    /// The pack's blob list, read with the repository's exported key.
+    fn pack_entries(&self, key: &str, bytes: &[u8]) -> Vec<lifeboat_repo::pack::PackEntry> {
+        let raw = self.ws.path("fixture.key");
+        if !raw.exists() {
+            self.ws
+                .run(&["key", "export", "-o", raw.to_str().unwrap()])
+                .ok();
+        }
+        let (_, master) = lifeboat_repo::keys::RawKeyFile::parse(&fs::read(&raw).unwrap()).unwrap();
+        let keys = lifeboat_repo::crypto::Keys::derive(&master);
+        lifeboat_repo::pack::parse_pack(&keys, bytes, key).unwrap()
+    }
+
     /// The original is still healthy (damage was done to the copy only).
     fn original_still_ok(&self) {
         let (code, v) = self.ws.verify(&["--read-data"]);
@@ -431,8 +444,13 @@ fn assert_damaged(v: &serde_json::Value, snap: &str, paths: &[&str]) {
 #[test]
 fn flipped_byte_in_a_pack_is_found_by_read_data_and_breaks_only_that_file() {
     let d = damage_fixture();
-    let (key, path, size) = d.data_pack();
-    flip_byte(&path, size as usize / 2);
+    let (key, path, _) = d.data_pack();
+    // The middle byte of the largest blob: a chunk of big.bin.
+    let entries = d.pack_entries(&key, &fs::read(&path).unwrap());
+    let largest = entries.iter().max_by_key(|e| e.len).unwrap();
+    assert_eq!(largest.kind, lifeboat_repo::BlobKind::Data);
+    assert!(largest.raw_len >= 512 * 1024, "{largest:?}");
+    flip_byte(&path, (largest.offset + largest.len / 2) as usize);
 
     // Sizes are intact: the structure check alone cannot see it.
     let r = d.ws.run_on(&d.copy, &["--json", "verify"]);
@@ -837,19 +855,32 @@ fn env_capture_redacts_secret_variables_and_keeps_the_rest() {
     let src = ws.path("src");
     write_file(&src.join("f"), b"f", 0o644, T0);
     let secret = "xyz-very-secret-4242";
-    let r = ws.run_env(
-        &["--json", "backup", "--env", src.to_str().unwrap()],
-        &[
-            ("MY_API_TOKEN", OsStr::new(secret)),
-            ("MY_PLAIN_SETTING", OsStr::new("keep-me")),
-        ],
-    );
+    // A known environment, so the whole capture can be checked.
+    let r = ws.run_with(&["--json", "backup", "--env", src.to_str().unwrap()], |c| {
+        c.env_clear()
+            .env("LIFEBOAT_REPOSITORY", &ws.repo)
+            .env("LIFEBOAT_PASSWORD_FILE", &ws.pass)
+            .env("MY_API_TOKEN", secret)
+            .env("MY_PLAIN_SETTING", "keep-me")
+            .env("DATABASE_URL", "postgres://app:pw123@db:5432/x");
+    });
     r.ok();
     assert_eq!(r.json()["snapshot"]["meta"]["environment_captured"], true);
     let out = ws.path("out");
     ws.run(&["restore", "latest", "--to", out.to_str().unwrap()])
         .ok();
     let env = fs::read_to_string(out.join("environment.env")).unwrap();
+    assert_eq!(
+        env,
+        format!(
+            "DATABASE_URL=postgres://app:<redacted>@db:5432/x\n\
+             LIFEBOAT_PASSWORD_FILE=<redacted>\n\
+             LIFEBOAT_REPOSITORY={}\n\
+             MY_API_TOKEN=<redacted>\n\
+             MY_PLAIN_SETTING=keep-me\n",
+            ws.repo.display()
+        )
+    );
     assert!(env.lines().any(|l| l == "MY_API_TOKEN=<redacted>"), "{env}");
     assert!(
         env.lines().any(|l| l == "MY_PLAIN_SETTING=keep-me"),

@@ -271,9 +271,14 @@ impl<'a> Walk<'a> {
         let mut tree = Tree::default();
         for name in list_dir(path)? {
             let child = path.join(&name);
-            let result = entry_meta(&child).and_then(|meta| {
-                let p = prev_tree.as_ref().and_then(|t| t.get(name.as_bytes()));
-                Ok((meta, p.cloned()))
+            let result = entry_meta(&child).map(|meta| {
+                (
+                    meta,
+                    prev_tree
+                        .as_ref()
+                        .and_then(|t| t.get(name.as_bytes()))
+                        .cloned(),
+                )
             });
             let (meta, p) = match result {
                 Ok(x) => x,

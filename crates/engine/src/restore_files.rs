@@ -115,9 +115,9 @@ pub async fn plan(
 async fn find_node(repo: &Repository, mut tree: lifeboat_repo::Tree, sub: &str) -> Result<Node> {
     let parts: Vec<&str> = sub.split('/').filter(|p| !p.is_empty()).collect();
     let not_found = || {
-        EngineError::Config(format!(
+        EngineError::Repo(lifeboat_repo::Error::NotFound(format!(
             "path {sub:?} is not in the snapshot (see `lifeboat ls`)"
-        ))
+        )))
     };
     for (i, part) in parts.iter().enumerate() {
         let node = tree.get(part.as_bytes()).cloned().ok_or_else(not_found)?;

@@ -347,3 +347,43 @@ mod tests {
         assert!(decode_index_file(&keys, &name, &bad).is_err());
     }
 }
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    /// FORMAT.md states the in-memory cost per blob; this pins it down.
+    #[test]
+    fn index_memory_per_blob_is_under_60_bytes() {
+        let blobs: Vec<PackEntry> = (0..200_000u32)
+            .map(|i| {
+                let mut id = [0u8; 32];
+                id[..4].copy_from_slice(&i.to_le_bytes());
+                id[4..8].copy_from_slice(&i.wrapping_mul(2654435761).to_le_bytes());
+                PackEntry {
+                    kind: BlobKind::Data,
+                    compressed: true,
+                    id: Id(id),
+                    offset: i,
+                    len: 1000,
+                    raw_len: 2000,
+                }
+            })
+            .collect();
+        let records: Vec<PackRecord> = blobs
+            .chunks(1000)
+            .enumerate()
+            .map(|(i, c)| PackRecord {
+                id: Id([i as u8; 32]),
+                size: 1 << 24,
+                blobs: c.to_vec(),
+            })
+            .collect();
+        let mut idx = Index::default();
+        idx.add_records(&records);
+        idx.finalize();
+        let per_blob = idx.heap_bytes() as f64 / idx.len() as f64;
+        assert!(per_blob < 60.0, "{per_blob} bytes per blob");
+        assert_eq!(std::mem::size_of::<IndexEntry>(), 52);
+    }
+}

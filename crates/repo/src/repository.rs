@@ -345,17 +345,26 @@ impl Repository {
         self.put_sealed_json("snapshots", snap).await
     }
 
-    /// Every snapshot, oldest first; a damaged snapshot is an error naming it.
+    /// Every readable snapshot, oldest first. Damaged snapshot files are
+    /// left out (so one damaged file blocks neither backups nor restores of
+    /// other snapshots); [`Repository::snapshots_checked`] names them.
     pub async fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        Ok(self.snapshots_checked().await?.0)
+    }
+
+    /// Every snapshot, oldest first, and separately the ones that could not be read.
+    pub async fn snapshots_checked(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<(Id, Error)>)> {
         let mut out = Vec::new();
+        let mut damaged = Vec::new();
         for id in self.list_ids("snapshots").await? {
-            out.push((
-                id,
-                self.get_sealed_json::<Snapshot>("snapshots", &id).await?,
-            ));
+            match self.get_sealed_json::<Snapshot>("snapshots", &id).await {
+                Ok(snap) => out.push((id, snap)),
+                Err(e @ (Error::Corrupt(_) | Error::Storage(_))) => damaged.push((id, e)),
+                Err(e) => return Err(e),
+            }
         }
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(out)
+        Ok((out, damaged))
     }
 
     /// Resolve `latest` or an id prefix, optionally among one source's snapshots.

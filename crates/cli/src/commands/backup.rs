@@ -183,7 +183,7 @@ fn print_outcome(ctx: &Context, o: &BackupOutcome) {
         eprintln!("warning: {w}");
     }
     if o.snapshot.kind != "files" {
-        println!(
+        crate::outln!(
             "snapshot {} saved: {} {} ({} new blobs, {} added to the repository) in {:.1}s",
             o.id.short(),
             o.snapshot.kind,
@@ -194,7 +194,7 @@ fn print_outcome(ctx: &Context, o: &BackupOutcome) {
         );
         return;
     }
-    println!(
+    crate::outln!(
         "snapshot {} saved: {} files, {} dirs, {} ({} new blobs, {} added to the repository) in {:.1}s",
         o.id.short(),
         s.files,

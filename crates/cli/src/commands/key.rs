@@ -19,11 +19,13 @@ pub async fn init(ctx: &Context) -> Result<ExitCode> {
             &serde_json::json!({"repository": location, "id": repo.config().id, "version": repo.config().version}),
         );
     } else {
-        println!(
+        crate::outln!(
             "created lifeboat repository {} at {location}",
             &repo.config().id[..8]
         );
-        println!("keep the password safe: without it (or an exported key) the data cannot be read");
+        crate::outln!(
+            "keep the password safe: without it (or an exported key) the data cannot be read"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -75,9 +77,13 @@ pub async fn run(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode> {
                     .collect();
                 output::json(&serde_json::Value::Array(list));
             } else {
-                println!(
+                crate::outln!(
                     "{:<2}{:<10} {:<28} {:<16} {:<10} label",
-                    "", "id", "created", "host", "user"
+                    "",
+                    "id",
+                    "created",
+                    "host",
+                    "user"
                 );
                 for (id, k) in keys {
                     let cur = if repo.key_in_use() == Some(id) {
@@ -85,7 +91,7 @@ pub async fn run(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode> {
                     } else {
                         ""
                     };
-                    println!(
+                    crate::outln!(
                         "{cur:<2}{:<10} {:<28} {:<16} {:<10} {}",
                         id.short(),
                         k.created,
@@ -105,7 +111,12 @@ pub async fn run(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode> {
                 .collect();
             let target = match matching.as_slice() {
                 [one] => *one,
-                [] => bail!("no key matches {id:?} (see `lifeboat key list`)"),
+                [] => {
+                    return Err(lifeboat_repo::Error::NotFound(format!(
+                        "no key matches {id:?} (see `lifeboat key list`)"
+                    ))
+                    .into())
+                }
                 _ => bail!("{} keys match {id:?}: give more digits", matching.len()),
             };
             repo.remove_key(&target).await?;
@@ -125,7 +136,7 @@ pub async fn run(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode> {
             if ctx.global.json {
                 output::json(&serde_json::json!({"exported": path}));
             } else {
-                println!("wrote raw key to {} (mode 0600): it opens the repository without a password, guard it like the data", path.display());
+                crate::outln!("wrote raw key to {} (mode 0600): it opens the repository without a password, guard it like the data", path.display());
             }
         }
     }
@@ -136,6 +147,6 @@ fn print_id(ctx: &Context, what: &str, id: &Id) {
     if ctx.global.json {
         output::json(&serde_json::json!({"result": what, "id": id}));
     } else {
-        println!("{what} {}", id.short());
+        crate::outln!("{what} {}", id.short());
     }
 }

@@ -32,11 +32,12 @@ impl Context {
             key_file: global.key_file.clone(),
             password_ref: None,
         };
-        if repo.password_file.is_none() && repo.key_file.is_none() {
-            if std::env::var_os("LIFEBOAT_PASSWORD").is_some() {
-                // Read from this process's environment only; never on argv.
-                repo.password_ref = Some("env:LIFEBOAT_PASSWORD".into());
-            }
+        if repo.password_file.is_none()
+            && repo.key_file.is_none()
+            && std::env::var_os("LIFEBOAT_PASSWORD").is_some()
+        {
+            // Read from this process's environment only; never on argv.
+            repo.password_ref = Some("env:LIFEBOAT_PASSWORD".into());
         }
         if let Some(cfg) = &config {
             repo = repo.with_config(&cfg.repository, cfg);

@@ -43,12 +43,12 @@ pub async fn run(ctx: &Context, a: RestoreArgs) -> Result<ExitCode> {
             );
         } else {
             for i in &plan.items {
-                println!("would restore {}", target.join(&i.rel).display());
+                crate::outln!("would restore {}", target.join(&i.rel).display());
             }
             for c in &plan.conflicts {
-                println!("would overwrite {}", c.display());
+                crate::outln!("would overwrite {}", c.display());
             }
-            println!(
+            crate::outln!(
                 "{} files, {} dirs, {} symlinks, {}",
                 summary.files,
                 summary.dirs,
@@ -74,7 +74,7 @@ pub async fn run(ctx: &Context, a: RestoreArgs) -> Result<ExitCode> {
             &serde_json::json!({"snapshot": id, "target": target, "summary": done, "seconds": secs}),
         );
     } else {
-        println!(
+        crate::outln!(
             "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {secs:.1}s",
             id.short(),
             target.display(),
@@ -132,7 +132,7 @@ async fn restore_postgres(
         for (what, why) in &o.skipped {
             eprintln!("note: left out {what}: {why}");
         }
-        println!(
+        crate::outln!(
             "restored snapshot {} into {} ({}{}) in {:.1}s",
             id.short(),
             target,

@@ -10,9 +10,14 @@ use std::sync::Arc;
 
 pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
     let repo = ctx.repo.open_without_index().await?;
-    let snaps: Vec<_> = repo
-        .snapshots()
-        .await?
+    let (all, damaged) = repo.snapshots_checked().await?;
+    for (id, e) in &damaged {
+        eprintln!(
+            "warning: snapshot {} cannot be read: {e} (run `lifeboat verify`)",
+            id.short()
+        );
+    }
+    let snaps: Vec<_> = all
         .into_iter()
         .filter(|(_, s)| a.source.as_ref().is_none_or(|src| &s.source == src))
         .collect();
@@ -28,12 +33,17 @@ pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
         output::json(&serde_json::Value::Array(list));
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    crate::outln!(
         "{:<10} {:<26} {:<12} {:<18} {:>10} {:>10}  paths",
-        "id", "time", "source", "kind", "size", "added"
+        "id",
+        "time",
+        "source",
+        "kind",
+        "size",
+        "added"
     );
     for (id, s) in &snaps {
-        println!(
+        crate::outln!(
             "{:<10} {:<26} {:<12} {:<18} {:>10} {:>10}  {}",
             id.short(),
             s.time,
@@ -44,7 +54,7 @@ pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
             s.paths.join(" ")
         );
     }
-    println!("{} snapshot(s)", snaps.len());
+    crate::outln!("{} snapshot(s)", snaps.len());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -55,10 +65,13 @@ pub async fn ls(ctx: &Context, a: LsArgs) -> Result<ExitCode> {
     let mut prefix = String::new();
     if let Some(p) = &a.path {
         for part in p.split('/').filter(|s| !s.is_empty()) {
-            let node = tree
-                .get(part.as_bytes())
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("path {p:?} is not in snapshot {}", id.short()))?;
+            let node = tree.get(part.as_bytes()).cloned().ok_or_else(|| {
+                lifeboat_repo::Error::NotFound(format!(
+                    "path {p:?} is not in snapshot {} (see `lifeboat ls {}`)",
+                    id.short(),
+                    id.short()
+                ))
+            })?;
             prefix = format!("{prefix}/{part}");
             match node.subtree {
                 Some(sub) => tree = repo.load_tree(&sub).await?,
@@ -86,7 +99,7 @@ pub async fn ls(ctx: &Context, a: LsArgs) -> Result<ExitCode> {
                 "symlink" => 'l',
                 _ => '-',
             };
-            println!(
+            crate::outln!(
                 "{c}{:04o} {:>10}  {}",
                 mode,
                 size(r["size"].as_u64().unwrap_or(0)),

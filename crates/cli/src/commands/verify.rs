@@ -4,18 +4,21 @@ use super::Context;
 use crate::args::VerifyArgs;
 use crate::exit;
 use crate::output::{self, size};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use lifeboat_engine::postgres::restore_test;
 use lifeboat_engine::verify::verify_repository;
+use lifeboat_engine::EngineError;
 use std::process::ExitCode;
 
 fn parse_percent(s: &str) -> Result<f64> {
-    let v: f64 = s
-        .trim_end_matches('%')
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--read-data={s}: expected a percentage such as 10%"))?;
+    let bad = || {
+        EngineError::Config(format!(
+            "--read-data={s}: expected a percentage in (0, 100], such as 10%"
+        ))
+    };
+    let v: f64 = s.trim_end_matches('%').parse().map_err(|_| bad())?;
     if !(v > 0.0 && v <= 100.0) {
-        bail!("--read-data={s}: the percentage must be in (0, 100]");
+        return Err(bad().into());
     }
     Ok(v)
 }
@@ -43,7 +46,7 @@ async fn run_restore_test(ctx: &Context, a: &VerifyArgs) -> Result<ExitCode> {
     if ctx.global.json {
         output::json(&serde_json::json!({"ok": report.ok, "restore_test": report}));
     } else {
-        println!(
+        crate::outln!(
             "restore test of snapshot {} ({} {}): restored in {:.1}s, {} tables checked",
             id.short(),
             snap.source,
@@ -52,14 +55,14 @@ async fn run_restore_test(ctx: &Context, a: &VerifyArgs) -> Result<ExitCode> {
             report.tables_checked
         );
         for c in &report.checks {
-            println!(
+            crate::outln!(
                 "  {} {}: {}",
                 if c.ok { "ok  " } else { "FAIL" },
                 c.name,
                 c.detail
             );
         }
-        println!(
+        crate::outln!(
             "{}",
             if report.ok {
                 "restore test passed"
@@ -85,7 +88,7 @@ pub async fn run(ctx: &Context, a: VerifyArgs) -> Result<ExitCode> {
     if ctx.global.json {
         output::json(&serde_json::json!({"ok": report.is_ok(), "report": report}));
     } else {
-        println!(
+        crate::outln!(
             "checked {} snapshots, {} index files, {} packs, {} blobs{}",
             report.snapshots,
             report.index_files,
@@ -102,16 +105,16 @@ pub async fn run(ctx: &Context, a: VerifyArgs) -> Result<ExitCode> {
             }
         );
         if report.unindexed_packs > 0 {
-            println!(
+            crate::outln!(
                 "note: {} pack(s) are not indexed (left by an interrupted backup)",
                 report.unindexed_packs
             );
         }
         for p in &report.problems {
-            println!("error: {}: {}", p.object, p.message);
+            crate::outln!("error: {}: {}", p.object, p.message);
         }
         for d in &report.damaged_snapshots {
-            println!(
+            crate::outln!(
                 "damaged snapshot {} ({} {}): {}",
                 d.id.short(),
                 d.source.as_deref().unwrap_or("?"),
@@ -119,7 +122,7 @@ pub async fn run(ctx: &Context, a: VerifyArgs) -> Result<ExitCode> {
                 d.paths.join(", ")
             );
         }
-        println!(
+        crate::outln!(
             "{}",
             if report.is_ok() {
                 "no problems found"

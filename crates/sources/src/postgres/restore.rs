@@ -711,6 +711,61 @@ pub fn check_restore(target: &PgTarget, status: ExitStatus, stderr: &str) -> Res
     })
 }
 
+/// Drops selected entries that depend (per the archive's TOC dependencies)
+/// on a relation that is neither restored nor already in the target, such
+/// as a rule on a chosen table that writes into a table left out, and
+/// anything depending on a dropped entry. Each is reported in `skipped`.
+pub fn drop_unsatisfied(
+    mut selection: Selection,
+    toc: &[crate::postgres::archive::TocInfo],
+    existing: &TargetCatalog,
+) -> Selection {
+    let by_id: BTreeMap<i64, &crate::postgres::archive::TocInfo> =
+        toc.iter().map(|t| (t.dump_id, t)).collect();
+    let mut kept: BTreeSet<i64> = selection
+        .entries
+        .iter()
+        .map(|e| i64::from(e.dump_id))
+        .collect();
+    let mut dropped: BTreeSet<i64> = BTreeSet::new();
+    let unmet = |dep: &i64, kept: &BTreeSet<i64>, dropped: &BTreeSet<i64>| -> Option<String> {
+        let d = by_id.get(dep)?;
+        let name = qualified(&d.namespace, &d.tag);
+        let missing_relation = RELATION_DESCS.contains(&d.desc.as_str())
+            && !kept.contains(dep)
+            && !existing.relations.contains(&name);
+        (missing_relation || dropped.contains(dep)).then(|| format!("{} {name}", d.desc))
+    };
+    loop {
+        let newly: Vec<(i64, String)> = kept
+            .iter()
+            .filter_map(|id| {
+                let info = by_id.get(id)?;
+                info.deps
+                    .iter()
+                    .find_map(|dep| unmet(dep, &kept, &dropped))
+                    .map(|what| (*id, what))
+            })
+            .collect();
+        if newly.is_empty() {
+            break;
+        }
+        for (id, what) in newly {
+            kept.remove(&id);
+            dropped.insert(id);
+            let info = by_id[&id];
+            selection.skipped.push((
+                format!("{} {}", info.desc, qualified(&info.namespace, &info.tag)),
+                format!("depends on {what}, which is neither restored nor present in the target"),
+            ));
+        }
+    }
+    selection
+        .entries
+        .retain(|e| kept.contains(&i64::from(e.dump_id)));
+    selection
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -958,59 +1013,4 @@ mod tests {
         }
         assert!(check_restore(&t, ExitStatus::from_raw(0), "").is_ok());
     }
-}
-
-/// Drops selected entries that depend (per the archive's TOC dependencies)
-/// on a relation that is neither restored nor already in the target, such
-/// as a rule on a chosen table that writes into a table left out, and
-/// anything depending on a dropped entry. Each is reported in `skipped`.
-pub fn drop_unsatisfied(
-    mut selection: Selection,
-    toc: &[crate::postgres::archive::TocInfo],
-    existing: &TargetCatalog,
-) -> Selection {
-    let by_id: BTreeMap<i64, &crate::postgres::archive::TocInfo> =
-        toc.iter().map(|t| (t.dump_id, t)).collect();
-    let mut kept: BTreeSet<i64> = selection
-        .entries
-        .iter()
-        .map(|e| i64::from(e.dump_id))
-        .collect();
-    let mut dropped: BTreeSet<i64> = BTreeSet::new();
-    let unmet = |dep: &i64, kept: &BTreeSet<i64>, dropped: &BTreeSet<i64>| -> Option<String> {
-        let d = by_id.get(dep)?;
-        let name = qualified(&d.namespace, &d.tag);
-        let missing_relation = RELATION_DESCS.contains(&d.desc.as_str())
-            && !kept.contains(dep)
-            && !existing.relations.contains(&name);
-        (missing_relation || dropped.contains(dep)).then(|| format!("{} {name}", d.desc))
-    };
-    loop {
-        let newly: Vec<(i64, String)> = kept
-            .iter()
-            .filter_map(|id| {
-                let info = by_id.get(id)?;
-                info.deps
-                    .iter()
-                    .find_map(|dep| unmet(dep, &kept, &dropped))
-                    .map(|what| (*id, what))
-            })
-            .collect();
-        if newly.is_empty() {
-            break;
-        }
-        for (id, what) in newly {
-            kept.remove(&id);
-            dropped.insert(id);
-            let info = by_id[&id];
-            selection.skipped.push((
-                format!("{} {}", info.desc, qualified(&info.namespace, &info.tag)),
-                format!("depends on {what}, which is neither restored nor present in the target"),
-            ));
-        }
-    }
-    selection
-        .entries
-        .retain(|e| kept.contains(&i64::from(e.dump_id)));
-    selection
 }
