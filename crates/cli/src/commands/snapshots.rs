@@ -34,7 +34,7 @@ pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     crate::outln!(
-        "{:<10} {:<26} {:<12} {:<18} {:>10} {:>10}  paths",
+        "{:<10} {:<20} {:<12} {:<18} {:>10} {:>10}  paths",
         "id",
         "time",
         "source",
@@ -44,9 +44,9 @@ pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
     );
     for (id, s) in &snaps {
         crate::outln!(
-            "{:<10} {:<26} {:<12} {:<18} {:>10} {:>10}  {}",
+            "{:<10} {:<20} {:<12} {:<18} {:>10} {:>10}  {}",
             id.short(),
-            s.time,
+            short_time(&s.time),
             s.source,
             s.kind,
             size(s.stats.bytes),
@@ -131,4 +131,11 @@ async fn walk(
     }
     rows.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
     Ok(())
+}
+
+/// `2026-01-31T02:00:00Z` (seconds) for tables; the full time is in `--json`.
+fn short_time(t: &str) -> String {
+    t.parse::<jiff::Timestamp>()
+        .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| t.to_string())
 }
