@@ -84,6 +84,8 @@ pub struct ArchiveInspector {
     summary: ArchiveSummary,
     /// Last bytes of the current table's data, to spot the COPY terminator.
     tail: Vec<u8>,
+    /// Buffer size at which to try parsing the header again.
+    next_header_try: usize,
 }
 
 impl Default for ArchiveInspector {
@@ -107,10 +109,16 @@ impl ArchiveInspector {
             entries: BTreeMap::new(),
             summary: ArchiveSummary::default(),
             tail: Vec::new(),
+            next_header_try: 4096,
         }
     }
 
     /// Feed the next bytes of the stream.
+    ///
+    /// Row data is counted straight from `data`; small structures (lengths,
+    /// ids) are parsed from `data` too and only the few bytes that straddle
+    /// two calls are buffered. The header and TOC are buffered until they
+    /// parse, retried only when the buffer has doubled (linear cost).
     pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             match &mut self.state {
@@ -140,52 +148,57 @@ impl ArchiveInspector {
                         self.state = State::BlobChunkLen;
                     }
                 }
+                State::Header => {
+                    self.buf.extend_from_slice(data);
+                    data = &[];
+                    if self.buf.len() >= self.next_header_try {
+                        self.next_header_try = self.buf.len() * 2;
+                        self.step_buffered();
+                    }
+                }
+                _ if self.buf.is_empty() => match self.try_step(data) {
+                    Some(used) => data = &data[used..],
+                    None => {
+                        self.buf.extend_from_slice(data);
+                        data = &[];
+                    }
+                },
                 _ => {
-                    // Structured parts: buffer and parse as far as possible.
-                    let take = data.len().min(64 * 1024);
+                    let take = data.len().min(64);
                     self.buf.extend_from_slice(&data[..take]);
                     data = &data[take..];
-                    self.parse_buffered();
-                    if !self.buf.is_empty()
-                        && matches!(self.state, State::Chunk { .. } | State::BlobChunk { .. })
-                    {
-                        // Raw chunk bytes were buffered: replay them through the counting path.
-                        let rest = std::mem::take(&mut self.buf);
-                        self.feed(&rest);
-                    }
+                    self.step_buffered();
                 }
             }
         }
     }
 
-    fn parse_buffered(&mut self) {
-        loop {
-            if matches!(
-                self.state,
-                State::Chunk { .. } | State::BlobChunk { .. } | State::Done | State::Failed(_)
-            ) {
-                return;
+    /// One parse step on `input`; the bytes used, or `None` when more are needed.
+    fn try_step(&mut self, input: &[u8]) -> Option<usize> {
+        let state = std::mem::replace(&mut self.state, State::Done);
+        let mut cur = Cursor {
+            buf: input,
+            pos: 0,
+            int_size: self.int_size,
+        };
+        match self.step(&state, &mut cur) {
+            Ok(next) => {
+                self.state = next;
+                Some(cur.pos)
             }
-            let buf = std::mem::take(&mut self.buf);
-            let state = std::mem::replace(&mut self.state, State::Done);
-            let mut cur = Cursor {
-                buf: &buf,
-                pos: 0,
-                int_size: self.int_size,
-            };
-            let step = self.step(&state, &mut cur);
-            let used = cur.pos;
-            self.buf = buf;
-            match step {
-                Ok(next) => {
-                    self.buf.drain(..used);
-                    self.state = next;
-                }
-                Err(NeedMore) => {
-                    self.state = state;
-                    return;
-                }
+            Err(NeedMore) => {
+                self.state = state;
+                None
             }
+        }
+    }
+
+    /// One parse step on the buffer; what is left after it is fed again.
+    fn step_buffered(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        match self.try_step(&buf) {
+            Some(used) => self.feed(&buf[used..]),
+            None => self.buf = buf,
         }
     }
 
@@ -344,7 +357,9 @@ impl ArchiveInspector {
     /// The summary once the stream has ended; an error if it did not parse
     /// (a truncated or foreign stream).
     pub fn finish(mut self) -> Result<ArchiveSummary, String> {
-        self.parse_buffered();
+        if matches!(self.state, State::Header) {
+            self.step_buffered();
+        }
         match self.state {
             State::Failed(e) => Err(e),
             State::BlockType if self.buf.is_empty() => Ok(self.summary),
