@@ -89,7 +89,7 @@ pub async fn backup_files(
                     .map_or(b"/".to_vec(), |n| n.as_bytes().to_vec());
                 let meta = entry_meta(path)?;
                 let prev = parent_tree.as_ref().and_then(|t| t.get(&name));
-                if let Some(node) = w.node(path, &name, &meta, prev)? {
+                if let Some(node) = w.node(path, &name, &meta, prev, None)? {
                     root.nodes.push(node);
                 }
             }
@@ -221,6 +221,7 @@ impl<'a> Walk<'a> {
         name: &[u8],
         meta: &EntryMeta,
         prev: Option<&Node>,
+        prefetched: Option<Content>,
     ) -> Result<Option<Node>> {
         let sel = &self.req.selection;
         let kind = match meta.kind {
@@ -246,7 +247,7 @@ impl<'a> Walk<'a> {
             NodeKind::File => {
                 node.ctime_ns = meta.ctime_ns;
                 node.inode = meta.inode;
-                self.file_content(path, &mut node, meta, prev)?;
+                self.file_content(path, &mut node, meta, prev, prefetched)?;
                 self.stats.files += 1;
                 self.progress.add_file();
             }
@@ -268,26 +269,47 @@ impl<'a> Walk<'a> {
             .and_then(|p| p.subtree)
             .and_then(|id| self.repo.read_blob_blocking(&id).ok())
             .and_then(|b| serde_json::from_slice::<Tree>(&b).ok());
-        let mut tree = Tree::default();
+        let mut entries = Vec::new();
         for name in list_dir(path)? {
             let child = path.join(&name);
-            let result = entry_meta(&child).map(|meta| {
-                (
-                    meta,
-                    prev_tree
+            match entry_meta(&child) {
+                Ok(meta) => {
+                    let p = prev_tree
                         .as_ref()
                         .and_then(|t| t.get(name.as_bytes()))
-                        .cloned(),
-                )
-            });
-            let (meta, p) = match result {
-                Ok(x) => x,
-                Err(e) => {
-                    self.warn(e);
-                    continue;
+                        .cloned();
+                    entries.push((child, name, meta, p));
                 }
-            };
-            match self.node(&child, name.as_bytes(), &meta, p.as_ref()) {
+                Err(e) => self.warn(e),
+            }
+        }
+        // Read the files that need reading in parallel, so disk waits overlap
+        // and the compression workers stay fed; trees keep the listing order.
+        let to_read: Vec<usize> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, (child, name, meta, p))| {
+                meta.kind == EntryKind::File
+                    && self.req.selection.keeps_file(child)
+                    && !self.redacts(&name.to_string_lossy(), meta)
+                    && self.reusable(p.as_ref(), meta).is_none()
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let mut read = read_files_parallel(
+            self.writer,
+            &self.chunker,
+            self.progress,
+            &entries,
+            &to_read,
+        );
+        let mut tree = Tree::default();
+        for (i, (child, name, meta, p)) in entries.iter().enumerate() {
+            let content = read
+                .iter_mut()
+                .find(|(j, _)| *j == i)
+                .and_then(|(_, r)| r.take());
+            match self.node(child, name.as_bytes(), meta, p.as_ref(), content) {
                 Ok(Some(n)) => tree.nodes.push(n),
                 Ok(None) => {}
                 Err(EngineError::Files(e @ FilesError::Io { .. })) => self.warn(e),
@@ -297,15 +319,32 @@ impl<'a> Walk<'a> {
         Ok(tree)
     }
 
+    /// Whether this file is stored redacted (a small `.env` file with redaction on).
+    fn redacts(&self, name: &str, meta: &EntryMeta) -> bool {
+        self.req.redactor.enabled() && is_env_file(name) && meta.size < 1 << 20
+    }
+
+    /// The parent snapshot's content when the file is unchanged and its blobs still exist.
+    fn reusable(&self, prev: Option<&Node>, meta: &EntryMeta) -> Option<Vec<Id>> {
+        let p = prev?;
+        let same = p.kind == NodeKind::File
+            && p.size == meta.size
+            && p.mtime_ns == meta.mtime_ns
+            && p.ctime_ns == meta.ctime_ns
+            && p.inode == meta.inode;
+        (same && p.content.iter().all(|id| self.index.contains(id))).then(|| p.content.clone())
+    }
+
     fn file_content(
         &mut self,
         path: &Path,
         node: &mut Node,
         meta: &EntryMeta,
         prev: Option<&Node>,
+        prefetched: Option<Result<(Vec<Id>, u64)>>,
     ) -> Result<()> {
         let name = String::from_utf8_lossy(&node.name_bytes()).into_owned();
-        if self.req.redactor.enabled() && is_env_file(&name) && meta.size < 1 << 20 {
+        if self.redacts(&name, meta) {
             let text = std::fs::read(path).map_err(lifeboat_sources::files::io_err(path))?;
             let text = String::from_utf8_lossy(&text);
             let (redacted, count) = self.req.redactor.redact_env_file(&text);
@@ -321,20 +360,16 @@ impl<'a> Walk<'a> {
         }
         node.size = meta.size;
         self.stats.bytes += meta.size;
-        if let Some(p) = prev {
-            let same = p.size == meta.size
-                && p.mtime_ns == meta.mtime_ns
-                && p.ctime_ns == meta.ctime_ns
-                && p.inode == meta.inode;
-            if same && p.content.iter().all(|id| self.index.contains(id)) {
-                node.content = p.content.clone();
-                self.stats.blobs += p.content.len() as u64;
-                self.progress.add_bytes(meta.size);
-                return Ok(());
-            }
+        if let Some(content) = self.reusable(prev, meta) {
+            self.stats.blobs += content.len() as u64;
+            self.progress.add_bytes(meta.size);
+            node.content = content;
+            return Ok(());
         }
-        let file = std::fs::File::open(path).map_err(lifeboat_sources::files::io_err(path))?;
-        let (ids, size) = store_stream(self.writer, &self.chunker, file, self.progress)?;
+        let (ids, size) = match prefetched {
+            Some(r) => r?,
+            None => read_file(self.writer, &self.chunker, self.progress, path)?,
+        };
         node.content = ids;
         if size != meta.size {
             self.warn(format!(
@@ -360,4 +395,55 @@ impl<'a> Walk<'a> {
             .unwrap_or(0);
         Ok(stream_node(ENV_CAPTURE_NAME, vec![id], size, mtime))
     }
+}
+
+/// Files read at once within one directory.
+const READ_THREADS: usize = 2;
+
+type Content = Result<(Vec<Id>, u64)>;
+
+fn read_file(writer: &BlobWriter, chunker: &FastCdc, progress: &Progress, path: &Path) -> Content {
+    let file = std::fs::File::open(path).map_err(lifeboat_sources::files::io_err(path))?;
+    store_stream(writer, chunker, file, progress)
+}
+
+/// Store the content of `entries[i]` for each `i` in `which`, up to
+/// [`READ_THREADS`] files at a time; results come back keyed by `i`.
+fn read_files_parallel(
+    writer: &BlobWriter,
+    chunker: &FastCdc,
+    progress: &Progress,
+    entries: &[(
+        std::path::PathBuf,
+        std::ffi::OsString,
+        EntryMeta,
+        Option<Node>,
+    )],
+    which: &[usize],
+) -> Vec<(usize, Option<Content>)> {
+    if which.len() < 2 {
+        return Vec::new();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Content>>> =
+        which.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..READ_THREADS.min(which.len()) {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&i) = which.get(k) else { return };
+                let r = read_file(writer, chunker, progress, &entries[i].0);
+                let failed = r.is_err();
+                *results[k].lock().expect("result lock") = Some(r);
+                if failed {
+                    return;
+                }
+            });
+        }
+    });
+    which
+        .iter()
+        .zip(results)
+        .map(|(&i, r)| (i, r.into_inner().expect("result lock")))
+        .collect()
 }

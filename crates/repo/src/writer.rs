@@ -108,10 +108,7 @@ impl BlobWriter {
             index: repo.index(),
             repo,
             queued: Mutex::new(HashSet::new()),
-            packers: Mutex::new([
-                PackBuilder::with_capacity(pack_size),
-                PackBuilder::with_capacity(pack_size),
-            ]),
+            packers: Mutex::new([new_pack(pack_size), new_pack(pack_size)]),
             error: Mutex::new(None),
             counters: Counters::default(),
         });
@@ -265,9 +262,12 @@ fn worker(
         let full = {
             let mut packers = shared.packers.lock().expect("packers lock");
             let builder = &mut packers[job.kind as usize];
+            // Close the pack before a blob would take it past the target
+            // size, so a pack's buffer never has to grow.
+            let full = (!builder.is_empty() && builder.len() + sealed.len() > pack_size)
+                .then(|| std::mem::replace(builder, new_pack(pack_size)));
             builder.add(job.kind, job.id, compressed, &sealed, job.data.len());
-            (builder.len() >= pack_size)
-                .then(|| std::mem::replace(builder, PackBuilder::with_capacity(pack_size)))
+            full
         };
         if let Some(builder) = full {
             if uploads.send(seal_pack(repo, builder)).is_err() {
@@ -275,6 +275,11 @@ fn worker(
             }
         }
     }
+}
+
+/// An empty pack with room for `pack_size` bytes of blobs and its trailer.
+fn new_pack(pack_size: usize) -> PackBuilder {
+    PackBuilder::with_capacity(pack_size + (1 << 20))
 }
 
 /// Compress when it pays, then seal.
