@@ -15,7 +15,12 @@ use std::sync::{Arc, Mutex};
 
 type Fetched = (usize, Result<Vec<u8>>);
 /// The fetch pool: where requests go and results come back.
-type Pool = (Sender<(usize, Id)>, Receiver<Fetched>);
+/// Read-ahead threads: jobs out, results back, handles to join on drop.
+struct Pool {
+    jobs: Option<Sender<(usize, Id)>>,
+    results: Receiver<Fetched>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
 
 /// Reads the concatenated content of a list of blobs.
 pub struct ContentReader {
@@ -53,7 +58,12 @@ impl ContentReader {
         if self.emitted == self.ids.len() {
             return Ok(None);
         }
-        let Some((jobs, results)) = &self.pool else {
+        let Some(Pool {
+            jobs: Some(jobs),
+            results,
+            ..
+        }) = &self.pool
+        else {
             let id = self.ids[self.emitted];
             self.emitted += 1;
             return self.repo.read_blob_blocking(&id).map(Some);
@@ -76,21 +86,40 @@ impl ContentReader {
     }
 }
 
-fn spawn_pool(repo: &Arc<Repository>, threads: usize) -> (Sender<(usize, Id)>, Receiver<Fetched>) {
+fn spawn_pool(repo: &Arc<Repository>, threads: usize) -> Pool {
     let (job_tx, job_rx) = channel::<(usize, Id)>();
     let (res_tx, res_rx) = channel();
     let job_rx = Arc::new(Mutex::new(job_rx));
-    for _ in 0..threads {
-        let (repo, job_rx, res_tx) = (repo.clone(), job_rx.clone(), res_tx.clone());
-        std::thread::spawn(move || loop {
-            let job = job_rx.lock().expect("jobs lock").recv();
-            let Ok((seq, id)) = job else { return };
-            if res_tx.send((seq, repo.read_blob_blocking(&id))).is_err() {
-                return;
-            }
-        });
+    let handles = (0..threads)
+        .map(|_| {
+            let (repo, job_rx, res_tx) = (repo.clone(), job_rx.clone(), res_tx.clone());
+            std::thread::spawn(move || loop {
+                let job = job_rx.lock().expect("jobs lock").recv();
+                let Ok((seq, id)) = job else { return };
+                if res_tx.send((seq, repo.read_blob_blocking(&id))).is_err() {
+                    return;
+                }
+            })
+        })
+        .collect();
+    Pool {
+        jobs: Some(job_tx),
+        results: res_rx,
+        threads: handles,
     }
-    (job_tx, res_rx)
+}
+
+impl Drop for ContentReader {
+    /// Stop the read-ahead threads and wait for them, so none is still
+    /// reading when the caller (or the process) moves on after an error.
+    fn drop(&mut self) {
+        if let Some(mut pool) = self.pool.take() {
+            drop(pool.jobs.take());
+            for t in pool.threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 impl Read for ContentReader {

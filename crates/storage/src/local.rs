@@ -183,10 +183,19 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("storage worker thread panicked")
+/// Run blocking file I/O off the async runtime. If the runtime is shutting
+/// down (the task is cancelled), that is an I/O error, not a panic.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(StorageError::Io {
+            op: "run",
+            key: String::new(),
+            location: "local storage".into(),
+            source: io::Error::other(format!("storage task cancelled: {e}")),
+        }),
+    }
 }
 
 #[async_trait]

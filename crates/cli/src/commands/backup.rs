@@ -10,6 +10,7 @@ use lifeboat_engine::config::resolve_secret;
 use lifeboat_engine::config::{SourceConfig, SourceKind};
 use lifeboat_engine::postgres::{backup_logical, PgLogicalBackup};
 use lifeboat_engine::progress::Progress;
+use lifeboat_repo::Repository;
 use lifeboat_sources::env::Redactor;
 use lifeboat_sources::files::Selection;
 use lifeboat_sources::postgres::{DumpOptions, PgTarget, Profile};
@@ -142,25 +143,24 @@ async fn postgres_from_config(
         time: a.time.clone(),
         tags: a.tags.clone(),
     };
-    let repo = ctx.repo.open().await?;
-    let progress = Arc::new(Progress::default());
-    let line = ProgressLine::start(progress.clone(), ctx.global.quiet || ctx.global.json);
-    let outcome = backup_logical(repo, req, progress).await;
-    drop(line);
-    let outcome = outcome?;
-    print_outcome(ctx, &outcome);
-    Ok(ExitCode::from(if outcome.warnings.is_empty() {
-        exit::OK
-    } else {
-        exit::INCOMPLETE
-    }))
+    run_backup(ctx, |repo, progress| backup_logical(repo, req, progress)).await
 }
 
 async fn run_files(ctx: &Context, req: FilesBackup) -> Result<ExitCode> {
+    run_backup(ctx, |repo, progress| backup_files(repo, req, progress)).await
+}
+
+/// Open the repository, run a backup with a progress line, print the outcome;
+/// exit 3 when entries were skipped.
+async fn run_backup<F, Fut>(ctx: &Context, backup: F) -> Result<ExitCode>
+where
+    F: FnOnce(Arc<Repository>, Arc<Progress>) -> Fut,
+    Fut: std::future::Future<Output = lifeboat_engine::Result<BackupOutcome>>,
+{
     let repo = ctx.repo.open().await?;
     let progress = Arc::new(Progress::default());
     let line = ProgressLine::start(progress.clone(), ctx.global.quiet || ctx.global.json);
-    let outcome = backup_files(repo, req, progress).await;
+    let outcome = backup(repo, progress).await;
     drop(line);
     let outcome = outcome?;
     print_outcome(ctx, &outcome);

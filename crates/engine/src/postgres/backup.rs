@@ -73,7 +73,7 @@ pub async fn backup_logical(
         let table_stats = query::table_stats(&tools, &req.target)?;
         let dependencies = query::dependency_info(&tools, &req.target)?;
         let database_size = query::database_size(&tools, &req.target)?;
-        progress.total_bytes.store(database_size.max(0) as u64, std::sync::atomic::Ordering::Relaxed);
+
         progress.set_phase("dumping");
         let (content, dump_bytes, archive) = dump_into(&writer, &repo_for_dump, &tools, &req, &progress)?;
         let mut tree = Tree::default();

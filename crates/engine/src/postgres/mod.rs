@@ -96,8 +96,10 @@ impl LogicalMeta {
 
 /// Connect once with any client tools to learn the server's version, then
 /// pick tools that fit it. Returns the tools and `server_version_num`.
+/// Any psql can read the version, so the probe uses the system's tools
+/// first; the configured `bin_dir` is then required strictly.
 pub fn tools_for(target: &PgTarget, bin_dir: Option<&Path>) -> Result<(ClientTools, u32)> {
-    let probe = ClientTools::any(bin_dir)?;
+    let probe = ClientTools::any(None).or_else(|_| ClientTools::any(bin_dir))?;
     let version_num = query::server_version_num(&probe, target)?;
     let tools = ClientTools::find(query::major_of(version_num), bin_dir)?;
     Ok((tools, version_num))

@@ -14,8 +14,8 @@ use crate::progress::Progress;
 use lifeboat_repo::{ContentReader, Id, Repository, Snapshot};
 use lifeboat_sources::postgres::archive::{ArchiveInspector, TocInfo};
 use lifeboat_sources::postgres::restore::{
-    check_restore, drop_unsatisfied, parse_toc, restore_command, select_entries, toc_list_command,
-    write_list_file,
+    check_restore, drop_unsatisfied, only_inherited_constraint_drop_errors, parse_toc,
+    restore_command, select_entries, toc_list_command, write_list_file,
 };
 use lifeboat_sources::postgres::{query, ClientTools, PgTarget, RestoreOptions};
 use serde::Serialize;
@@ -125,8 +125,15 @@ pub async fn restore_logical(
             None
         };
         progress.set_phase("restoring");
-        let mut cmd = restore_command(&tools, &req.target, &req.opts, list.as_deref(), archive.as_deref());
-        run_restore(&repo, &mut cmd, &req.target, archive.is_none().then_some(dump.as_slice()), &progress)?;
+        let mut opts = req.opts.clone();
+        // Data into existing tables: foreign keys and triggers would fire in
+        // archive (name) order; a superuser can defer them with replica mode.
+        opts.replica_role = opts.data_only && is_superuser(&tools, &req.target)?;
+        let mut cmd = restore_command(&tools, &req.target, &opts, list.as_deref(), archive.as_deref());
+        run_restore(&repo, &mut cmd, &req.target, &opts, archive.is_none().then_some(dump.as_slice()), &progress)?;
+        if opts.data_only {
+            refresh_materialized_views(&repo, &tools, &req.target, &dump, &opts)?;
+        }
         outcome.seconds = started.elapsed().as_secs_f64();
         Ok(outcome)
     })
@@ -268,6 +275,7 @@ fn run_restore(
     repo: &Arc<Repository>,
     cmd: &mut Command,
     target: &PgTarget,
+    opts: &RestoreOptions,
     stdin_blobs: Option<&[Id]>,
     progress: &Progress,
 ) -> Result<()> {
@@ -309,6 +317,42 @@ fn run_restore(
     if let Some(e) = feed_error {
         return Err(e.into());
     }
+    if opts.clean && !status.success() && only_inherited_constraint_drop_errors(&err_text) {
+        return Ok(());
+    }
     check_restore(target, status, &err_text)?;
+    Ok(())
+}
+
+fn is_superuser(tools: &ClientTools, target: &PgTarget) -> Result<bool> {
+    let rows = query::run_sql(
+        tools,
+        target,
+        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+    )?;
+    Ok(rows.first().and_then(|r| r.first()).map(String::as_str) == Some("t"))
+}
+
+/// `pg_restore --data-only` leaves materialized views unpopulated (their
+/// REFRESH counts as schema): refresh the ones in scope, in archive order.
+fn refresh_materialized_views(
+    repo: &Arc<Repository>,
+    tools: &ClientTools,
+    target: &PgTarget,
+    dump: &[Id],
+    opts: &RestoreOptions,
+) -> Result<()> {
+    for entry in archive_toc(repo, dump)? {
+        let in_scope = opts.tables.is_empty()
+            && (opts.schemas.is_empty() || opts.schemas.contains(&entry.namespace));
+        if entry.desc == "MATERIALIZED VIEW DATA" && in_scope {
+            let sql = format!(
+                "REFRESH MATERIALIZED VIEW {}.{}",
+                query::quote_ident(&entry.namespace),
+                query::quote_ident(&entry.tag)
+            );
+            query::run_sql(tools, target, &sql)?;
+        }
+    }
     Ok(())
 }

@@ -25,6 +25,14 @@ pub enum PgError {
         /// Directories that were searched.
         searched: Vec<PathBuf>,
     },
+    /// The configured `bin_dir` holds no client tools.
+    #[error("bin_dir {} has no pg_dump/pg_restore/psql: point it at PostgreSQL {server_major} (or newer) client tools, or remove bin_dir to search the system", .bin_dir.display())]
+    ToolsNotInDir {
+        /// The configured directory.
+        bin_dir: PathBuf,
+        /// Major version of the server.
+        server_major: u32,
+    },
     /// Only client tools older than the server were found.
     #[error("pg_dump {tool_major} cannot dump a PostgreSQL {server_major} server: install postgresql-client-{server_major} or set bin_dir to a directory with pg_dump {server_major} or newer (found pg_dump {tool_major} in {})", .bin_dir.display())]
     ToolsTooOld {
@@ -140,7 +148,7 @@ impl PgError {
     pub fn code(&self) -> &'static str {
         match self {
             PgError::InvalidUrl { .. } => "pg_invalid_url",
-            PgError::ToolsNotFound { .. } => "pg_tools_not_found",
+            PgError::ToolsNotFound { .. } | PgError::ToolsNotInDir { .. } => "pg_tools_not_found",
             PgError::ToolsTooOld { .. } => "pg_tools_too_old",
             PgError::Spawn { .. } => "pg_spawn",
             PgError::Unreachable { .. } => "pg_unreachable",

@@ -766,6 +766,18 @@ pub fn drop_unsatisfied(
     selection
 }
 
+/// With `--clean`, pg_restore also tries to drop each partition's copy of an
+/// inherited constraint, which PostgreSQL refuses ("cannot drop inherited
+/// constraint"); dropping the parent's constraint removes them anyway.
+/// Returns true when those are the only errors in pg_restore's output.
+pub fn only_inherited_constraint_drop_errors(stderr: &str) -> bool {
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR:")).collect();
+    !errors.is_empty()
+        && errors
+            .iter()
+            .all(|l| l.contains("cannot drop inherited constraint"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,17 +32,27 @@ pub struct ClientTools {
 
 impl ClientTools {
     /// Finds tools able to dump and restore a server of major version `server_major`.
+    ///
+    /// A configured `bin_dir` is used strictly: tools missing there, or too
+    /// old for the server, are an error naming the directory, never a silent
+    /// fall-back to other installed versions.
     pub fn find(server_major: u32, configured_bin_dir: Option<&Path>) -> Result<Self> {
-        let candidates = candidate_dirs(configured_bin_dir, Some(server_major));
-        let found = probe_all(&candidates);
-        // An explicitly configured directory wins when it is new enough.
         if let Some(dir) = configured_bin_dir {
-            if let Some(t) = found.iter().find(|t| t.bin_dir == dir) {
-                if t.major >= server_major {
-                    return Ok(t.clone());
-                }
+            let t = Self::from_dir(dir).map_err(|_| PgError::ToolsNotInDir {
+                bin_dir: dir.to_path_buf(),
+                server_major,
+            })?;
+            if t.major < server_major {
+                return Err(PgError::ToolsTooOld {
+                    tool_major: t.major,
+                    server_major,
+                    bin_dir: t.bin_dir,
+                });
             }
+            return Ok(t);
         }
+        let candidates = candidate_dirs(None, Some(server_major));
+        let found = probe_all(&candidates);
         if let Some(t) = found.iter().find(|t| t.major == server_major) {
             return Ok(t.clone());
         }
@@ -67,14 +77,13 @@ impl ClientTools {
 
     /// The newest tools available (for work without a known server, e.g. reading
     /// an archive: newer pg_restore reads every older archive format).
+    /// A configured `bin_dir` is used strictly, as in [`ClientTools::find`].
     pub fn any(configured_bin_dir: Option<&Path>) -> Result<Self> {
-        let candidates = candidate_dirs(configured_bin_dir, None);
-        let found = probe_all(&candidates);
         if let Some(dir) = configured_bin_dir {
-            if let Some(t) = found.iter().find(|t| t.bin_dir == dir) {
-                return Ok(t.clone());
-            }
+            return Self::from_dir(dir);
         }
+        let candidates = candidate_dirs(None, None);
+        let found = probe_all(&candidates);
         // First of the newest, in search order (a Debian directory holds initdb and
         // pg_ctl too; the /usr/bin wrappers do not).
         let mut best: Option<ClientTools> = None;
