@@ -398,7 +398,7 @@ impl<'a> Walk<'a> {
 }
 
 /// Files read at once within one directory.
-const READ_THREADS: usize = 2;
+const READ_THREADS: usize = 4;
 
 type Content = Result<(Vec<Id>, u64)>;
 

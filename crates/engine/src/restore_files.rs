@@ -245,7 +245,8 @@ fn restore_file(
     progress: &Progress,
 ) -> Result<()> {
     let path = target.join(&item.rel);
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, files::create_file(&path, force)?);
+    // Blobs are written whole (KiB to MiB each), so no extra buffering.
+    let mut out = files::create_file(&path, force)?;
     let threads = if item.node.content.len() > 4 { 2 } else { 1 };
     let mut reader = ContentReader::new(repo.clone(), item.node.content.clone(), threads);
     let mut written = 0u64;

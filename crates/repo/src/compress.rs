@@ -55,7 +55,18 @@ fn pays(compressed: usize, raw: usize) -> bool {
 
 /// Decompress a blob whose uncompressed length is known from the index.
 pub fn decompress(data: &[u8], raw_len: usize, what: &str) -> Result<Vec<u8>> {
-    let out = zstd::bulk::decompress(data, raw_len)
+    thread_local! {
+        /// One decompression context per thread, reused for every blob.
+        static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+    }
+    let out = DCTX
+        .with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new()?);
+            }
+            slot.as_mut().expect("set above").decompress(data, raw_len)
+        })
         .map_err(|e| Error::Corrupt(format!("{what}: zstd data is damaged: {e}")))?;
     if out.len() != raw_len {
         return Err(Error::Corrupt(format!(

@@ -7,7 +7,7 @@
 //! finish(): flush packs, upload, write the last index file.
 //! ```
 //! Memory is bounded by the queue depths: about `2 x workers` chunks, two
-//! packs being filled and one pack in flight, whatever the data size.
+//! packs being filled and up to three in flight, whatever the data size.
 //! Blobs already in the repository (or already queued) are skipped, which is
 //! what makes a second backup of unchanged data nearly free.
 //!
@@ -95,9 +95,11 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
-    /// Start a writer with one worker per core.
+    /// Start a writer with one worker per core, plus one.
     pub fn new(repo: Arc<Repository>) -> Self {
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // One more than the cores, so a worker waiting on the pack lock or
+        // the upload queue does not leave a core idle.
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
         Self::with_workers(repo, n)
     }
 
@@ -114,7 +116,7 @@ impl BlobWriter {
         });
         let (job_tx, job_rx) = sync_channel::<Job>(2 * workers);
         let job_rx = Arc::new(Mutex::new(job_rx));
-        let (up_tx, up_rx) = sync_channel(1);
+        let (up_tx, up_rx) = sync_channel(2);
         let workers = (0..workers)
             .map(|i| {
                 let (shared, rx, up) = (shared.clone(), job_rx.clone(), up_tx.clone());
