@@ -9,6 +9,7 @@
 //! reads `DATABASE_URL`. Restores are proven by content: normalised schema
 //! dumps and per-table checksums (sequences and large objects included).
 
+mod common;
 mod pg_common;
 
 use pg_common::*;

@@ -145,77 +145,7 @@ pub fn assert_same_schema(want: &str, got: &str, what: &str) {
     );
 }
 
-/// The result of one run of the binary.
-#[derive(Debug)]
-pub struct Run {
-    /// Exit code (-1 when killed by a signal).
-    pub code: i32,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-    /// What was run.
-    pub what: String,
-}
-
-impl Run {
-    /// Assert the exit code, showing the output when it differs.
-    #[track_caller]
-    pub fn code(&self, expected: i32) -> &Self {
-        assert_eq!(
-            self.code, expected,
-            "`{}` exited {} (expected {expected})\nstdout:\n{}\nstderr:\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        );
-        self
-    }
-
-    /// Assert success.
-    #[track_caller]
-    pub fn ok(&self) -> &Self {
-        self.code(0)
-    }
-
-    /// Stdout as JSON.
-    #[track_caller]
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "`{}`: stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-                self.what, self.stdout, self.stderr
-            )
-        })
-    }
-
-    /// Assert a failure with `code` and exactly one `lifeboat: error: ...`
-    /// line on stderr that contains every needle; returns the line.
-    #[track_caller]
-    pub fn error(&self, code: i32, needles: &[&str]) -> String {
-        self.code(code);
-        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.is_empty()).collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "`{}`: expected one error line on stderr, got:\n{}",
-            self.what,
-            self.stderr
-        );
-        let line = lines[0];
-        assert!(
-            line.starts_with("lifeboat: error: "),
-            "`{}`: unexpected error line: {line}",
-            self.what
-        );
-        for n in needles {
-            assert!(
-                line.contains(n),
-                "`{}`: error line lacks {n:?}: {line}",
-                self.what
-            );
-        }
-        line.to_string()
-    }
-}
+pub use crate::common::Run;
 
 /// A temporary directory with `lifeboat.toml`, a password file and a
 /// repository (initialised by [`Workspace::new`]).
