@@ -81,23 +81,12 @@ pub async fn backup_files(
         let repo = repo.clone();
         let time = time.clone();
         move || -> Result<(BlobWriter, Id, WalkResult)> {
-            let mut w = Walk::new(&repo, &writer, &req, &progress);
-            let mut root = Tree::default();
-            for path in &paths {
-                let name = path
-                    .file_name()
-                    .map_or(b"/".to_vec(), |n| n.as_bytes().to_vec());
-                let meta = entry_meta(path)?;
-                let prev = parent_tree.as_ref().and_then(|t| t.get(&name));
-                if let Some(node) = w.node(path, &name, &meta, prev, None)? {
-                    root.nodes.push(node);
-                }
-            }
-            if req.capture_env {
-                root.nodes.push(w.env_capture(&time)?);
-            }
-            let root_id = store_tree(&writer, root)?;
-            let result = w.result();
+            let chunker = repo.cdc_chunker();
+            let (root_id, result) = std::thread::scope(|s| -> Result<(Id, WalkResult)> {
+                let reads = ReadPool::start(s, &writer, &chunker, &progress);
+                let w = Walk::new(&repo, &writer, &req, &progress, reads);
+                walk_paths(w, &paths, parent_tree.as_ref(), &time)
+            })?;
             Ok((writer, root_id, result))
         }
     })
@@ -131,6 +120,35 @@ pub async fn backup_files(
         snapshot,
         warnings: walk.warnings,
     })
+}
+
+/// Walk each given path into the root tree (plus the environment capture)
+/// and store it; returns the root tree id and the walk's figures.
+fn walk_paths(
+    mut w: Walk<'_>,
+    paths: &[std::path::PathBuf],
+    parent_tree: Option<&Tree>,
+    time: &str,
+) -> Result<(Id, WalkResult)> {
+    let mut root = Tree::default();
+    for path in paths {
+        let name = path
+            .file_name()
+            .map_or(b"/".to_vec(), |n| n.as_bytes().to_vec());
+        let meta = entry_meta(path)?;
+        let prev = parent_tree.and_then(|t| t.get(&name));
+        let pending = w
+            .needs_read(path, &name, &meta, prev)
+            .then(|| w.reads.submit(path));
+        if let Some(node) = w.node(path, &name, &meta, prev, pending.map(Pending::wait))? {
+            root.nodes.push(node);
+        }
+    }
+    if w.req.capture_env {
+        root.nodes.push(w.env_capture(time)?);
+    }
+    let root_id = store_tree(w.writer, root)?;
+    Ok((root_id, w.result()))
 }
 
 fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -176,6 +194,7 @@ struct Walk<'a> {
     warnings: Vec<String>,
     redacted: Vec<String>,
     env_captured: bool,
+    reads: ReadPool,
 }
 
 impl<'a> Walk<'a> {
@@ -184,6 +203,7 @@ impl<'a> Walk<'a> {
         writer: &'a BlobWriter,
         req: &'a FilesBackup,
         progress: &'a Progress,
+        reads: ReadPool,
     ) -> Self {
         Walk {
             repo,
@@ -196,6 +216,7 @@ impl<'a> Walk<'a> {
             warnings: Vec::new(),
             redacted: Vec::new(),
             env_captured: false,
+            reads,
         }
     }
 
@@ -283,40 +304,40 @@ impl<'a> Walk<'a> {
                 Err(e) => self.warn(e),
             }
         }
-        // Read the files that need reading in parallel, so disk waits overlap
-        // and the compression workers stay fed; trees keep the listing order.
-        let to_read: Vec<usize> = entries
+        // Queue this directory's files for the reader pool, walk the
+        // subdirectories while they are read, then collect the results:
+        // reads overlap across directories and trees keep name order.
+        let mut pending: Vec<Option<Pending>> = entries
             .iter()
-            .enumerate()
-            .filter(|(_, (child, name, meta, p))| {
-                meta.kind == EntryKind::File
-                    && self.req.selection.keeps_file(child)
-                    && !self.redacts(&name.to_string_lossy(), meta)
-                    && self.reusable(p.as_ref(), meta).is_none()
+            .map(|(child, name, meta, p)| {
+                self.needs_read(child, name.as_bytes(), meta, p.as_ref())
+                    .then(|| self.reads.submit(child))
             })
-            .map(|(i, _)| i)
             .collect();
-        let mut read = read_files_parallel(
-            self.writer,
-            &self.chunker,
-            self.progress,
-            &entries,
-            &to_read,
-        );
-        let mut tree = Tree::default();
-        for (i, (child, name, meta, p)) in entries.iter().enumerate() {
-            let content = read
-                .iter_mut()
-                .find(|(j, _)| *j == i)
-                .and_then(|(_, r)| r.take());
+        let mut nodes: Vec<Option<Node>> = vec![None; entries.len()];
+        let dirs_first = (0..entries.len()).filter(|&i| entries[i].2.kind == EntryKind::Dir);
+        let then_the_rest = (0..entries.len()).filter(|&i| entries[i].2.kind != EntryKind::Dir);
+        for i in dirs_first.chain(then_the_rest) {
+            let (child, name, meta, p) = &entries[i];
+            let content = pending[i].take().map(Pending::wait);
             match self.node(child, name.as_bytes(), meta, p.as_ref(), content) {
-                Ok(Some(n)) => tree.nodes.push(n),
-                Ok(None) => {}
+                Ok(n) => nodes[i] = n,
                 Err(EngineError::Files(e @ FilesError::Io { .. })) => self.warn(e),
                 Err(e) => return Err(e),
             }
         }
-        Ok(tree)
+        Ok(Tree {
+            nodes: nodes.into_iter().flatten().collect(),
+        })
+    }
+
+    /// Whether the entry is a file whose content must be read and stored
+    /// (selected, not stored redacted, not unchanged since the parent).
+    fn needs_read(&self, path: &Path, name: &[u8], meta: &EntryMeta, prev: Option<&Node>) -> bool {
+        meta.kind == EntryKind::File
+            && self.req.selection.keeps_file(path)
+            && !self.redacts(&String::from_utf8_lossy(name), meta)
+            && self.reusable(prev, meta).is_none()
     }
 
     /// Whether this file is stored redacted (a small `.env` file with redaction on).
@@ -397,7 +418,7 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Files read at once within one directory.
+/// Files read at once.
 const READ_THREADS: usize = 4;
 
 type Content = Result<(Vec<Id>, u64)>;
@@ -407,43 +428,60 @@ fn read_file(writer: &BlobWriter, chunker: &FastCdc, progress: &Progress, path: 
     store_stream(writer, chunker, file, progress)
 }
 
-/// Store the content of `entries[i]` for each `i` in `which`, up to
-/// [`READ_THREADS`] files at a time; results come back keyed by `i`.
-fn read_files_parallel(
-    writer: &BlobWriter,
-    chunker: &FastCdc,
-    progress: &Progress,
-    entries: &[(
-        std::path::PathBuf,
-        std::ffi::OsString,
-        EntryMeta,
-        Option<Node>,
-    )],
-    which: &[usize],
-) -> Vec<(usize, Option<Content>)> {
-    if which.len() < 2 {
-        return Vec::new();
+struct ReadJob {
+    path: std::path::PathBuf,
+    reply: std::sync::mpsc::SyncSender<Content>,
+}
+
+/// [`READ_THREADS`] threads storing file contents, fed by a bounded queue
+/// (the walk can be at most a few files ahead of the readers).
+struct ReadPool {
+    jobs: std::sync::mpsc::SyncSender<ReadJob>,
+}
+
+/// A file being read; [`Pending::wait`] gives its content ids and size.
+struct Pending(std::sync::mpsc::Receiver<Content>);
+
+impl Pending {
+    fn wait(self) -> Content {
+        self.0.recv().unwrap_or_else(|_| {
+            Err(EngineError::Source(
+                "a file reader thread stopped unexpectedly".into(),
+            ))
+        })
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Content>>> =
-        which.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..READ_THREADS.min(which.len()) {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&i) = which.get(k) else { return };
-                let r = read_file(writer, chunker, progress, &entries[i].0);
-                let failed = r.is_err();
-                *results[k].lock().expect("result lock") = Some(r);
-                if failed {
-                    return;
-                }
+}
+
+impl ReadPool {
+    /// Start the readers in `scope`; they stop when the pool is dropped.
+    fn start<'scope, 'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        writer: &'env BlobWriter,
+        chunker: &'env FastCdc,
+        progress: &'env Progress,
+    ) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ReadJob>(2 * READ_THREADS);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for _ in 0..READ_THREADS {
+            let rx = rx.clone();
+            scope.spawn(move || loop {
+                let job = rx.lock().expect("read queue lock").recv();
+                let Ok(job) = job else { return };
+                let _ = job
+                    .reply
+                    .send(read_file(writer, chunker, progress, &job.path));
             });
         }
-    });
-    which
-        .iter()
-        .zip(results)
-        .map(|(&i, r)| (i, r.into_inner().expect("result lock")))
-        .collect()
+        ReadPool { jobs: tx }
+    }
+
+    /// Queue a file; blocks while the queue is full.
+    fn submit(&self, path: &Path) -> Pending {
+        let (reply, rx) = std::sync::mpsc::sync_channel(1);
+        let _ = self.jobs.send(ReadJob {
+            path: path.to_path_buf(),
+            reply,
+        });
+        Pending(rx)
+    }
 }
