@@ -419,7 +419,7 @@ impl<'a> Walk<'a> {
 }
 
 /// Files read at once.
-const READ_THREADS: usize = 4;
+const READ_THREADS: usize = 6;
 
 type Content = Result<(Vec<Id>, u64)>;
 
