@@ -133,14 +133,18 @@ impl Index {
 
     /// Where the blob is stored.
     pub fn lookup(&self, id: &Id) -> Option<BlobLocation> {
-        self.find(id).map(|e| BlobLocation {
+        self.find(id).map(|e| self.location(e))
+    }
+
+    fn location(&self, e: &IndexEntry) -> BlobLocation {
+        BlobLocation {
             pack: self.packs[e.pack as usize].id,
             offset: e.offset,
             len: e.len,
             raw_len: e.raw_len,
             kind: e.kind,
             compressed: e.compressed,
-        })
+        }
     }
 
     /// Every pack the index refers to.
@@ -288,19 +292,7 @@ impl<'a> Reader<'a> {
 impl Index {
     /// Every blob with its location.
     pub fn iter(&self) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
-        self.entries.iter().map(|e| {
-            (
-                e.id,
-                BlobLocation {
-                    pack: self.packs[e.pack as usize].id,
-                    offset: e.offset,
-                    len: e.len,
-                    raw_len: e.raw_len,
-                    kind: e.kind,
-                    compressed: e.compressed,
-                },
-            )
-        })
+        self.entries.iter().map(|e| (e.id, self.location(e)))
     }
 }
 

@@ -41,30 +41,26 @@ fn new_password(a: &KeyAddArgs) -> Result<String> {
     Ok(pw)
 }
 
+/// Wrap the master key under the new passphrase of `a`.
+async fn add_key(repo: &lifeboat_repo::Repository, a: &KeyAddArgs) -> Result<Id> {
+    let pw = new_password(a)?;
+    Ok(repo
+        .add_key(pw.as_bytes(), KdfParams::default(), key_meta(&a.label))
+        .await?)
+}
+
 pub async fn run(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode> {
     let repo = ctx.repo.open_without_index().await?;
     match cmd {
         KeyCommand::Add(a) => {
-            let id = repo
-                .add_key(
-                    new_password(&a)?.as_bytes(),
-                    KdfParams::default(),
-                    key_meta(&a.label),
-                )
-                .await?;
+            let id = add_key(&repo, &a).await?;
             print_id(ctx, "added key", &id);
         }
         KeyCommand::Passwd(a) => {
             let Some(old) = repo.key_in_use() else {
                 bail!("passwd changes the passphrase the repository was opened with; open it with a password, not a key file");
             };
-            let id = repo
-                .add_key(
-                    new_password(&a)?.as_bytes(),
-                    KdfParams::default(),
-                    key_meta(&a.label),
-                )
-                .await?;
+            let id = add_key(&repo, &a).await?;
             repo.storage().delete(&format!("keys/{old}")).await?;
             print_id(ctx, "changed password; new key", &id);
         }
