@@ -12,9 +12,7 @@ use crate::progress::Progress;
 use lifeboat_repo::{ContentReader, Node, NodeKind, Repository, Snapshot};
 use lifeboat_sources::files::{self, EntryKind, RestoreMeta};
 use serde::Serialize;
-use std::ffi::OsStr;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -79,15 +77,13 @@ pub async fn plan(
     let root = repo.load_tree(&snap.tree).await?;
     let mut starts: Vec<(PathBuf, Node)> = Vec::new();
     if subpaths.is_empty() {
-        starts.extend(
-            root.nodes
-                .into_iter()
-                .map(|n| (PathBuf::from(OsStr::from_bytes(&n.name_bytes())), n)),
-        );
+        for n in root.nodes {
+            starts.push((PathBuf::from(entry_name(&n)?), n));
+        }
     } else {
         for sub in subpaths {
             let node = find_node(repo, root.clone(), sub).await?;
-            starts.push((PathBuf::from(OsStr::from_bytes(&node.name_bytes())), node));
+            starts.push((PathBuf::from(entry_name(&node)?), node));
         }
     }
     let mut plan = RestorePlan {
@@ -104,12 +100,27 @@ pub async fn plan(
         if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
             let tree = repo.load_tree(&sub).await?;
             for child in tree.nodes.into_iter().rev() {
-                stack.push((rel.join(OsStr::from_bytes(&child.name_bytes())), child));
+                stack.push((rel.join(entry_name(&child)?), child));
             }
         }
         plan.items.push(PlanItem { rel, node });
     }
     Ok(plan)
+}
+
+/// A node's name as one path component. Names that could leave the target
+/// (empty, `.`, `..`, containing `/` or NUL) can only come from a damaged or
+/// crafted repository and are refused.
+fn entry_name(node: &Node) -> Result<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    let b = node.name_bytes();
+    if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') || b.contains(&0) {
+        return Err(EngineError::Repo(lifeboat_repo::Error::Corrupt(format!(
+            "tree entry name {:?} is not a single path component; refusing to restore it",
+            node.name
+        ))));
+    }
+    Ok(std::ffi::OsString::from_vec(b))
 }
 
 async fn find_node(repo: &Repository, mut tree: lifeboat_repo::Tree, sub: &str) -> Result<Node> {
@@ -269,4 +280,22 @@ fn restore_file(
     files::apply_meta(&path, EntryKind::File, &meta_of(&item.node), chown)?;
     progress.add_file();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_could_leave_the_target_are_refused() {
+        for bad in [&b""[..], b".", b"..", b"a/b", b"/etc", b"x\0y"] {
+            let n = Node::new(bad, NodeKind::File);
+            assert!(entry_name(&n).is_err(), "{bad:?}");
+        }
+        for good in [&b"app"[..], b".env", b"..hidden", b"caf\xe9"] {
+            let n = Node::new(good, NodeKind::File);
+            use std::os::unix::ffi::OsStrExt;
+            assert_eq!(entry_name(&n).unwrap().as_bytes(), good);
+        }
+    }
 }
