@@ -1249,3 +1249,113 @@ fn killed_backup_leaves_a_consistent_repository_and_the_next_backup_succeeds() {
     let (code, report) = ws.verify(&["--read-data"]);
     assert_eq!(code, 0, "{report}");
 }
+
+// ---------------------------------------------------------------- review regressions
+
+/// `backup ..` must be stored under the directory's real name, so restore
+/// stays inside `--to`; a path with no last component (`/`) is refused.
+#[test]
+fn backup_of_a_dotdot_path_restores_inside_the_target_and_root_is_refused() {
+    let ws = Workspace::init();
+    let src = ws.path("proj");
+    write_file(&src.join("sub/a.txt"), b"a", 0o644, T0);
+    ws.backup(&[src.join("sub/..").to_str().unwrap()]);
+    let out = ws.path("out");
+    ws.run(&["restore", "latest", "--to", out.to_str().unwrap()])
+        .ok();
+    assert_eq!(fs::read(out.join("proj/sub/a.txt")).unwrap(), b"a");
+    assert_eq!(files_below(&out).len(), 1, "nothing outside out/proj");
+    ws.run(&["backup", "/"]).error(15, &["no last component"]);
+}
+
+/// A file whose bytes equal an empty tree (`{"nodes":[]}`) is stored first;
+/// a later empty directory reuses that blob as its tree and still restores.
+#[test]
+fn a_file_with_the_bytes_of_a_tree_does_not_break_empty_directories() {
+    let ws = Workspace::init();
+    let d = ws.path("d");
+    write_file(&d.join("a.json"), br#"{"nodes":[]}"#, 0o644, T0);
+    ws.backup(&[d.to_str().unwrap()]);
+    let e = ws.path("e");
+    fs::create_dir_all(e.join("empty")).unwrap();
+    ws.backup(&[e.to_str().unwrap()]);
+    let out = ws.path("out");
+    ws.run(&["restore", "latest", "--to", out.to_str().unwrap()])
+        .ok();
+    assert!(out.join("e/empty").is_dir());
+    let (code, report) = ws.verify(&["--read-data"]);
+    assert_eq!(code, 0, "{report}");
+}
+
+/// Key files are plaintext: a malformed one must not lock out the valid ones.
+#[test]
+fn a_malformed_key_file_does_not_lock_out_the_others() {
+    let ws = Workspace::init();
+    let bogus = r#"{"version":1,"kdf":"argon2id","params":{"m_cost":4294967295,"t_cost":3,"p_cost":1},"salt":"zz","wrapped":"00","created":"","host":"","user":""}"#;
+    for name in ["0".repeat(64), "f".repeat(64)] {
+        fs::write(ws.repo.join("keys").join(name), bogus).unwrap();
+    }
+    let r = ws.run(&["--json", "snapshots"]);
+    r.ok();
+    assert_eq!(r.json(), serde_json::json!([]));
+}
+
+/// Environment files are always read again: a parent stored redacted must
+/// not stand in for a later `--no-redact` backup of the unchanged file, even
+/// when the secret has the length of `<redacted>`.
+#[test]
+fn no_redact_backup_after_a_redacted_one_stores_the_real_content() {
+    let ws = Workspace::init();
+    let src = ws.path("app");
+    let dotenv = "API_TOKEN=0123456789\n";
+    write_file(&src.join(".env"), dotenv.as_bytes(), 0o600, T0);
+    ws.backup(&[src.to_str().unwrap()]);
+    let b = ws.backup(&["--no-redact", src.to_str().unwrap()]);
+    let out = ws.path("out");
+    ws.run(&["restore", &snapshot_id(&b), "--to", out.to_str().unwrap()])
+        .ok();
+    assert_eq!(fs::read_to_string(out.join("app/.env")).unwrap(), dotenv);
+}
+
+/// An environment file too large to redact in memory is not stored at all
+/// (exit 3 with a warning), never stored with its secrets.
+#[test]
+fn an_environment_file_too_large_to_redact_is_skipped_with_a_warning() {
+    let ws = Workspace::init();
+    let src = ws.path("app");
+    let mut big = b"SECRET_KEY=hunter2\n".to_vec();
+    big.resize(17 << 20, b'#');
+    write_file(&src.join("prod.env"), &big, 0o600, T0);
+    write_file(&src.join("ok.txt"), b"ok", 0o644, T0);
+    let r = ws.run(&["backup", src.to_str().unwrap()]);
+    r.code(3);
+    assert!(
+        r.stderr.contains("prod.env") && r.stderr.contains("not stored"),
+        "{}",
+        r.stderr
+    );
+    let out = ws.path("out");
+    ws.run(&["restore", "latest", "--to", out.to_str().unwrap()])
+        .ok();
+    assert!(!out.join("app/prod.env").exists());
+    assert_eq!(fs::read(out.join("app/ok.txt")).unwrap(), b"ok");
+    let stored: u64 = packs(&ws.repo).iter().map(|p| p.2).sum();
+    assert!(
+        stored < 1 << 20,
+        "the large file's data must not be in the repository ({stored} bytes)"
+    );
+}
+
+/// Data the index no longer knows is damage (exit 12), not "not found".
+#[test]
+fn restore_with_a_missing_index_file_exits_12() {
+    let ws = Workspace::init();
+    let src = ws.path("app");
+    write_file(&src.join("a.bin"), &pseudo_random(100_000, 7), 0o644, T0);
+    ws.backup(&[src.to_str().unwrap()]);
+    let (_, index) = only_object(&ws.repo, "index");
+    fs::remove_file(index).unwrap();
+    let out = ws.path("out");
+    ws.run(&["restore", "latest", "--to", out.to_str().unwrap()])
+        .error(12, &["not in the index"]);
+}

@@ -52,6 +52,9 @@ pub struct BackupOutcome {
     pub warnings: Vec<String>,
 }
 
+/// Largest environment file redacted in memory; larger ones are skipped with a warning.
+const MAX_REDACTED_FILE: u64 = 16 << 20;
+
 /// Name of the environment capture in the snapshot's root tree.
 pub const ENV_CAPTURE_NAME: &str = "environment.env";
 
@@ -71,8 +74,10 @@ pub async fn backup_files(
         .into_iter()
         .rev()
         .find(|(_, s)| s.source == req.source && s.paths == path_strings && s.kind == "files");
+    // The parent only saves reading unchanged files: if its tree cannot be
+    // read (damaged repository), back up everything from scratch.
     let parent_tree = match &parent {
-        Some((_, s)) => Some(repo.load_tree(&s.tree).await?),
+        Some((_, s)) => repo.load_tree(&s.tree).await.ok(),
         None => None,
     };
     progress.set_phase("backing up files");
@@ -151,18 +156,35 @@ fn walk_paths(
     Ok((root_id, w.result()))
 }
 
+/// The absolute path with `.` and `..` resolved (the directory part
+/// canonicalized; the last component kept as given, so a symlink is stored as
+/// a symlink, not followed).
+fn resolve_path(p: &Path) -> Result<PathBuf> {
+    let abs =
+        std::path::absolute(p).map_err(EngineError::io(format!("resolving {}", p.display())))?;
+    let canonical = |q: &Path| {
+        std::fs::canonicalize(q)
+            .map_err(|e| EngineError::Config(format!("cannot back up {}: {e}", p.display())))
+    };
+    match (abs.parent(), abs.file_name()) {
+        (Some(parent), Some(name)) => Ok(canonical(parent)?.join(name)),
+        _ => canonical(&abs),
+    }
+}
+
 fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for p in paths {
-        let abs = std::path::absolute(p)
-            .map_err(EngineError::io(format!("resolving {}", p.display())))?;
+        let abs = resolve_path(p)?;
         std::fs::symlink_metadata(&abs)
             .map_err(|e| EngineError::Config(format!("cannot back up {}: {e}", abs.display())))?;
-        let name = abs
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
+        let name = abs.file_name().map(|n| n.to_os_string()).ok_or_else(|| {
+            EngineError::Config(format!(
+                "cannot back up {}: it has no last component to store it under; list the directories below it instead",
+                abs.display()
+            ))
+        })?;
         if !seen.insert(name.clone()) {
             return Err(EngineError::Config(format!(
                 "two paths end in {:?}: each path is stored under its last component, so they must differ",
@@ -258,6 +280,17 @@ impl<'a> Walk<'a> {
             }
             _ => return Ok(None),
         };
+        if kind == NodeKind::File
+            && self.redacts(&String::from_utf8_lossy(name), meta)
+            && meta.size > MAX_REDACTED_FILE
+        {
+            self.warn(format!(
+                "{}: not stored: an environment file over {} MiB cannot be redacted in memory (rename it, or pass --no-redact to store it as is)",
+                path.display(),
+                MAX_REDACTED_FILE >> 20
+            ));
+            return Ok(None);
+        }
         let mut node = Node::new(name, kind);
         node.mode = meta.mode;
         node.mtime_ns = meta.mtime_ns;
@@ -337,12 +370,12 @@ impl<'a> Walk<'a> {
         meta.kind == EntryKind::File
             && self.req.selection.keeps_file(path)
             && !self.redacts(&String::from_utf8_lossy(name), meta)
-            && self.reusable(prev, meta).is_none()
+            && (is_env_file(&String::from_utf8_lossy(name)) || self.reusable(prev, meta).is_none())
     }
 
     /// Whether this file is stored redacted (a small `.env` file with redaction on).
-    fn redacts(&self, name: &str, meta: &EntryMeta) -> bool {
-        self.req.redactor.enabled() && is_env_file(name) && meta.size < 1 << 20
+    fn redacts(&self, name: &str, _meta: &EntryMeta) -> bool {
+        self.req.redactor.enabled() && is_env_file(name)
     }
 
     /// The parent snapshot's content when the file is unchanged and its blobs still exist.
@@ -381,7 +414,9 @@ impl<'a> Walk<'a> {
         }
         node.size = meta.size;
         self.stats.bytes += meta.size;
-        if let Some(content) = self.reusable(prev, meta) {
+        // Environment files are always read again: a parent stored with
+        // different redaction settings must not stand in for them.
+        if let Some(content) = self.reusable(prev, meta).filter(|_| !is_env_file(&name)) {
             self.stats.blobs += content.len() as u64;
             self.progress.add_bytes(meta.size);
             node.content = content;

@@ -55,6 +55,7 @@ impl Error {
         match self {
             Error::Storage(StorageError::NotFound { .. }) => "storage_not_found",
             Error::Storage(StorageError::NoSpace { .. }) => "no_space",
+            Error::Storage(StorageError::ShortRead { .. }) => "corrupt",
             Error::Storage(_) => "storage",
             Error::NotARepository(_) => "not_a_repository",
             Error::AlreadyInitialized(_) => "already_initialized",

@@ -59,7 +59,19 @@ pub struct KeyFile {
     pub label: String,
 }
 
+/// Upper bounds on key file KDF costs: a key file is unauthenticated, so a
+/// tampered one must not make every unlock allocate terabytes or spin for hours.
+const MAX_M_COST_KIB: u32 = 4 << 20;
+const MAX_T_COST: u32 = 64;
+const MAX_P_COST: u32 = 64;
+
 fn derive(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Result<XChaCha20Poly1305> {
+    if p.m_cost > MAX_M_COST_KIB || p.t_cost > MAX_T_COST || p.p_cost > MAX_P_COST {
+        return Err(Error::Corrupt(format!(
+            "key file asks for Argon2 costs beyond the limits (m={} KiB, t={}, p={})",
+            p.m_cost, p.t_cost, p.p_cost
+        )));
+    }
     let params = argon2::Params::new(p.m_cost, p.t_cost, p.p_cost, Some(32))
         .map_err(|e| Error::Corrupt(format!("key file has invalid Argon2 parameters: {e}")))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);

@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{decode_index_file, Index};
 use crate::keys::{KdfParams, KeyFile, KeyMeta, RawKeyFile};
-use crate::pack::BlobKind;
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 use lifeboat_storage::{Storage, StorageError};
@@ -138,16 +137,20 @@ impl Repository {
 
     async fn unlock_with_password(storage: &dyn Storage, pw: &[u8]) -> Result<(Id, MasterKey)> {
         let keyfiles = storage.list("keys/").await?;
+        // Key files are plaintext: one that is unreadable or malformed is
+        // skipped so it cannot lock the others out.
         for meta in keyfiles {
-            let bytes = storage.get(&meta.key).await?;
+            let Ok(bytes) = storage.get(&meta.key).await else {
+                continue;
+            };
             let Ok(kf) = serde_json::from_slice::<KeyFile>(&bytes) else {
                 continue;
             };
             let pw = pw.to_vec();
             let unlocked = tokio::task::spawn_blocking(move || kf.unlock(&pw))
                 .await
-                .expect("KDF thread panicked")?;
-            if let Some(master) = unlocked {
+                .expect("KDF thread panicked");
+            if let Ok(Some(master)) = unlocked {
                 let id = meta
                     .key
                     .trim_start_matches("keys/")
@@ -245,7 +248,9 @@ impl Repository {
     /// Read, open, decompress and check one blob.
     pub async fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
         let loc = self.index().lookup(id).ok_or_else(|| {
-            Error::NotFound(format!("blob {id} is not in the index (missing data)"))
+            Error::Corrupt(format!(
+                "blob {id} is not in the index (missing data); run `lifeboat verify`"
+            ))
         })?;
         let sealed = self
             .storage
@@ -293,13 +298,9 @@ impl Repository {
     }
 
     /// Load a tree blob.
+    /// (Blobs are addressed by content: a data blob with the same bytes as a
+    /// tree serves as that tree, so the stored kind is not checked.)
     pub async fn load_tree(&self, id: &Id) -> Result<Tree> {
-        let loc = self.index().lookup(id);
-        if let Some(loc) = loc {
-            if loc.kind != BlobKind::Tree {
-                return Err(Error::Corrupt(format!("blob {id} is not a tree")));
-            }
-        }
         let bytes = self.read_blob(id).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Corrupt(format!("tree {}: {e}", id.short())))
