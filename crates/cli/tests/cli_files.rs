@@ -1359,3 +1359,53 @@ fn restore_with_a_missing_index_file_exits_12() {
     ws.run(&["restore", "latest", "--to", out.to_str().unwrap()])
         .error(12, &["not in the index"]);
 }
+
+/// The repository's disk fills up during a backup: the backup fails with
+/// exit 17 naming the problem, leaves no snapshot and no temp file, and the
+/// earlier snapshot still verifies and restores.
+#[test]
+fn a_full_repository_disk_fails_the_backup_with_exit_17_and_loses_nothing() {
+    let tmpfs = match Tmpfs::mount("4m") {
+        Ok(t) => t,
+        Err(why) => {
+            println!("note: skipping the disk-full case: cannot mount a tmpfs: {why}");
+            return;
+        }
+    };
+    let ws = Workspace::new();
+    let repo = tmpfs.path.join("repo");
+    let run = |args: &[&str]| ws.run_on(&repo, args);
+    run(&["init"]).ok();
+    let small = ws.path("small");
+    write_file(&small.join("a.txt"), b"first snapshot", 0o644, T0);
+    run(&["backup", small.to_str().unwrap()]).ok();
+    let big = ws.path("big");
+    for i in 0..4u64 {
+        write_file(
+            &big.join(format!("{i}.bin")),
+            &pseudo_random(3 << 20, 40 + i),
+            0o644,
+            T0,
+        );
+    }
+    let line = run(&["backup", big.to_str().unwrap()]).error(17, &["no space"]);
+    assert!(line.contains(&tmpfs.path.display().to_string()), "{line}");
+    let r = run(&["--json", "snapshots"]);
+    r.ok();
+    assert_eq!(
+        r.json().as_array().unwrap().len(),
+        1,
+        "no snapshot from the failed backup"
+    );
+    let leftovers: Vec<String> = files_below(&repo)
+        .into_iter()
+        .filter(|f| f.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    let r = run(&["--json", "verify", "--read-data"]);
+    r.ok();
+    assert_eq!(r.json()["ok"], true);
+    let out = ws.path("out");
+    run(&["restore", "latest", "--to", out.to_str().unwrap()]).ok();
+    assert_same_tree(&small, &out.join("small"));
+}

@@ -21,6 +21,7 @@ use crate::id::Id;
 use crate::index::{encode_index_file, Index, PackRecord};
 use crate::pack::{BlobKind, PackBuilder};
 use crate::repository::{pack_key, Repository};
+use lifeboat_storage::StorageError;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -178,9 +179,18 @@ impl BlobWriter {
         }
     }
 
+    /// The error that stopped the pipeline, as the same kind (a full disk
+    /// stays a full disk for the exit code); the original stays for `finish`.
     fn take_error(&self) -> Error {
         let slot = self.shared.error.lock().expect("error lock");
         match &*slot {
+            Some(Error::Storage(StorageError::NoSpace { key, location })) => {
+                Error::Storage(StorageError::NoSpace {
+                    key: key.clone(),
+                    location: location.clone(),
+                })
+            }
+            Some(Error::Corrupt(m)) => Error::Corrupt(m.clone()),
             Some(e) => Error::Invalid(format!("backup aborted: {e}")),
             None => Error::Invalid("backup aborted: writer threads stopped".into()),
         }

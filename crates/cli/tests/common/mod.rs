@@ -501,3 +501,51 @@ pub fn contents(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
         })
         .collect()
 }
+
+/// A small tmpfs mounted on a fresh directory, unmounted on drop.
+pub struct Tmpfs {
+    /// The mount point (inside `_dir`).
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mount a tmpfs of `size` (e.g. `1m`); `Err` says why it could not be mounted.
+    pub fn mount(size: &str) -> Result<Self, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("lifeboat-tmpfs-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let path = dir.path().join("mnt");
+        fs::create_dir(&path).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=1777"),
+                "tmpfs",
+            ])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs { path, _dir: dir })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg(&self.path)
+            .stdin(Stdio::null())
+            .status();
+    }
+}
