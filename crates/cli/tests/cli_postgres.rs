@@ -785,3 +785,48 @@ fn supabase_profile_leaves_auth_and_storage_out_of_the_archive() {
         "supabase restore",
     );
 }
+
+#[test]
+fn dry_run_restore_lists_the_entries_it_would_restore_and_changes_nothing() {
+    let src = kitchen_sink_cluster();
+    let ws = Workspace::new(&url(&src, "ks"), "");
+    ws.backup(&[]);
+    let r = ws.run(&[
+        "restore",
+        "latest",
+        "--to",
+        &url(&src, "planned"),
+        "-t",
+        "public.users",
+        "--dry-run",
+    ]);
+    r.ok();
+    assert!(
+        r.stdout.contains("would restore") && r.stdout.contains("TABLE public users"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("TABLE DATA public users"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("TABLE public projects"),
+        "only the chosen table: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("would create the database") && r.stdout.contains("nothing was changed"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        value(
+            &src,
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'planned'"
+        ),
+        "0",
+        "a dry run must not create the database"
+    );
+    // Into a non-empty database, a dry run refuses exactly as the restore would.
+    ws.run(&["restore", "latest", "--to", &url(&src, "ks"), "--dry-run"])
+        .error(14, &["not empty"]);
+}

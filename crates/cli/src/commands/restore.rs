@@ -96,9 +96,6 @@ async fn restore_postgres(
 ) -> Result<ExitCode> {
     let url = resolve_secret(&a.to)?;
     let target = PgTarget::parse(&url).context("invalid --to URL")?;
-    if a.dry_run {
-        anyhow::bail!("--dry-run is not available for PostgreSQL restores yet; use `dump export --format plain` to see the SQL");
-    }
     let opts = RestoreOptions {
         tables: a.pg.tables.clone(),
         schemas: a.pg.schemas.clone(),
@@ -114,6 +111,7 @@ async fn restore_postgres(
         opts,
         force: a.force,
         roles: a.roles,
+        dry_run: a.dry_run,
     };
     let progress = Arc::new(Progress::default());
     progress.set_phase("restoring");
@@ -121,6 +119,30 @@ async fn restore_postgres(
     let result = restore_logical(repo, snap, req, progress).await;
     drop(line);
     let o = result?;
+    if let (Some(planned), false) = (&o.planned, ctx.global.json) {
+        for line in planned {
+            crate::outln!("would restore {line}");
+        }
+        for (what, why) in &o.skipped {
+            crate::outln!("would leave out {what}: {why}");
+        }
+        crate::outln!(
+            "dry run: {} archive entries into {} ({}){}; nothing was changed",
+            planned.len(),
+            target,
+            if o.created {
+                "would create the database"
+            } else {
+                "existing database"
+            },
+            if a.roles {
+                ", after applying the captured roles"
+            } else {
+                ""
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if ctx.global.json {
         output::json(
             &serde_json::json!({"snapshot": id, "target": target.to_string(), "outcome": o}),

@@ -36,6 +36,8 @@ pub struct PgLogicalRestore {
     pub force: bool,
     /// Apply the captured globals (roles) first.
     pub roles: bool,
+    /// Only plan: run every check and the selection, change nothing.
+    pub dry_run: bool,
 }
 
 /// What a restore did.
@@ -53,6 +55,9 @@ pub struct PgRestoreOutcome {
     pub globals_warnings: Vec<String>,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// With `dry_run`: the archive entries that would be restored
+    /// (`pg_restore -l` lines), and nothing was changed.
+    pub planned: Option<Vec<String>>,
 }
 
 /// Restore a logical snapshot.
@@ -96,7 +101,13 @@ pub async fn restore_logical(
             skipped: Vec::new(),
             globals_warnings: Vec::new(),
             seconds: 0.0,
+            planned: None,
         };
+        if req.dry_run {
+            outcome.planned = Some(plan_entries(&repo, &tools, &req, &meta, &dump, created, &mut outcome)?);
+            outcome.seconds = started.elapsed().as_secs_f64();
+            return Ok(outcome);
+        }
         if req.roles {
             match &globals {
                 Some((ids, _)) => outcome.globals_warnings = apply_globals(&repo, &tools, &req.target, ids)?,
@@ -141,7 +152,35 @@ pub async fn restore_logical(
     .expect("restore thread panicked")
 }
 
-/// Create the database, or check that it may be restored into. Returns whether it was created.
+/// The entries a restore would run, for `--dry-run` (read-only: the TOC
+/// comes from the repository, the catalog from the target if it exists).
+fn plan_entries(
+    repo: &Arc<Repository>,
+    tools: &ClientTools,
+    req: &PgLogicalRestore,
+    meta: &LogicalMeta,
+    dump: &[Id],
+    missing_database: bool,
+    outcome: &mut PgRestoreOutcome,
+) -> Result<Vec<String>> {
+    let toc = read_toc(repo, tools, dump)?;
+    if !req.opts.needs_list() {
+        return Ok(toc.into_iter().map(|e| e.line).collect());
+    }
+    let existing = if missing_database {
+        query::TargetCatalog::default()
+    } else {
+        query::target_catalog(tools, &req.target)?
+    };
+    let selection = select_entries(&toc, &req.opts, &meta.dependencies, &existing)?;
+    let selection = drop_unsatisfied(selection, &archive_toc(repo, dump)?, &existing);
+    outcome.entries = Some(selection.entries.len());
+    outcome.skipped = selection.skipped;
+    Ok(selection.entries.into_iter().map(|e| e.line).collect())
+}
+
+/// Create the database (unless planning), or check that it may be restored
+/// into. Returns whether it was (or, planning, would be) created.
 fn prepare_database(
     tools: &ClientTools,
     maintenance: &PgTarget,
@@ -149,7 +188,9 @@ fn prepare_database(
     database: &str,
 ) -> Result<bool> {
     if !query::database_exists(tools, maintenance, database)? {
-        query::create_database(tools, maintenance, database)?;
+        if !req.dry_run {
+            query::create_database(tools, maintenance, database)?;
+        }
         return Ok(true);
     }
     let partial = !req.opts.tables.is_empty() || !req.opts.schemas.is_empty() || req.opts.data_only;

@@ -85,6 +85,7 @@ pub async fn restore_test(
             opts: RestoreOptions::default(),
             force: false,
             roles: meta.globals,
+            dry_run: false,
         },
         Arc::new(Progress::default()),
     )
