@@ -653,6 +653,19 @@ fn restore_test_passes_on_a_good_snapshot_fails_on_a_false_assertion_and_is_reco
         assert_eq!(c["ok"], true, "{c}");
     }
     assert_eq!(ws.repo_files("verifications"), 1);
+    // `snapshots` shows the recorded result and the measured restore time.
+    let listed = ws.snapshots();
+    let test = &listed[0]["restore_test"]["report"];
+    assert_eq!(test["ok"], true, "{listed:?}");
+    assert_eq!(test["snapshot"], b["id"]);
+    assert!(test["restore_ms"].as_u64().unwrap() > 0, "{test}");
+    let table = ws.run(&["snapshots"]);
+    table.ok();
+    assert!(
+        table.stdout.contains("restore test") && table.stdout.contains(" ok "),
+        "{}",
+        table.stdout
+    );
 
     // A failing assertion: exit 12, the check named.
     ws.write_config(
@@ -666,6 +679,7 @@ fn restore_test_passes_on_a_good_snapshot_fails_on_a_false_assertion_and_is_reco
         r.stdout
     );
     assert!(r.stdout.contains("RESTORE TEST FAILED"), "{}", r.stdout);
+    assert_eq!(ws.snapshots()[0]["restore_test"]["report"]["ok"], false);
     assert!(r.stdout.contains("ok   row counts"), "{}", r.stdout);
     assert_eq!(ws.repo_files("verifications"), 2);
 

@@ -4,7 +4,9 @@ use super::Context;
 use crate::args::{LsArgs, SnapshotsArgs};
 use crate::output::{self, size};
 use anyhow::Result;
-use lifeboat_repo::{NodeKind, Repository, Tree};
+use lifeboat_engine::postgres::{verifications, VerificationRecord};
+use lifeboat_repo::{Id, NodeKind, Repository, Tree};
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -21,12 +23,18 @@ pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
         .into_iter()
         .filter(|(_, s)| a.source.as_ref().is_none_or(|src| &s.source == src))
         .collect();
+    // The latest restore test of each snapshot (records are oldest first).
+    let mut tested: HashMap<Id, VerificationRecord> = HashMap::new();
+    for v in verifications(&repo).await? {
+        tested.insert(v.report.snapshot, v);
+    }
     if ctx.global.json {
         let list: Vec<_> = snaps
             .iter()
             .map(|(id, s)| {
                 let mut v = serde_json::to_value(s).expect("json");
                 v["id"] = serde_json::json!(id);
+                v["restore_test"] = serde_json::to_value(tested.get(id)).expect("json");
                 v
             })
             .collect();
@@ -34,23 +42,30 @@ pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     crate::outln!(
-        "{:<10} {:<20} {:<12} {:<18} {:>10} {:>10}  paths",
+        "{:<10} {:<20} {:<12} {:<18} {:>10} {:>10}  {:<13} paths",
         "id",
         "time",
         "source",
         "kind",
         "size",
-        "added"
+        "added",
+        "restore test"
     );
     for (id, s) in &snaps {
+        let test = match tested.get(id) {
+            Some(v) if v.report.ok => format!("ok {:.1}s", v.report.restore_ms as f64 / 1000.0),
+            Some(_) => "FAILED".to_string(),
+            None => "-".to_string(),
+        };
         crate::outln!(
-            "{:<10} {:<20} {:<12} {:<18} {:>10} {:>10}  {}",
+            "{:<10} {:<20} {:<12} {:<18} {:>10} {:>10}  {:<13} {}",
             id.short(),
             short_time(&s.time),
             s.source,
             s.kind,
             size(s.stats.bytes),
             size(s.stats.stored_bytes),
+            test,
             s.paths.join(" ")
         );
     }
