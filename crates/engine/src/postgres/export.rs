@@ -6,7 +6,7 @@
 
 use super::{file_content, LogicalMeta, DUMP_FILE};
 use crate::error::{EngineError, Result};
-use lifeboat_repo::{ContentReader, Repository, Snapshot};
+use lifeboat_repo::{Repository, Snapshot};
 use lifeboat_sources::postgres::ClientTools;
 use std::io::Write;
 use std::path::PathBuf;
@@ -53,15 +53,7 @@ fn copy_blobs(
     ids: Vec<lifeboat_repo::Id>,
     mut out: Box<dyn Write + Send>,
 ) -> Result<u64> {
-    let mut reader = ContentReader::new(repo.clone(), ids, 2);
-    let mut n = 0u64;
-    while let Some(blob) = reader.next_blob()? {
-        out.write_all(&blob)
-            .map_err(EngineError::io("writing the export"))?;
-        n += blob.len() as u64;
-    }
-    out.flush().map_err(EngineError::io("writing the export"))?;
-    Ok(n)
+    super::write_blobs(repo, &ids, &mut out, None)?.map_err(EngineError::io("writing the export"))
 }
 
 fn to_plain(

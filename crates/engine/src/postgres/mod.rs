@@ -105,6 +105,30 @@ pub fn tools_for(target: &PgTarget, bin_dir: Option<&Path>) -> Result<(ClientToo
     Ok((tools, version_num))
 }
 
+/// Write the content of `ids` to `out` in order, with read-ahead, counting
+/// bytes in `progress`. The outer error is the repository's (damaged or
+/// missing data); the inner one is `out`'s, so a caller can treat a consumer
+/// that stopped reading (pg_restore exiting) differently from a failed disk.
+pub(crate) fn write_blobs(
+    repo: &std::sync::Arc<Repository>,
+    ids: &[Id],
+    out: &mut dyn std::io::Write,
+    progress: Option<&crate::progress::Progress>,
+) -> Result<std::io::Result<u64>> {
+    let mut reader = lifeboat_repo::ContentReader::new(repo.clone(), ids.to_vec(), 2);
+    let mut n = 0u64;
+    while let Some(blob) = reader.next_blob()? {
+        if let Err(e) = out.write_all(&blob) {
+            return Ok(Err(e));
+        }
+        n += blob.len() as u64;
+        if let Some(p) = progress {
+            p.add_bytes(blob.len() as u64);
+        }
+    }
+    Ok(out.flush().map(|()| n))
+}
+
 /// The content ids of a file in a snapshot's root tree.
 pub async fn file_content(
     repo: &Repository,

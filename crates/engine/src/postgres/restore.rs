@@ -8,7 +8,7 @@
 //! from the repository into `pg_restore` (or, with `jobs > 1`, spool it to a
 //! temporary file first, as `pg_restore -j` needs a seekable file).
 
-use super::{file_content, tools_for, LogicalMeta, DUMP_FILE, GLOBALS_FILE};
+use super::{file_content, tools_for, write_blobs, LogicalMeta, DUMP_FILE, GLOBALS_FILE};
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 use lifeboat_repo::{ContentReader, Id, Repository, Snapshot};
@@ -255,15 +255,8 @@ fn read_toc(
     let mut stdin = child.stdin.take().expect("stdin piped");
     let ids = dump.to_vec();
     let repo2 = repo.clone();
-    let feeder = std::thread::spawn(move || -> Result<()> {
-        let mut reader = ContentReader::new(repo2, ids, 2);
-        while let Some(blob) = reader.next_blob()? {
-            if stdin.write_all(&blob).is_err() {
-                break; // pg_restore has read the TOC and exited
-            }
-        }
-        Ok(())
-    });
+    // pg_restore exits once it has read the TOC: a write error is expected.
+    let feeder = std::thread::spawn(move || write_blobs(&repo2, &ids, &mut stdin, None).map(drop));
     let out = child
         .wait_with_output()
         .map_err(EngineError::io("running pg_restore -l"))?;
@@ -297,16 +290,9 @@ fn spool_archive(
     progress: &Progress,
 ) -> Result<()> {
     progress.set_phase("spooling archive for parallel restore");
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(path)
-            .map_err(EngineError::io(format!("creating {}", path.display())))?,
-    );
-    let mut reader = ContentReader::new(repo.clone(), dump.to_vec(), 2);
-    while let Some(blob) = reader.next_blob()? {
-        out.write_all(&blob)
-            .map_err(EngineError::io(format!("writing {}", path.display())))?;
-    }
-    out.flush()
+    let mut out = std::fs::File::create(path)
+        .map_err(EngineError::io(format!("creating {}", path.display())))?;
+    write_blobs(repo, dump, &mut out, None)?
         .map_err(EngineError::io(format!("writing {}", path.display())))?;
     Ok(())
 }
@@ -332,22 +318,10 @@ fn run_restore(
     let mut feed_error = None;
     if let Some(ids) = stdin_blobs {
         let mut stdin = child.stdin.take().expect("stdin piped");
-        let mut reader = ContentReader::new(repo.clone(), ids.to_vec(), 2);
-        loop {
-            match reader.next_blob() {
-                Ok(Some(blob)) => {
-                    progress.add_bytes(blob.len() as u64);
-                    if stdin.write_all(&blob).is_err() {
-                        break; // pg_restore stopped reading; its status says why
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    feed_error = Some(e);
-                    let _ = child.kill();
-                    break;
-                }
-            }
+        // A write error means pg_restore stopped reading; its status says why.
+        if let Err(e) = write_blobs(repo, ids, &mut stdin, Some(progress)) {
+            feed_error = Some(e);
+            let _ = child.kill();
         }
         drop(stdin);
     }
@@ -356,7 +330,7 @@ fn run_restore(
         .map_err(EngineError::io("waiting for pg_restore"))?;
     let err_text = stderr_thread.join().unwrap_or_default();
     if let Some(e) = feed_error {
-        return Err(e.into());
+        return Err(e);
     }
     if opts.clean && !status.success() && only_inherited_constraint_drop_errors(&err_text) {
         return Ok(());
