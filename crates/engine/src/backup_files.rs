@@ -64,6 +64,7 @@ pub async fn backup_files(
     req: FilesBackup,
     progress: Arc<Progress>,
 ) -> Result<BackupOutcome> {
+    repo.ensure_writable()?;
     let started = std::time::Instant::now();
     let time = snapshot_time(req.time.as_deref())?;
     let paths = absolute_paths(&req.paths)?;

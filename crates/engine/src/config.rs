@@ -230,9 +230,9 @@ pub fn resolve_secret(value: &str) -> Result<String> {
 
 /// The first line of a secret file, without its line ending.
 pub fn read_secret_file(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
         EngineError::Config(format!("cannot read secret file {}: {e}", path.display()))
-    })?;
+    })?);
     Ok(text.lines().next().unwrap_or("").to_string())
 }
 

@@ -7,6 +7,7 @@ use lifeboat_storage::local::LocalStorage;
 use lifeboat_storage::Storage;
 use std::path::PathBuf;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// Where the repository is and how to unlock it, after merging flags,
 /// environment and config (flags win, then environment, then config).
@@ -63,14 +64,17 @@ impl RepoSpec {
             let bytes = std::fs::read(k).map_err(|e| {
                 EngineError::Config(format!("cannot read key file {}: {e}", k.display()))
             })?;
-            return Ok(Credentials::RawKey(bytes));
+            return Ok(Credentials::RawKey(Zeroizing::new(bytes)));
         }
-        Ok(Credentials::Password(self.password()?.into_bytes()))
+        let pw = self.password()?;
+        Ok(Credentials::Password(Zeroizing::new(
+            pw.as_bytes().to_vec(),
+        )))
     }
 
-    /// The passphrase from the password file or reference.
-    pub fn password(&self) -> Result<String> {
-        let pw = if let Some(f) = &self.password_file {
+    /// The passphrase from the password file or reference (wiped when dropped).
+    pub fn password(&self) -> Result<Zeroizing<String>> {
+        let pw = Zeroizing::new(if let Some(f) = &self.password_file {
             read_secret_file(f)?
         } else if let Some(r) = &self.password_ref {
             resolve_secret(r)?
@@ -78,7 +82,7 @@ impl RepoSpec {
             return Err(EngineError::Config(
                 "no password given: use --password-file, LIFEBOAT_PASSWORD_FILE, LIFEBOAT_KEY_FILE, or password_file in the config".into(),
             ));
-        };
+        });
         if pw.is_empty() {
             return Err(EngineError::Config(
                 "the password is empty; refusing to use an empty password".into(),

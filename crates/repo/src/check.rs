@@ -8,11 +8,10 @@
 //! 4. every snapshot loads, and walking its trees finds every blob indexed
 //!    and undamaged; damage is reported per snapshot with the paths it hits.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::BlobLocation;
 use crate::repository::{pack_key, Repository};
-use crate::snapshot::Snapshot;
 use crate::tree::{NodeKind, Tree};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -69,6 +68,9 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
     /// Snapshots affected by them.
     pub damaged_snapshots: Vec<DamagedSnapshot>,
+    /// Objects written by a newer lifeboat that this build cannot check
+    /// (not damage: upgrade lifeboat).
+    pub unsupported: Vec<Problem>,
 }
 
 impl CheckReport {
@@ -84,10 +86,14 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
     let (index, index_problems) = repo.load_index_lenient().await?;
     report.index_files = repo.storage().list("index/").await?.len();
     for (object, e) in index_problems {
-        report.problems.push(Problem {
+        let problem = Problem {
             object,
             message: e.to_string(),
-        });
+        };
+        match e {
+            Error::Unsupported(_) => report.unsupported.push(problem),
+            _ => report.problems.push(problem),
+        }
     }
     report.blobs = index.len();
     report.packs = index.packs().len();
@@ -146,7 +152,11 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
     };
     for id in repo.list_ids("snapshots").await? {
         report.snapshots += 1;
-        match repo.get_sealed_json::<Snapshot>("snapshots", &id).await {
+        match repo.load_snapshot(&id).await {
+            Err(e @ Error::Unsupported(_)) => report.unsupported.push(Problem {
+                object: format!("snapshots/{id}"),
+                message: e.to_string(),
+            }),
             Err(e) => {
                 report.problems.push(Problem {
                     object: format!("snapshots/{id}"),

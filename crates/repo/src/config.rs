@@ -1,9 +1,16 @@
 //! The repository config: the one plaintext object (`config`).
 //!
-//! It carries the format version (read before any key is tried, so an
-//! unknown version is refused clearly), the repository id and the
-//! parameters that shape the data. A MAC under the master key makes any
-//! edit detectable once the repository is opened.
+//! Stored as an envelope `{"payload": "<config JSON>", "mac": "<hex>"}`: the
+//! payload is a JSON document carried as a string, and the MAC covers the
+//! payload's bytes exactly as stored, so a newer writer's extra fields never
+//! make an older reader report tampering. The payload carries the format
+//! version and feature flags (read before any key is tried, so an unknown
+//! version or incompatible feature is refused clearly), the repository id
+//! and the parameters that shape the data.
+//!
+//! Feature flags work as in ext4: an unknown `incompatible` feature refuses
+//! the repository, an unknown `ro_compatible` one opens it read-only, an
+//! unknown `compatible` one is ignored.
 
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
@@ -14,6 +21,13 @@ use serde::{Deserialize, Serialize};
 pub const FORMAT_VERSION: u32 = 1;
 /// The `format` field's value.
 pub const FORMAT_NAME: &str = "lifeboat-repository";
+
+/// Compatible features this build knows (it writes none yet).
+pub const KNOWN_COMPATIBLE: &[&str] = &[];
+/// Read-only-compatible features this build knows.
+pub const KNOWN_RO_COMPATIBLE: &[&str] = &[];
+/// Incompatible features this build knows.
+pub const KNOWN_INCOMPATIBLE: &[&str] = &[];
 
 /// Content-defined chunker bounds, in bytes.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -26,7 +40,21 @@ pub struct ChunkerParams {
     pub max: u32,
 }
 
-/// The `config` object.
+/// Feature flags (ext4 style).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Features {
+    /// Readers that do not know one of these may ignore it.
+    #[serde(default)]
+    pub compatible: Vec<String>,
+    /// Readers that do not know one of these may read but not write.
+    #[serde(default)]
+    pub ro_compatible: Vec<String>,
+    /// Readers that do not know one of these must refuse the repository.
+    #[serde(default)]
+    pub incompatible: Vec<String>,
+}
+
+/// The config payload.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RepoConfig {
     /// Always [`FORMAT_NAME`].
@@ -37,6 +65,9 @@ pub struct RepoConfig {
     pub id: String,
     /// Creation time, RFC 3339.
     pub created: String,
+    /// Feature flags.
+    #[serde(default)]
+    pub features: Features,
     /// Content-defined chunker bounds.
     pub chunker: ChunkerParams,
     /// Size of fixed chunks (relation files), a multiple of 8 KiB.
@@ -47,9 +78,26 @@ pub struct RepoConfig {
     pub compression_level: i32,
     /// The AEAD in use.
     pub cipher: String,
-    /// Keyed BLAKE3 (config MAC key) of this object serialized with `mac` empty.
-    #[serde(default)]
-    pub mac: String,
+}
+
+/// The stored `config` object: the payload as a string and its MAC.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    payload: String,
+    mac: String,
+}
+
+/// A parsed `config` object: the config and what is needed to check its MAC.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    /// The parsed payload.
+    pub config: RepoConfig,
+    /// The payload bytes as stored (the MAC's input).
+    payload: String,
+    /// The stored MAC, hex.
+    mac: String,
+    /// Why this build may not write the repository (unknown ro-compatible features).
+    pub read_only: Option<String>,
 }
 
 impl RepoConfig {
@@ -60,6 +108,7 @@ impl RepoConfig {
             version: FORMAT_VERSION,
             id: to_hex(&crate::crypto::random_array::<16>()),
             created,
+            features: Features::default(),
             chunker: ChunkerParams {
                 min: 512 * 1024,
                 avg: 1024 * 1024,
@@ -69,40 +118,33 @@ impl RepoConfig {
             pack_size: 16 * 1024 * 1024,
             compression_level: 3,
             cipher: "xchacha20-poly1305".into(),
-            mac: String::new(),
         }
     }
 
-    fn mac_input(&self) -> Vec<u8> {
-        let mut c = self.clone();
-        c.mac.clear();
-        serde_json::to_vec(&c).expect("config serializes")
+    /// The stored bytes of this config, MAC'd with the repository keys.
+    pub fn encode(&self, keys: &Keys) -> Vec<u8> {
+        let payload = serde_json::to_string(self).expect("config serializes");
+        encode_payload(payload, keys)
     }
 
-    /// Set the MAC with the repository keys.
-    pub fn sign(&mut self, keys: &Keys) {
-        self.mac = keys.mac(&self.mac_input()).to_string();
-    }
-
-    /// Check the MAC; an edited config is corrupt.
-    pub fn check_mac(&self, keys: &Keys) -> Result<()> {
-        if keys.mac(&self.mac_input()).to_string() == self.mac {
-            Ok(())
-        } else {
-            Err(Error::Corrupt(
-                "config: MAC mismatch, the repository config was altered or damaged".into(),
-            ))
-        }
-    }
-
-    /// Parse the stored bytes, refusing unknown formats and versions first.
-    pub fn parse(bytes: &[u8], location: &str) -> Result<Self> {
+    /// Parse the stored bytes, refusing unknown formats, versions and
+    /// incompatible features first. The MAC is checked later, after unlocking
+    /// ([`ConfigFile::check_mac`]).
+    pub fn parse(bytes: &[u8], location: &str) -> Result<ConfigFile> {
+        let not_repo = || Error::NotARepository(location.to_string());
         let value: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::Corrupt(format!("config at {location} is not valid JSON: {e}")))?;
-        if value.get("format").and_then(|v| v.as_str()) != Some(FORMAT_NAME) {
-            return Err(Error::NotARepository(location.to_string()));
+        let Some(payload) = value.get("payload").and_then(|v| v.as_str()) else {
+            return Err(not_repo());
+        };
+        let mac = value.get("mac").and_then(|v| v.as_str()).unwrap_or("");
+        let inner: serde_json::Value = serde_json::from_str(payload).map_err(|e| {
+            Error::Corrupt(format!("config at {location}: payload is not JSON: {e}"))
+        })?;
+        if inner.get("format").and_then(|v| v.as_str()) != Some(FORMAT_NAME) {
+            return Err(not_repo());
         }
-        let found = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        let found = inner.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
         if found != u64::from(FORMAT_VERSION) {
             return Err(Error::UnsupportedVersion {
                 location: location.to_string(),
@@ -110,16 +152,73 @@ impl RepoConfig {
                 supported: FORMAT_VERSION,
             });
         }
-        let cfg: RepoConfig = serde_json::from_value(value)
+        let cfg: RepoConfig = serde_json::from_value(inner)
             .map_err(|e| Error::Corrupt(format!("config at {location}: {e}")))?;
-        let c = &cfg.chunker;
+        let read_only = cfg.check_features(location)?;
+        cfg.check_ranges(location)?;
+        Ok(ConfigFile {
+            config: cfg,
+            payload: payload.to_string(),
+            mac: mac.to_string(),
+            read_only,
+        })
+    }
+
+    /// Refuse unknown incompatible features; name unknown ro-compatible ones.
+    fn check_features(&self, location: &str) -> Result<Option<String>> {
+        let unknown = |set: &[String], known: &[&str]| -> Vec<String> {
+            set.iter()
+                .filter(|f| !known.contains(&f.as_str()))
+                .cloned()
+                .collect()
+        };
+        let incompat = unknown(&self.features.incompatible, KNOWN_INCOMPATIBLE);
+        if !incompat.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "{location}: the repository uses feature(s) {} that this lifeboat does not know, so it cannot read it",
+                incompat.join(", ")
+            )));
+        }
+        let ro = unknown(&self.features.ro_compatible, KNOWN_RO_COMPATIBLE);
+        Ok((!ro.is_empty()).then(|| {
+            format!(
+                "{location}: the repository uses feature(s) {} that this lifeboat does not know: it can read the repository but not write to it",
+                ro.join(", ")
+            )
+        }))
+    }
+
+    fn check_ranges(&self, location: &str) -> Result<()> {
+        let c = &self.chunker;
         if !(c.min < c.avg && c.avg < c.max && c.avg.is_power_of_two())
-            || cfg.pack_size < 1024 * 1024
+            || self.pack_size < 1024 * 1024
         {
             return Err(Error::Corrupt(format!(
                 "config at {location}: chunker or pack parameters out of range"
             )));
         }
-        Ok(cfg)
+        Ok(())
+    }
+}
+
+/// The stored bytes for a payload: `{"payload": <payload as a JSON string>, "mac": <hex>}`.
+/// Exposed so tests can craft configs a newer writer would write.
+pub fn encode_payload(payload: String, keys: &Keys) -> Vec<u8> {
+    let mac = keys.mac(payload.as_bytes()).to_string();
+    let mut out = serde_json::to_vec_pretty(&Envelope { payload, mac }).expect("serializes");
+    out.push(b'\n');
+    out
+}
+
+impl ConfigFile {
+    /// Check the MAC over the stored payload bytes; an edited config is corrupt.
+    pub fn check_mac(&self, keys: &Keys) -> Result<()> {
+        if keys.mac(self.payload.as_bytes()).to_string() == self.mac {
+            Ok(())
+        } else {
+            Err(Error::Corrupt(
+                "config: MAC mismatch, the repository config was altered or damaged".into(),
+            ))
+        }
     }
 }

@@ -32,6 +32,10 @@ pub enum Error {
         /// Version this build reads.
         supported: u32,
     },
+    /// An object (or a repository feature) written by a newer lifeboat:
+    /// the data is not damaged, this build cannot read (or write) it.
+    #[error("{0}; upgrade lifeboat")]
+    Unsupported(String),
     /// No key file opens with the given passphrase.
     #[error("wrong password: no key in {0} opens with it (check --password-file / LIFEBOAT_PASSWORD_FILE)")]
     WrongPassword(String),
@@ -59,7 +63,7 @@ impl Error {
             Error::Storage(_) => "storage",
             Error::NotARepository(_) => "not_a_repository",
             Error::AlreadyInitialized(_) => "already_initialized",
-            Error::UnsupportedVersion { .. } => "unsupported_version",
+            Error::UnsupportedVersion { .. } | Error::Unsupported(_) => "unsupported_version",
             Error::WrongPassword(_) | Error::WrongKey(_) => "wrong_key",
             Error::Corrupt(_) => "corrupt",
             Error::NotFound(_) => "not_found",

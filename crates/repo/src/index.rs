@@ -10,7 +10,7 @@
 //! per pack `id [32] | size u64 | blobs u32`; per blob
 //! `kind u8 | flags u8 | id [32] | offset u32 | len u32 | raw_len u32`.
 
-use crate::crypto::Keys;
+use crate::crypto::{ad, Keys};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::pack::{BlobKind, PackEntry, FLAG_COMPRESSED};
@@ -203,7 +203,7 @@ pub fn encode_index_file(keys: &Keys, records: &[PackRecord]) -> (Id, Vec<u8>) {
             out.extend_from_slice(&b.raw_len.to_le_bytes());
         }
     }
-    let sealed = keys.seal(&out);
+    let sealed = keys.seal(ad::INDEX, &out);
     (Id::of_file(&sealed), sealed)
 }
 
@@ -215,14 +215,20 @@ pub fn decode_index_file(keys: &Keys, name: &Id, sealed: &[u8]) -> Result<Vec<Pa
             "{what}: content does not match its name (damaged or truncated)"
         )));
     }
-    let plain = keys.open(sealed, &what)?;
+    let plain = keys.open(sealed, ad::INDEX, &what)?;
     let mut r = Reader {
         buf: &plain,
         pos: 0,
         what: &what,
     };
-    if r.take(4)? != MAGIC || r.u8()? != VERSION {
-        return Err(Error::Corrupt(format!("{what}: unknown magic or version")));
+    if r.take(4)? != MAGIC {
+        return Err(Error::Corrupt(format!("{what}: unknown magic")));
+    }
+    let version = r.u8()?;
+    if version != VERSION {
+        return Err(Error::Unsupported(format!(
+            "{what}: index file version {version} is not known to this lifeboat (it reads version {VERSION})"
+        )));
     }
     let npacks = r.u32()? as usize;
     let mut records = Vec::with_capacity(npacks.min(1 << 16));
@@ -238,7 +244,11 @@ pub fn decode_index_file(keys: &Keys, name: &Id, sealed: &[u8]) -> Result<Vec<Pa
                 kind: match kind {
                     0 => BlobKind::Data,
                     1 => BlobKind::Tree,
-                    k => return Err(Error::Corrupt(format!("{what}: unknown blob kind {k}"))),
+                    k => {
+                        return Err(Error::Unsupported(format!(
+                            "{what}: blob kind {k} is not known to this lifeboat"
+                        )))
+                    }
                 },
                 compressed: flags & FLAG_COMPRESSED != 0,
                 id: r.id()?,

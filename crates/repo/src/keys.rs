@@ -7,11 +7,15 @@
 //! holds the master key itself and opens the repository without the KDF
 //! (for hot paths such as WAL archiving); it must be guarded like the data.
 
-use crate::crypto::{open_with, seal_with, MasterKey};
+use crate::crypto::{ad, open_with, seal_with, MasterKey};
 use crate::error::{Error, Result};
 use crate::id::{from_hex, to_hex};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+/// Key file version this build reads and writes.
+pub const KEY_FILE_VERSION: u32 = 1;
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -75,11 +79,11 @@ fn derive(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Result<XChaCha20Poly1
     let params = argon2::Params::new(p.m_cost, p.t_cost, p.p_cost, Some(32))
         .map_err(|e| Error::Corrupt(format!("key file has invalid Argon2 parameters: {e}")))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let mut out = [0u8; 32];
+    let mut out = Zeroizing::new([0u8; 32]);
     argon
-        .hash_password_into(passphrase, salt, &mut out)
+        .hash_password_into(passphrase, salt, &mut *out)
         .map_err(|e| Error::Invalid(format!("cannot derive key from passphrase: {e}")))?;
-    Ok(XChaCha20Poly1305::new(&out.into()))
+    Ok(XChaCha20Poly1305::new(&(*out).into()))
 }
 
 impl KeyFile {
@@ -93,11 +97,11 @@ impl KeyFile {
         let salt = crate::crypto::random_array::<16>();
         let cipher = derive(passphrase, &salt, params)?;
         Ok(KeyFile {
-            version: 1,
+            version: KEY_FILE_VERSION,
             kdf: "argon2id".into(),
             params,
             salt: to_hex(&salt),
-            wrapped: to_hex(&seal_with(&cipher, master.as_bytes())),
+            wrapped: to_hex(&seal_with(&cipher, ad::KEY, master.as_bytes())),
             created: meta.created,
             host: meta.host,
             user: meta.user,
@@ -105,22 +109,29 @@ impl KeyFile {
         })
     }
 
-    /// Unwrap the master key; `Ok(None)` when the passphrase is not this key's.
-    pub fn unlock(&self, passphrase: &[u8]) -> Result<Option<MasterKey>> {
-        if self.kdf != "argon2id" || self.version != 1 {
-            return Err(Error::Corrupt(format!(
-                "key file uses unknown kdf {:?} / version {}",
-                self.kdf, self.version
+    /// Refuse a version or KDF this build does not know ([`Error::Unsupported`]).
+    pub fn check_version(&self, name: &str) -> Result<()> {
+        if self.version != KEY_FILE_VERSION || self.kdf != "argon2id" {
+            return Err(Error::Unsupported(format!(
+                "key file {name} has version {} / kdf {:?}, which this lifeboat does not know (it reads version {KEY_FILE_VERSION}, argon2id)",
+                self.version, self.kdf
             )));
         }
+        Ok(())
+    }
+
+    /// Unwrap the master key; `Ok(None)` when the passphrase is not this key's.
+    pub fn unlock(&self, passphrase: &[u8]) -> Result<Option<MasterKey>> {
+        self.check_version("in use")?;
         let salt = from_hex(&self.salt)
             .ok_or_else(|| Error::Corrupt("key file salt is not hex".into()))?;
         let wrapped = from_hex(&self.wrapped)
             .ok_or_else(|| Error::Corrupt("key file data is not hex".into()))?;
         let cipher = derive(passphrase, &salt, self.params)?;
-        match open_with(&cipher, &wrapped, "key") {
+        match open_with(&cipher, &wrapped, ad::KEY, "key") {
             Ok(bytes) => {
-                let arr: [u8; 32] = bytes.try_into().map_err(|_| {
+                let bytes = Zeroizing::new(bytes);
+                let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
                     Error::Corrupt("key file wraps a key of the wrong length".into())
                 })?;
                 Ok(Some(MasterKey::from_bytes(arr)))
@@ -143,7 +154,7 @@ pub struct KeyMeta {
     pub label: String,
 }
 
-/// An exported raw key file (`key export`).
+/// An exported raw key file (`key export`); its key is wiped when dropped.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RawKeyFile {
     /// Always `lifeboat-raw-key`.
@@ -154,6 +165,12 @@ pub struct RawKeyFile {
     pub repository: String,
     /// The master key, hex.
     pub master_key: String,
+}
+
+impl Drop for RawKeyFile {
+    fn drop(&mut self) {
+        self.master_key.zeroize();
+    }
 }
 
 impl RawKeyFile {
@@ -171,17 +188,23 @@ impl RawKeyFile {
     pub fn parse(bytes: &[u8]) -> Result<(String, MasterKey)> {
         let raw: RawKeyFile = serde_json::from_slice(bytes)
             .map_err(|e| Error::Invalid(format!("not a lifeboat raw key file: {e}")))?;
-        if raw.kind != "lifeboat-raw-key" || raw.version != 1 {
-            return Err(Error::Invalid(
-                "not a lifeboat raw key file (kind/version)".into(),
-            ));
+        if raw.kind != "lifeboat-raw-key" {
+            return Err(Error::Invalid("not a lifeboat raw key file (kind)".into()));
         }
-        let key: [u8; 32] = from_hex(&raw.master_key)
+        if raw.version != 1 {
+            return Err(Error::Unsupported(format!(
+                "the raw key file has version {}, which this lifeboat does not know (it reads version 1)",
+                raw.version
+            )));
+        }
+        let hex = Zeroizing::new(from_hex(&raw.master_key));
+        let key: [u8; 32] = hex
+            .as_deref()
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| {
                 Error::Invalid("raw key file: master_key must be 64 hex digits".into())
             })?;
-        Ok((raw.repository, MasterKey::from_bytes(key)))
+        Ok((raw.repository.clone(), MasterKey::from_bytes(key)))
     }
 }
 

@@ -6,7 +6,7 @@
 //! `kind u8 | flags u8 | id [32] | sealed length u32 | plaintext length u32`;
 //! blob offsets follow from the lengths. A pack's name is the BLAKE3 of its bytes.
 
-use crate::crypto::{Keys, SEAL_OVERHEAD};
+use crate::crypto::{ad, Keys, SEAL_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::id::Id;
 
@@ -25,11 +25,13 @@ pub enum BlobKind {
 }
 
 impl BlobKind {
-    fn from_u8(b: u8) -> Result<Self> {
+    fn from_u8(b: u8, what: &str) -> Result<Self> {
         match b {
             0 => Ok(BlobKind::Data),
             1 => Ok(BlobKind::Tree),
-            _ => Err(Error::Corrupt(format!("unknown blob kind {b}"))),
+            _ => Err(Error::Unsupported(format!(
+                "{what}: blob kind {b} is not known to this lifeboat"
+            ))),
         }
     }
 }
@@ -106,7 +108,7 @@ impl PackBuilder {
             trailer.extend_from_slice(&e.len.to_le_bytes());
             trailer.extend_from_slice(&e.raw_len.to_le_bytes());
         }
-        let sealed = keys.seal(&trailer);
+        let sealed = keys.seal(ad::PACK_TRAILER, &trailer);
         self.buf.extend_from_slice(&sealed);
         self.buf
             .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
@@ -127,9 +129,19 @@ pub fn parse_pack(keys: &Keys, pack: &[u8], what: &str) -> Result<Vec<PackEntry>
             "trailer length out of range (truncated or damaged)",
         ));
     }
-    let trailer = keys.open(&pack[body - tlen..body], &format!("{what} trailer"))?;
-    if trailer.len() < 9 || &trailer[..4] != MAGIC || trailer[4] != VERSION {
-        return Err(corrupt("trailer has an unknown magic or version"));
+    let trailer = keys.open(
+        &pack[body - tlen..body],
+        ad::PACK_TRAILER,
+        &format!("{what} trailer"),
+    )?;
+    if trailer.len() < 9 || &trailer[..4] != MAGIC {
+        return Err(corrupt("trailer has an unknown magic"));
+    }
+    if trailer[4] != VERSION {
+        return Err(Error::Unsupported(format!(
+            "{what}: pack version {} is not known to this lifeboat (it reads version {VERSION})",
+            trailer[4]
+        )));
     }
     let count = u32::from_le_bytes(trailer[5..9].try_into().expect("4 bytes")) as usize;
     if trailer.len() != 9 + count * ENTRY_LEN {
@@ -140,7 +152,7 @@ pub fn parse_pack(keys: &Keys, pack: &[u8], what: &str) -> Result<Vec<PackEntry>
     for raw in trailer[9..].chunks_exact(ENTRY_LEN) {
         let len = u32::from_le_bytes(raw[34..38].try_into().expect("4 bytes"));
         out.push(PackEntry {
-            kind: BlobKind::from_u8(raw[0])?,
+            kind: BlobKind::from_u8(raw[0], what)?,
             compressed: raw[1] & FLAG_COMPRESSED != 0,
             id: Id(raw[2..34].try_into().expect("32 bytes")),
             offset: offset as u32,

@@ -5,25 +5,26 @@
 //! Writers never modify or delete objects: backups are lock-free.
 
 use crate::chunker::{FastCdc, FixedChunker};
-use crate::config::RepoConfig;
-use crate::crypto::{Keys, MasterKey};
+use crate::config::{ConfigFile, RepoConfig};
+use crate::crypto::{ad, Keys, MasterKey};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{decode_index_file, Index};
 use crate::keys::{KdfParams, KeyFile, KeyMeta, RawKeyFile};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{decode_snapshot, Snapshot};
 use crate::tree::Tree;
 use lifeboat_storage::{Storage, StorageError};
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::{Arc, RwLock};
 use tokio::runtime::Handle;
+use zeroize::Zeroizing;
 
 /// How to unlock a repository.
 pub enum Credentials {
-    /// A passphrase, tried against every key file.
-    Password(Vec<u8>),
-    /// The bytes of an exported raw key file (no KDF).
-    RawKey(Vec<u8>),
+    /// A passphrase, tried against every key file (wiped after use).
+    Password(Zeroizing<Vec<u8>>),
+    /// The bytes of an exported raw key file (no KDF; wiped after use).
+    RawKey(Zeroizing<Vec<u8>>),
 }
 
 /// An open repository.
@@ -33,6 +34,7 @@ pub struct Repository {
     master: MasterKey,
     keys: Arc<Keys>,
     key_in_use: Option<Id>,
+    read_only: Option<String>,
     index: RwLock<Arc<Index>>,
     rt: Handle,
 }
@@ -56,17 +58,12 @@ impl Repository {
         }
         let master = MasterKey::generate();
         let keys = Keys::derive(&master);
-        let mut config = RepoConfig::new_default(meta.created.clone());
-        config.sign(&keys);
+        let config = RepoConfig::new_default(meta.created.clone());
+        let config_bytes = config.encode(&keys);
         let keyfile = KeyFile::create(&master, password, kdf, meta)?;
         let key_id = put_json_plain(&*storage, "keys", &keyfile).await?;
         // The config is written last: a repository without it does not exist yet.
-        storage
-            .put(
-                "config",
-                serde_json::to_vec_pretty(&config).expect("config serializes"),
-            )
-            .await?;
+        storage.put("config", config_bytes).await?;
         Ok(Arc::new(Self::assemble(
             storage,
             config,
@@ -90,13 +87,15 @@ impl Repository {
             master,
             keys,
             key_in_use,
+            read_only: None,
             index: RwLock::new(Arc::new(index)),
             rt: Handle::current(),
         }
     }
 
-    /// Read the config (refusing unknown versions) without unlocking.
-    pub async fn read_config(storage: &dyn Storage) -> Result<RepoConfig> {
+    /// Read the config (refusing unknown versions and incompatible
+    /// features) without unlocking.
+    pub async fn read_config(storage: &dyn Storage) -> Result<ConfigFile> {
         let bytes = match storage.get("config").await {
             Ok(b) => b,
             Err(StorageError::NotFound { .. }) => {
@@ -109,7 +108,8 @@ impl Repository {
 
     /// Open and unlock the repository.
     pub async fn open(storage: Arc<dyn Storage>, creds: Credentials) -> Result<Arc<Self>> {
-        let config = Self::read_config(&*storage).await?;
+        let file = Self::read_config(&*storage).await?;
+        let config = file.config.clone();
         let (master, key_in_use) = match creds {
             Credentials::RawKey(bytes) => {
                 let (repo_id, master) = RawKeyFile::parse(&bytes)?;
@@ -123,22 +123,24 @@ impl Repository {
                 (master, Some(id))
             }
         };
-        let repo = Self::assemble(storage, config, master, key_in_use);
-        repo.config
-            .check_mac(&repo.keys)
-            .map_err(|_| match key_in_use {
-                None => Error::WrongKey(repo.storage.location()),
-                Some(_) => Error::Corrupt(
-                    "config: MAC mismatch, the repository config was altered or damaged".into(),
-                ),
-            })?;
+        let mut repo = Self::assemble(storage, config, master, key_in_use);
+        repo.read_only = file.read_only.clone();
+        file.check_mac(&repo.keys).map_err(|_| match key_in_use {
+            None => Error::WrongKey(repo.storage.location()),
+            Some(_) => Error::Corrupt(
+                "config: MAC mismatch, the repository config was altered or damaged".into(),
+            ),
+        })?;
         Ok(Arc::new(repo))
     }
 
     async fn unlock_with_password(storage: &dyn Storage, pw: &[u8]) -> Result<(Id, MasterKey)> {
         let keyfiles = storage.list("keys/").await?;
         // Key files are plaintext: one that is unreadable or malformed is
-        // skipped so it cannot lock the others out.
+        // skipped so it cannot lock the others out. One of a version this
+        // build does not know is remembered: if no key opens, that (not a
+        // wrong password) is the likely reason.
+        let mut unsupported = None;
         for meta in keyfiles {
             let Ok(bytes) = storage.get(&meta.key).await else {
                 continue;
@@ -146,7 +148,11 @@ impl Repository {
             let Ok(kf) = serde_json::from_slice::<KeyFile>(&bytes) else {
                 continue;
             };
-            let pw = pw.to_vec();
+            if let Err(e) = kf.check_version(&meta.key) {
+                unsupported = Some(e);
+                continue;
+            }
+            let pw = Zeroizing::new(pw.to_vec());
             let unlocked = tokio::task::spawn_blocking(move || kf.unlock(&pw))
                 .await
                 .expect("KDF thread panicked");
@@ -159,7 +165,15 @@ impl Repository {
                 return Ok((id, master));
             }
         }
-        Err(Error::WrongPassword(storage.location()))
+        Err(unsupported.unwrap_or_else(|| Error::WrongPassword(storage.location())))
+    }
+
+    /// Refuse writing when the config has features this build cannot write.
+    pub fn ensure_writable(&self) -> Result<()> {
+        match &self.read_only {
+            Some(why) => Err(Error::Unsupported(format!("refusing to write: {why}"))),
+            None => Ok(()),
+        }
     }
 
     /// The storage underneath.
@@ -202,6 +216,9 @@ impl Repository {
     pub async fn load_index(&self) -> Result<()> {
         let (index, problems) = self.load_index_lenient().await?;
         if let Some((_, e)) = problems.into_iter().next() {
+            if let Error::Unsupported(_) = e {
+                return Err(e);
+            }
             return Err(Error::Corrupt(format!(
                 "{e}; run `lifeboat verify` to see what it affects"
             )));
@@ -278,7 +295,7 @@ impl Repository {
         sealed: &[u8],
         what: &str,
     ) -> Result<Vec<u8>> {
-        let plain = self.keys.open(sealed, what)?;
+        let plain = self.keys.open(sealed, &ad::blob(id), what)?;
         let data = if compressed {
             crate::compress::decompress(&plain, raw_len as usize, what)?
         } else {
@@ -307,10 +324,13 @@ impl Repository {
     }
 
     /// Seal and store a JSON object under `dir/<id>`; returns its id.
+    /// The associated data binds it to `dir` (FORMAT.md, "Sealing").
     pub async fn put_sealed_json<T: Serialize>(&self, dir: &str, value: &T) -> Result<Id> {
-        let sealed = self
-            .keys
-            .seal(&serde_json::to_vec(value).expect("serializable"));
+        self.ensure_writable()?;
+        let sealed = self.keys.seal(
+            &ad::object(dir),
+            &serde_json::to_vec(value).expect("serializable"),
+        );
         let id = Id::of_file(&sealed);
         self.storage.put(&format!("{dir}/{id}"), sealed).await?;
         Ok(id)
@@ -318,6 +338,12 @@ impl Repository {
 
     /// Load and check a sealed JSON object `dir/<id>`.
     pub async fn get_sealed_json<T: DeserializeOwned>(&self, dir: &str, id: &Id) -> Result<T> {
+        let (key, plain) = self.get_sealed(dir, id).await?;
+        serde_json::from_slice(&plain).map_err(|e| Error::Corrupt(format!("{key}: {e}")))
+    }
+
+    /// Load, check and open a sealed object `dir/<id>`: its key and plaintext.
+    async fn get_sealed(&self, dir: &str, id: &Id) -> Result<(String, Vec<u8>)> {
         let key = format!("{dir}/{id}");
         let bytes = self.storage.get(&key).await?;
         if Id::of_file(&bytes) != *id {
@@ -325,8 +351,15 @@ impl Repository {
                 "{key}: content does not match its name (damaged or truncated)"
             )));
         }
-        let plain = self.keys.open(&bytes, &key)?;
-        serde_json::from_slice(&plain).map_err(|e| Error::Corrupt(format!("{key}: {e}")))
+        let plain = self.keys.open(&bytes, &ad::object(dir), &key)?;
+        Ok((key, plain))
+    }
+
+    /// Load a snapshot, refusing a version or kind this build does not know
+    /// ([`Error::Unsupported`]) before using it.
+    pub async fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        let (key, plain) = self.get_sealed("snapshots", id).await?;
+        decode_snapshot(&plain, &key)
     }
 
     /// Ids of all objects in `dir`.
@@ -353,14 +386,17 @@ impl Repository {
         Ok(self.snapshots_checked().await?.0)
     }
 
-    /// Every snapshot, oldest first, and separately the ones that could not be read.
+    /// Every snapshot, oldest first, and separately the ones that could not
+    /// be read (damaged, or [`Error::Unsupported`]: written by a newer lifeboat).
     pub async fn snapshots_checked(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<(Id, Error)>)> {
         let mut out = Vec::new();
         let mut damaged = Vec::new();
         for id in self.list_ids("snapshots").await? {
-            match self.get_sealed_json::<Snapshot>("snapshots", &id).await {
+            match self.load_snapshot(&id).await {
                 Ok(snap) => out.push((id, snap)),
-                Err(e @ (Error::Corrupt(_) | Error::Storage(_))) => damaged.push((id, e)),
+                Err(e @ (Error::Corrupt(_) | Error::Storage(_) | Error::Unsupported(_))) => {
+                    damaged.push((id, e))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -391,7 +427,7 @@ impl Repository {
         let mut matching = Vec::new();
         for id in self.list_ids("snapshots").await? {
             if id.to_string().starts_with(&spec) {
-                let snap = self.get_sealed_json::<Snapshot>("snapshots", &id).await?;
+                let snap = self.load_snapshot(&id).await?;
                 if source.is_none_or(|src| snap.source == src) {
                     matching.push((id, snap));
                 }
@@ -410,8 +446,9 @@ impl Repository {
 
     /// Add a key file for `password`; returns its id.
     pub async fn add_key(&self, password: &[u8], kdf: KdfParams, meta: KeyMeta) -> Result<Id> {
+        self.ensure_writable()?;
         let master = self.master.clone();
-        let pw = password.to_vec();
+        let pw = Zeroizing::new(password.to_vec());
         let kf = tokio::task::spawn_blocking(move || KeyFile::create(&master, &pw, kdf, meta))
             .await
             .expect("KDF thread panicked")?;
@@ -439,6 +476,7 @@ impl Repository {
 
     /// Remove a key file; refuses the last key and the key in use.
     pub async fn remove_key(&self, id: &Id) -> Result<()> {
+        self.ensure_writable()?;
         let keys = self.list_keys().await?;
         if !keys.iter().any(|(k, _)| k == id) {
             return Err(Error::NotFound(format!("no key {id}")));
@@ -458,9 +496,9 @@ impl Repository {
     }
 
     /// The raw key file that opens this repository without a passphrase.
-    pub fn export_raw_key(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(&RawKeyFile::new(&self.config.id, &self.master))
-            .expect("serializes")
+    pub fn export_raw_key(&self) -> Zeroizing<Vec<u8>> {
+        let raw = RawKeyFile::new(&self.config.id, &self.master);
+        Zeroizing::new(serde_json::to_vec_pretty(&raw).expect("serializes"))
     }
 }
 

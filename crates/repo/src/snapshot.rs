@@ -3,8 +3,10 @@
 //! Stored as `snapshots/<id>` (sealed JSON, id = BLAKE3 of the stored bytes),
 //! written last, after the packs and the index that hold everything it
 //! references. `meta` is free-form per source kind (server version, table
-//! row counts for PostgreSQL, ...).
+//! row counts for PostgreSQL, ...). A reader checks `version` and `kind`
+//! before using a snapshot ([`decode_snapshot`]).
 
+use crate::error::{Error, Result};
 use crate::id::Id;
 use serde::{Deserialize, Serialize};
 
@@ -64,4 +66,35 @@ pub struct Snapshot {
     /// Source-specific metadata.
     #[serde(default)]
     pub meta: serde_json::Value,
+}
+
+/// Snapshot kinds this build reads.
+pub const KNOWN_KINDS: &[&str] = &["files", "postgres-logical"];
+
+/// The fields read before a snapshot is used.
+#[derive(Deserialize)]
+struct Header {
+    version: Option<u64>,
+    kind: Option<String>,
+}
+
+/// Parse a snapshot's plaintext, refusing a version or kind this build does
+/// not know ([`Error::Unsupported`], never "damaged") before the rest.
+pub fn decode_snapshot(plain: &[u8], what: &str) -> Result<Snapshot> {
+    let header: Header =
+        serde_json::from_slice(plain).map_err(|e| Error::Corrupt(format!("{what}: {e}")))?;
+    let version = header.version.unwrap_or(0);
+    if version != u64::from(SNAPSHOT_VERSION) {
+        return Err(Error::Unsupported(format!(
+            "{what}: snapshot version {version} is not known to this lifeboat (it reads version {SNAPSHOT_VERSION})"
+        )));
+    }
+    let kind = header.kind.unwrap_or_default();
+    if !KNOWN_KINDS.contains(&kind.as_str()) {
+        return Err(Error::Unsupported(format!(
+            "{what}: snapshot kind {kind:?} is not known to this lifeboat (it reads {})",
+            KNOWN_KINDS.join(", ")
+        )));
+    }
+    serde_json::from_slice(plain).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
 }

@@ -266,7 +266,7 @@ fn worker(
         if shared.failed() {
             continue;
         }
-        let (sealed, compressed) = seal_blob(repo.keys(), &mut compressor, &job.data);
+        let (sealed, compressed) = seal_blob(repo.keys(), &mut compressor, &job.id, &job.data);
         shared
             .counters
             .stored_bytes
@@ -295,10 +295,11 @@ fn new_pack(pack_size: usize) -> PackBuilder {
 }
 
 /// Compress when it pays, then seal.
-fn seal_blob(keys: &Keys, compressor: &mut Compressor, data: &[u8]) -> (Vec<u8>, bool) {
+fn seal_blob(keys: &Keys, compressor: &mut Compressor, id: &Id, data: &[u8]) -> (Vec<u8>, bool) {
+    let ad = crate::crypto::ad::blob(id);
     match compressor.compress(data) {
-        Some(z) => (keys.seal(&z), true),
-        None => (keys.seal(data), false),
+        Some(z) => (keys.seal(&ad, &z), true),
+        None => (keys.seal(&ad, data), false),
     }
 }
 

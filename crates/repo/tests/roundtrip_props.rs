@@ -6,7 +6,7 @@
 
 use lifeboat_repo::chunker::{ChunkReader, Chunker, FastCdc, FixedChunker};
 use lifeboat_repo::compress::{decompress, Compressor};
-use lifeboat_repo::crypto::{Keys, MasterKey, SEAL_OVERHEAD};
+use lifeboat_repo::crypto::{ad, Keys, MasterKey, SEAL_OVERHEAD};
 use lifeboat_repo::pack::{parse_pack, BlobKind, PackBuilder, PackEntry};
 use lifeboat_repo::{BlobWriter, Error, Id, KdfParams, KeyMeta, Repository};
 use lifeboat_storage::local::LocalStorage;
@@ -73,16 +73,17 @@ fn keys(seed: [u8; 32]) -> Keys {
 
 /// Compress when it pays, then seal (what the writer does).
 fn seal_blob(keys: &Keys, z: &mut Compressor, data: &[u8]) -> (Vec<u8>, bool) {
+    let ad = ad::blob(&keys.blob_id(data));
     match z.compress(data) {
-        Some(c) => (keys.seal(&c), true),
-        None => (keys.seal(data), false),
+        Some(c) => (keys.seal(&ad, &c), true),
+        None => (keys.seal(&ad, data), false),
     }
 }
 
 /// Open, decompress and check the id of one pack entry (what the reader does).
 fn open_entry(keys: &Keys, pack: &[u8], e: &PackEntry) -> Result<Vec<u8>, Error> {
     let sealed = &pack[e.offset as usize..(e.offset + e.len) as usize];
-    let plain = keys.open(sealed, "blob")?;
+    let plain = keys.open(sealed, &ad::blob(&e.id), "blob")?;
     let data = if e.compressed {
         decompress(&plain, e.raw_len as usize, "blob")?
     } else {
@@ -142,16 +143,16 @@ proptest! {
         bit in 0u8..8,
     ) {
         let k = keys(seed);
-        let sealed = k.seal(&data);
+        let sealed = k.seal(ad::INDEX, &data);
         prop_assert_eq!(sealed.len(), data.len() + SEAL_OVERHEAD);
-        prop_assert_eq!(k.open(&sealed, "t").unwrap(), data.clone());
+        prop_assert_eq!(k.open(&sealed, ad::INDEX, "t").unwrap(), data.clone());
         let mut bad = sealed.clone();
         bad[pos.index(sealed.len())] ^= 1 << bit;
-        prop_assert!(matches!(k.open(&bad, "t"), Err(Error::Corrupt(_))));
-        prop_assert!(k.open(&sealed[..sealed.len() - 1], "t").is_err());
+        prop_assert!(matches!(k.open(&bad, ad::INDEX, "t"), Err(Error::Corrupt(_))));
+        prop_assert!(k.open(&sealed[..sealed.len() - 1], ad::INDEX, "t").is_err());
         let mut other_seed = seed;
         other_seed[0] ^= 1;
-        prop_assert!(keys(other_seed).open(&sealed, "t").is_err());
+        prop_assert!(keys(other_seed).open(&sealed, ad::INDEX, "t").is_err());
     }
 
     #[test]
@@ -297,7 +298,7 @@ proptest! {
 
             let reopened = Repository::open(
                 storage.clone(),
-                lifeboat_repo::Credentials::Password(b"pw".to_vec()),
+                lifeboat_repo::Credentials::Password(b"pw".to_vec().into()),
             )
             .await
             .unwrap();

@@ -30,8 +30,8 @@ pub async fn init(ctx: &Context) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn new_password(a: &KeyAddArgs) -> Result<String> {
-    let pw = read_secret_file(&a.new_password_file)?;
+fn new_password(a: &KeyAddArgs) -> Result<zeroize::Zeroizing<String>> {
+    let pw = zeroize::Zeroizing::new(read_secret_file(&a.new_password_file)?);
     if pw.is_empty() {
         bail!(
             "the new password file {} is empty",

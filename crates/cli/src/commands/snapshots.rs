@@ -14,10 +14,15 @@ pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
     let repo = ctx.repo.open_without_index().await?;
     let (all, damaged) = repo.snapshots_checked().await?;
     for (id, e) in &damaged {
-        eprintln!(
-            "warning: snapshot {} cannot be read: {e} (run `lifeboat verify`)",
-            id.short()
-        );
+        match e {
+            lifeboat_repo::Error::Unsupported(_) => {
+                eprintln!("warning: snapshot {} is unsupported: {e}", id.short())
+            }
+            _ => eprintln!(
+                "warning: snapshot {} cannot be read: {e} (run `lifeboat verify`)",
+                id.short()
+            ),
+        }
     }
     let snaps: Vec<_> = all
         .into_iter()
@@ -68,6 +73,14 @@ pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
             test,
             s.paths.join(" ")
         );
+    }
+    for (id, e) in &damaged {
+        if let lifeboat_repo::Error::Unsupported(_) = e {
+            crate::outln!(
+                "{:<10} unsupported: written by a newer lifeboat, upgrade lifeboat to read it",
+                id.short()
+            );
+        }
     }
     crate::outln!("{} snapshot(s)", snaps.len());
     Ok(ExitCode::SUCCESS)

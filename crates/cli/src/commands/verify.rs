@@ -113,6 +113,9 @@ pub async fn run(ctx: &Context, a: VerifyArgs) -> Result<ExitCode> {
         for p in &report.problems {
             crate::outln!("error: {}: {}", p.object, p.message);
         }
+        for p in &report.unsupported {
+            crate::outln!("unsupported: {}: {}", p.object, p.message);
+        }
         for d in &report.damaged_snapshots {
             crate::outln!(
                 "damaged snapshot {} ({} {}): {}",
@@ -124,16 +127,20 @@ pub async fn run(ctx: &Context, a: VerifyArgs) -> Result<ExitCode> {
         }
         crate::outln!(
             "{}",
-            if report.is_ok() {
-                "no problems found"
-            } else {
+            if !report.is_ok() {
                 "PROBLEMS FOUND"
+            } else if !report.unsupported.is_empty() {
+                "no damage found, but some objects need a newer lifeboat to check"
+            } else {
+                "no problems found"
             }
         );
     }
-    Ok(ExitCode::from(if report.is_ok() {
-        exit::OK
-    } else {
+    Ok(ExitCode::from(if !report.is_ok() {
         exit::DAMAGED
+    } else if !report.unsupported.is_empty() {
+        exit::UNSUPPORTED_VERSION
+    } else {
+        exit::OK
     }))
 }

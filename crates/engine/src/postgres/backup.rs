@@ -45,6 +45,7 @@ pub async fn backup_logical(
     req: PgLogicalBackup,
     progress: Arc<Progress>,
 ) -> Result<BackupOutcome> {
+    repo.ensure_writable()?;
     let started = std::time::Instant::now();
     let time = snapshot_time(req.time.as_deref())?;
     let parent = repo

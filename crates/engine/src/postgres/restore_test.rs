@@ -64,6 +64,7 @@ pub async fn restore_test(
     verify: &VerifyConfig,
     bin_dir: Option<PathBuf>,
 ) -> Result<RestoreTestReport> {
+    repo.ensure_writable()?;
     let meta = LogicalMeta::of(snap)?;
     let server_bin = ClientTools::find(meta.server_major, bin_dir.as_deref())?.bin_dir;
     let cluster = tokio::task::spawn_blocking(move || ScratchCluster::start(&server_bin))
