@@ -221,7 +221,10 @@ fn unknown_format_version_exits_13_naming_the_version() {
     let ws = Workspace::init();
     let cfg_path = ws.repo.join("config");
     let mut cfg: serde_json::Value = serde_json::from_slice(&fs::read(&cfg_path).unwrap()).unwrap();
-    cfg["version"] = serde_json::json!(2);
+    let mut payload: serde_json::Value =
+        serde_json::from_str(cfg["payload"].as_str().unwrap()).unwrap();
+    payload["version"] = serde_json::json!(2);
+    cfg["payload"] = serde_json::json!(payload.to_string());
     fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
     let before = fs::read(&cfg_path).unwrap();
     for args in [&["snapshots"][..], &["verify"], &["key", "list"]] {
