@@ -70,6 +70,13 @@ const MAX_T_COST: u32 = 64;
 const MAX_P_COST: u32 = 64;
 
 fn derive(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Result<XChaCha20Poly1305> {
+    let key = passphrase_key(passphrase, salt, p)?;
+    Ok(XChaCha20Poly1305::new(&(*key).into()))
+}
+
+/// The key that wraps the master key in a key file: Argon2id (v0x13) of
+/// the passphrase and salt, 32 bytes (FORMAT.md, "Key files").
+pub fn passphrase_key(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Result<Zeroizing<[u8; 32]>> {
     if p.m_cost > MAX_M_COST_KIB || p.t_cost > MAX_T_COST || p.p_cost > MAX_P_COST {
         return Err(Error::Corrupt(format!(
             "key file asks for Argon2 costs beyond the limits (m={} KiB, t={}, p={})",
@@ -83,7 +90,7 @@ fn derive(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Result<XChaCha20Poly1
     argon
         .hash_password_into(passphrase, salt, &mut *out)
         .map_err(|e| Error::Invalid(format!("cannot derive key from passphrase: {e}")))?;
-    Ok(XChaCha20Poly1305::new(&(*out).into()))
+    Ok(out)
 }
 
 impl KeyFile {
