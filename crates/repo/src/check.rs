@@ -228,10 +228,14 @@ async fn read_pack(
         });
     }
     if let Err(e) = crate::pack::parse_pack(repo.keys(), &bytes, &key) {
-        report.problems.push(Problem {
+        let problem = Problem {
             object: key.clone(),
             message: e.to_string(),
-        });
+        };
+        match e {
+            Error::Unsupported(_) => report.unsupported.push(problem),
+            _ => report.problems.push(problem),
+        }
     }
     for (id, loc) in blobs {
         let range = loc.offset as usize..(loc.offset as usize + loc.len as usize);

@@ -236,6 +236,14 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_wiped_on_drop() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<MasterKey>();
+        wiped_on_drop::<Keys>();
+        wiped_on_drop::<XChaCha20Poly1305>();
+    }
+
+    #[test]
     fn blob_ids_depend_on_the_key() {
         let a = Keys::derive(&MasterKey::generate());
         let b = Keys::derive(&MasterKey::generate());
