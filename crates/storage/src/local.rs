@@ -1,18 +1,26 @@
 //! The local filesystem backend.
 //!
-//! Objects are files under a root directory. A write goes to a uniquely named
-//! temp file in the target directory, is fsynced, renamed into place, and the
+//! Objects are files under a root directory. A write goes to a temp file in
+//! the target directory, is fsynced, renamed into place (`put`) or
+//! hard-linked to the final name (`put_if_absent`: `link()` fails with
+//! `EEXIST` when the name is taken, so exactly one writer wins), and the
 //! directory is fsynced, so a crash leaves either the old state or the new
 //! object, never a torn one. Files are created 0600 and directories 0700.
-//! Temp files start with `.tmp-` and are ignored by `list`.
+//!
+//! Temp files are named `.tmp-<32 random hex>` (random, not pid-based, so
+//! two containers that both run lifeboat as PID 1 on one repository never
+//! share a name), are created with `O_EXCL`, and a writer only ever removes
+//! the temp file it created itself. `list` ignores them. Leftovers of a
+//! killed writer are removed by [`Storage::remove_stale_temp`] once their
+//! mtime is older than the given age (see [`crate::STALE_TEMP_AGE`]).
 
-use crate::{validate_key, ObjectMeta, Result, Storage, StorageError};
+use crate::{validate_key, ListPage, ObjectMeta, Result, Storage, StorageError};
 use async_trait::async_trait;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 /// A storage rooted at a local directory.
 #[derive(Debug, Clone)]
@@ -20,12 +28,16 @@ pub struct LocalStorage {
     root: PathBuf,
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// Prefix of temp files; they are never objects.
+const TEMP_PREFIX: &str = ".tmp-";
 
 impl LocalStorage {
-    /// Use `root` as the storage directory (it need not exist yet).
+    /// Use `root` as the storage directory (it need not exist yet). A
+    /// relative path is made absolute against the current directory.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        let root = std::path::absolute(&root).unwrap_or(root);
+        Self { root }
     }
 
     /// The root directory.
@@ -80,32 +92,88 @@ impl LocalStorage {
         }
     }
 
-    fn put_blocking(&self, key: &str, data: &[u8]) -> Result<()> {
+    /// The directory of `key`, created (0700) if missing.
+    fn prepare_dir(&self, key: &str) -> Result<(PathBuf, PathBuf)> {
         let path = self.path(key)?;
         let dir = path
             .parent()
-            .expect("keys are relative, so a parent exists");
-        self.create_dirs(dir)
+            .expect("keys are relative, so a parent exists")
+            .to_path_buf();
+        self.create_dirs(&dir)
             .map_err(|e| self.io_err("create directory for", key, e))?;
-        let tmp = dir.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            sync_dir(dir)
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(self.io_err("write", key, e));
+        Ok((path, dir))
+    }
+
+    fn put_blocking(&self, key: &str, data: &[u8]) -> Result<()> {
+        let (path, dir) = self.prepare_dir(key)?;
+        let tmp = TempFile::write(&dir, data).map_err(|e| self.io_err("write", key, e))?;
+        fs::rename(tmp.path(), &path)
+            .and_then(|()| {
+                tmp.disarm();
+                sync_dir(&dir)
+            })
+            .map_err(|e| self.io_err("write", key, e))
+    }
+
+    fn put_if_absent_blocking(&self, key: &str, data: &[u8]) -> Result<()> {
+        let (path, dir) = self.prepare_dir(key)?;
+        let tmp = TempFile::write(&dir, data).map_err(|e| self.io_err("write", key, e))?;
+        // link() never replaces: of several writers exactly one creates the name.
+        let linked = fs::hard_link(tmp.path(), &path);
+        drop(tmp);
+        match linked {
+            Ok(()) => sync_dir(&dir).map_err(|e| self.io_err("sync", key, e)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(StorageError::AlreadyExists {
+                    key: key.to_string(),
+                    location: self.location(),
+                })
+            }
+            Err(e) => Err(self.io_err("write", key, e)),
+        }
+    }
+
+    /// Remove `.tmp-*` files under the root whose mtime is older than `older_than`.
+    fn remove_stale_temp_blocking(&self, older_than: Duration) -> Result<usize> {
+        let cutoff = SystemTime::now()
+            .checked_sub(older_than)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut removed = 0;
+        self.remove_stale_in(&self.root, cutoff, &mut removed)
+            .map_err(|e| self.io_err("clean temp files in", "", e))?;
+        Ok(removed)
+    }
+
+    fn remove_stale_in(
+        &self,
+        dir: &Path,
+        cutoff: SystemTime,
+        removed: &mut usize,
+    ) -> io::Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                self.remove_stale_in(&entry.path(), cutoff, removed)?;
+            } else if ft.is_file() && entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                let modified = match entry.metadata() {
+                    Ok(m) => m.modified()?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                if modified < cutoff {
+                    match fs::remove_file(entry.path()) {
+                        Ok(()) => *removed += 1,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -130,19 +198,44 @@ impl LocalStorage {
         Ok(buf)
     }
 
+    /// Every object whose key starts with `prefix` (a plain string prefix), sorted.
     fn list_blocking(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         let mut out = Vec::new();
-        let start = prefix.trim_end_matches('/');
-        let dir = if start.is_empty() {
+        // Walk the deepest directory the prefix names in full; the rest of
+        // the prefix (a partial name) is a filter.
+        let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..i]);
+        let dir = if dir_part.is_empty() {
             self.root.clone()
         } else {
-            self.path(start)?
+            self.path(dir_part)?
         };
         self.walk(&dir, &mut out)
             .map_err(|e| self.io_err("list", prefix, e))?;
         out.retain(|m| m.key.starts_with(prefix));
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    fn list_page_blocking(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage> {
+        let limit = limit.max(1);
+        let mut objects: Vec<ObjectMeta> = self
+            .list_blocking(prefix)?
+            .into_iter()
+            .filter(|m| start_after.is_none_or(|after| m.key.as_str() > after))
+            .take(limit + 1)
+            .collect();
+        let next = if objects.len() > limit {
+            objects.truncate(limit);
+            objects.last().map(|m| m.key.clone())
+        } else {
+            None
+        };
+        Ok(ListPage { objects, next })
     }
 
     fn walk(&self, dir: &Path, out: &mut Vec<ObjectMeta>) -> io::Result<()> {
@@ -155,7 +248,7 @@ impl LocalStorage {
         for entry in entries {
             let entry = entry?;
             let name = entry.file_name();
-            if name.to_string_lossy().starts_with(".tmp-") {
+            if name.to_string_lossy().starts_with(TEMP_PREFIX) {
                 continue;
             }
             let ft = entry.file_type()?;
@@ -168,14 +261,76 @@ impl LocalStorage {
                     .expect("walk stays under root")
                     .to_string_lossy()
                     .into_owned();
+                let meta = match entry.metadata() {
+                    Ok(m) => m,
+                    // Deleted between readdir and stat: not listed.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
                 out.push(ObjectMeta {
                     key: rel,
-                    size: entry.metadata()?.len(),
+                    size: meta.len(),
+                    last_modified: meta.modified()?,
                 });
             }
         }
         Ok(())
     }
+}
+
+/// A temp file this process created (`O_EXCL`, random name) and filled;
+/// removed on drop unless [`TempFile::disarm`]ed after it was renamed away.
+/// Only ever removes its own file, never another writer's.
+struct TempFile {
+    path: Option<PathBuf>,
+}
+
+impl TempFile {
+    /// Create `dir/.tmp-<random>`, write `data` and fsync it.
+    fn write(dir: &Path, data: &[u8]) -> io::Result<TempFile> {
+        let mut f = loop {
+            let path = dir.join(temp_name());
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(f) => break (f, TempFile { path: Some(path) }),
+                // Someone else's file (a 2^-128 chance): pick another name, never touch it.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        f.0.write_all(data)?;
+        f.0.sync_all()?;
+        Ok(f.1)
+    }
+
+    fn path(&self) -> &Path {
+        self.path.as_deref().expect("armed temp file")
+    }
+
+    /// The file was renamed to its final name: nothing to remove.
+    fn disarm(mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// `.tmp-` and 128 random bits in hex.
+fn temp_name() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).expect("the OS random number generator works");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{TEMP_PREFIX}{hex}")
 }
 
 /// fsync a directory so renames and new entries in it are durable.
@@ -220,11 +375,20 @@ impl Storage for LocalStorage {
         blocking(move || this.get_range_blocking(&key, offset, len)).await
     }
 
-    async fn stat(&self, key: &str) -> Result<Option<u64>> {
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<()> {
+        let (this, key) = (self.clone(), key.to_string());
+        blocking(move || this.put_if_absent_blocking(&key, &data)).await
+    }
+
+    async fn stat(&self, key: &str) -> Result<Option<ObjectMeta>> {
         let path = self.path(key)?;
         let (this, key) = (self.clone(), key.to_string());
         blocking(move || match fs::metadata(&path) {
-            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(m) if m.is_file() => Ok(Some(ObjectMeta {
+                key: key.clone(),
+                size: m.len(),
+                last_modified: m.modified().map_err(|e| this.io_err("stat", &key, e))?,
+            })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(this.io_err("stat", &key, e)),
@@ -235,6 +399,22 @@ impl Storage for LocalStorage {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         let (this, prefix) = (self.clone(), prefix.to_string());
         blocking(move || this.list_blocking(&prefix)).await
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage> {
+        let (this, prefix) = (self.clone(), prefix.to_string());
+        let start_after = start_after.map(str::to_string);
+        blocking(move || this.list_page_blocking(&prefix, start_after.as_deref(), limit)).await
+    }
+
+    async fn remove_stale_temp(&self, older_than: Duration) -> Result<usize> {
+        let this = self.clone();
+        blocking(move || this.remove_stale_temp_blocking(older_than)).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

@@ -1,9 +1,12 @@
 //! The local backend under concurrency and after crashes: what the
 //! repository's lock-free writers rely on.
 
+use lifeboat_storage::conformance::{check_race, race_put_if_absent};
 use lifeboat_storage::local::LocalStorage;
-use lifeboat_storage::{Storage, StorageError};
+use lifeboat_storage::{Storage, StorageError, STALE_TEMP_AGE};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 fn value(tag: u8, len: usize) -> Vec<u8> {
     let mut v = vec![tag; len];
@@ -109,7 +112,10 @@ async fn leftovers_of_a_crashed_write_are_not_objects() {
         .collect();
     assert_eq!(keys, vec!["data/ab/real".to_string()]);
     assert_eq!(s.stat("data/cd/dir-not-object").await.unwrap(), None);
-    assert_eq!(s.stat("data/ab/real").await.unwrap(), Some(4));
+    assert_eq!(
+        s.stat("data/ab/real").await.unwrap().map(|m| m.size),
+        Some(4)
+    );
 }
 
 #[tokio::test]
@@ -137,4 +143,154 @@ fn walkdir_names(dir: &std::path::Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// Environment variables that turn [`race_child`] into one racer.
+const RACE_ROOT: &str = "LIFEBOAT_TEST_RACE_ROOT";
+const RACE_KEY: &str = "LIFEBOAT_TEST_RACE_KEY";
+const RACE_TAG: &str = "LIFEBOAT_TEST_RACE_TAG";
+
+/// One racing process (this test binary re-executed by
+/// `put_if_absent_races_across_processes`); a no-op in a normal run.
+#[tokio::test]
+async fn race_child() {
+    let (Ok(root), Ok(key), Ok(tag)) = (
+        std::env::var(RACE_ROOT),
+        std::env::var(RACE_KEY),
+        std::env::var(RACE_TAG),
+    ) else {
+        return;
+    };
+    let s = LocalStorage::new(&root);
+    // Start together: wait until the parent has started every racer.
+    let go = std::path::Path::new(&root).join("go");
+    while !go.exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let won = race_put_if_absent(&s, &key, tag.parse().unwrap()).await;
+    println!("RACE-RESULT {}", if won { "won" } else { "lost" });
+}
+
+#[tokio::test]
+async fn put_if_absent_races_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    std::fs::create_dir_all(&root).unwrap();
+    let s = LocalStorage::new(&root);
+    let exe = std::env::current_exe().unwrap();
+    for round in 0..4 {
+        let key = format!("locks/race-{round}");
+        let _ = std::fs::remove_file(root.join("go"));
+        let children: Vec<(u8, std::process::Child)> = (1..=6u8)
+            .map(|tag| {
+                let child = Command::new(&exe)
+                    .args(["race_child", "--exact", "--nocapture", "--test-threads=1"])
+                    .env(RACE_ROOT, &root)
+                    .env(RACE_KEY, &key)
+                    .env(RACE_TAG, tag.to_string())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (tag, child)
+            })
+            .collect();
+        std::fs::write(root.join("go"), b"").unwrap();
+        let mut wins = Vec::new();
+        for (tag, child) in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "racer {tag} failed: {out:?}");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let won = if stdout.contains("RACE-RESULT won") {
+                true
+            } else {
+                assert!(stdout.contains("RACE-RESULT lost"), "racer {tag}: {stdout}");
+                false
+            };
+            wins.push((tag, won));
+        }
+        check_race(&s, &key, &wins).await;
+    }
+    let stray = walkdir_names(&root);
+    assert!(
+        stray.iter().all(|n| !n.starts_with(".tmp-")),
+        "temp files left: {stray:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_writer_never_takes_or_deletes_another_writers_temp_file() {
+    // Two containers both running lifeboat as PID 1 used the same
+    // `.tmp-<pid>-<counter>` names: the second writer's create failed and its
+    // error path deleted the first writer's temp file.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let s = LocalStorage::new(&root);
+    s.put("data/ab/first", b"1".to_vec()).await.unwrap();
+    let d = root.join("data/ab");
+    let theirs: Vec<_> = (0..64)
+        .map(|n| d.join(format!(".tmp-{}-{n}", std::process::id())))
+        .collect();
+    for t in &theirs {
+        std::fs::write(t, b"another writer's data").unwrap();
+    }
+    for n in 0..32 {
+        s.put(&format!("data/ab/obj{n}"), vec![n; 10])
+            .await
+            .unwrap();
+        s.put_if_absent(&format!("data/ab/new{n}"), vec![n; 5])
+            .await
+            .unwrap();
+    }
+    for t in &theirs {
+        assert_eq!(std::fs::read(t).unwrap(), b"another writer's data");
+    }
+    // Our own temp names are random, never pid-based.
+    let ours: Vec<String> = walkdir_names(&d)
+        .into_iter()
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect();
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "only the other writer's temp files remain"
+    );
+}
+
+#[tokio::test]
+async fn stale_temp_files_are_removed_and_fresh_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let s = LocalStorage::new(&root);
+    s.put("data/ab/obj", b"x".to_vec()).await.unwrap();
+    s.put("index/i", b"y".to_vec()).await.unwrap();
+    let stale = [root.join("data/ab/.tmp-dead1"), root.join(".tmp-dead2")];
+    let fresh = root.join("index/.tmp-being-written");
+    let old = SystemTime::now() - STALE_TEMP_AGE - Duration::from_secs(60);
+    for p in &stale {
+        std::fs::write(p, b"half").unwrap();
+        filetime::set_file_mtime(p, filetime::FileTime::from_system_time(old)).unwrap();
+    }
+    std::fs::write(&fresh, b"in progress").unwrap();
+    // A file merely near the limit is kept too.
+    let near = root.join("data/ab/.tmp-recent");
+    std::fs::write(&near, b"r").unwrap();
+    let recent = SystemTime::now() - STALE_TEMP_AGE + Duration::from_secs(600);
+    filetime::set_file_mtime(&near, filetime::FileTime::from_system_time(recent)).unwrap();
+
+    assert_eq!(s.remove_stale_temp(STALE_TEMP_AGE).await.unwrap(), 2);
+    for p in &stale {
+        assert!(!p.exists(), "{} should be gone", p.display());
+    }
+    assert!(fresh.exists() && near.exists());
+    assert_eq!(s.get("data/ab/obj").await.unwrap(), b"x");
+    assert_eq!(s.remove_stale_temp(STALE_TEMP_AGE).await.unwrap(), 0);
+}
+
+#[test]
+fn a_relative_root_is_resolved_against_the_current_directory() {
+    // `--repo r`: a bare relative name has an empty parent directory, which
+    // neither mkdir nor fsync accept; the root is made absolute instead.
+    let name = format!("rel-repo-{}", std::process::id());
+    let s = LocalStorage::new(&name);
+    assert_eq!(s.root(), std::env::current_dir().unwrap().join(&name));
 }
