@@ -185,6 +185,10 @@ pub struct RestoreArgs {
     /// Apply the captured roles (globals) first.
     #[arg(long)]
     pub roles: bool,
+    /// With `latest`: when some snapshot cannot be read, use the newest
+    /// readable one (with a warning) instead of failing.
+    #[arg(long)]
+    pub skip_damaged: bool,
 }
 
 #[derive(Args, Debug)]

@@ -35,7 +35,8 @@ impl RepoSpec {
                 }
             });
         }
-        if self.password_file.is_none() && self.key_file.is_none() {
+        // A secret from flags or the environment (LIFEBOAT_PASSWORD) wins over the config.
+        if self.password_file.is_none() && self.key_file.is_none() && self.password_ref.is_none() {
             self.password_file = cfg.password_file.as_deref().map(|p| base.path(p));
             self.key_file = cfg.key_file.as_deref().map(|p| base.path(p));
             self.password_ref.clone_from(&cfg.password);

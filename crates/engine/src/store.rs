@@ -1,14 +1,43 @@
-//! Shared building blocks for backups: storing a stream as content blobs,
-//! storing a tree, and sealing a snapshot once its data is durable.
+//! Shared building blocks for backups: running under a backup lock,
+//! storing a stream as content blobs, storing a tree, and sealing a
+//! snapshot once its data is durable.
 
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 use lifeboat_repo::chunker::{ChunkReader, Chunker};
+use lifeboat_repo::lock::BackupLock;
 use lifeboat_repo::{
     BlobKind, BlobWriter, Id, Node, NodeKind, Repository, Snapshot, SnapshotStats, Tree, WriteStats,
 };
 use std::io::Read;
 use std::sync::Arc;
+
+/// Run a backup under a lock (docs/FORMAT.md, "Locks and prune protocol"):
+/// remove stale temp files, create `locks/<id>` *before* loading the index,
+/// run `backup` (the heartbeat refreshes the lock meanwhile), and delete the
+/// lock afterwards, whether the backup succeeded or failed.
+pub async fn run_locked<T, F, Fut>(repo: Arc<Repository>, backup: F) -> Result<T>
+where
+    F: FnOnce(Arc<Repository>) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    // A read-only-compatible repository is refused before anything is written.
+    repo.ensure_writable()?;
+    // Leftovers of killed writers; never a temp file a live writer is filling.
+    repo.storage()
+        .remove_stale_temp(lifeboat_storage::STALE_TEMP_AGE)
+        .await
+        .map_err(lifeboat_repo::Error::from)?;
+    let lock = BackupLock::acquire(&repo, &crate::open::hostname()).await?;
+    let result = match repo.load_index().await {
+        Ok(()) => backup(repo.clone()).await,
+        Err(e) => Err(e.into()),
+    };
+    let released = lock.release().await;
+    let value = result?;
+    released?;
+    Ok(value)
+}
 
 /// Chunk `reader` and store every chunk; returns the content ids and the byte count.
 pub fn store_stream(

@@ -1,12 +1,17 @@
 //! Checking a repository: structure, and optionally the data itself.
 //!
 //! Steps (each adds [`Problem`]s and never stops at the first):
+//! 0. list the snapshots first: whatever a backup running meanwhile adds,
+//!    every listed snapshot's data is then in the index loaded next (a
+//!    backup writes its index files before its snapshot);
 //! 1. load every index file (a damaged one is a problem, the rest still load);
 //! 2. every indexed pack exists with its indexed size;
 //! 3. with `read_data`, read packs (all or a random N% each run): the pack
 //!    hashes to its name, and every blob decrypts and hashes to its id;
 //! 4. every snapshot loads, and walking its trees finds every blob indexed
 //!    and undamaged; damage is reported per snapshot with the paths it hits.
+//!    Before a snapshot is called damaged, the index is reloaded if index
+//!    files were added meanwhile, and the snapshot is walked again.
 
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -62,8 +67,11 @@ pub struct CheckReport {
     pub packs_read: usize,
     /// Bytes read with `read_data`.
     pub bytes_read: u64,
-    /// Packs present but not indexed (left by an interrupted backup; prune removes them).
+    /// Packs present but not indexed (left by an interrupted backup, or
+    /// being written by a running one; prune will reclaim them).
     pub unindexed_packs: usize,
+    /// Their keys (`data/xx/<id>`).
+    pub unindexed_pack_keys: Vec<String>,
     /// Problems found.
     pub problems: Vec<Problem>,
     /// Snapshots affected by them.
@@ -83,6 +91,7 @@ impl CheckReport {
 /// Check `repo`; the in-memory index is replaced by what could be loaded.
 pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
+    let snapshot_ids = repo.list_ids("snapshots").await?;
     let (index, index_problems) = repo.load_index_lenient().await?;
     report.index_files = repo.storage().list("index/").await?.len();
     for (object, e) in index_problems {
@@ -136,7 +145,13 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
         }
     }
     let indexed: HashSet<String> = index.packs().iter().map(|p| pack_key(&p.id)).collect();
-    report.unindexed_packs = stored.keys().filter(|k| !indexed.contains(*k)).count();
+    report.unindexed_pack_keys = stored
+        .keys()
+        .filter(|k| !indexed.contains(*k))
+        .cloned()
+        .collect();
+    report.unindexed_pack_keys.sort();
+    report.unindexed_packs = report.unindexed_pack_keys.len();
 
     if let Some(pct) = opts.read_data_percent {
         for pack in sample(readable, pct) {
@@ -150,7 +165,7 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
         bad_blobs: &bad_blobs,
         trees: HashMap::new(),
     };
-    for id in repo.list_ids("snapshots").await? {
+    for id in snapshot_ids {
         report.snapshots += 1;
         match repo.load_snapshot(&id).await {
             Err(e @ Error::Unsupported(_)) => report.unsupported.push(Problem {
@@ -172,6 +187,10 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
             Ok(snap) => {
                 let mut paths = Vec::new();
                 walker.walk(snap.tree, String::new(), &mut paths).await;
+                if !paths.is_empty() && walker.refresh().await? {
+                    paths.clear();
+                    walker.walk(snap.tree, String::new(), &mut paths).await;
+                }
                 if !paths.is_empty() {
                     report.damaged_snapshots.push(DamagedSnapshot {
                         id,
@@ -266,6 +285,19 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
+    /// Reload the index if index files appeared since it was loaded, and
+    /// forget trees that failed to load; whether anything changed.
+    async fn refresh(&mut self) -> Result<bool> {
+        if !self.repo.index_files_changed().await? {
+            return Ok(false);
+        }
+        // Damaged index files were reported by the first load.
+        let (index, _) = self.repo.load_index_lenient().await?;
+        self.repo.set_index(index);
+        self.trees.retain(|_, t| t.is_ok());
+        Ok(true)
+    }
+
     fn blob_ok(&self, id: &Id) -> bool {
         !self.bad_blobs.contains(id) && self.repo.index().contains(id)
     }

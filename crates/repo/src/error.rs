@@ -51,6 +51,9 @@ pub enum Error {
     /// The caller's request is invalid (e.g. an ambiguous id prefix).
     #[error("{0}")]
     Invalid(String),
+    /// A backup could not keep its lock fresh (see `lock`).
+    #[error("backup lock lost: {0}")]
+    LockLost(String),
 }
 
 impl Error {
@@ -68,6 +71,7 @@ impl Error {
             Error::Corrupt(_) => "corrupt",
             Error::NotFound(_) => "not_found",
             Error::Invalid(_) => "invalid",
+            Error::LockLost(_) => "lock_lost",
         }
     }
 }

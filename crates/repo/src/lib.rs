@@ -8,7 +8,8 @@
 //! - [`ContentReader`]: reads a file's blobs back as `std::io::Read`, with read-ahead;
 //! - [`chunker`]: FastCDC for streams, fixed-size for page files;
 //! - [`Tree`], [`Node`], [`Snapshot`]: what a backup records;
-//! - [`check()`]: structure and data verification.
+//! - [`check()`]: structure and data verification;
+//! - [`lock`]: lock objects with a heartbeat, held by backups (for prune).
 //!
 //! Depends only on `lifeboat-storage`.
 
@@ -21,6 +22,7 @@ pub mod error;
 pub mod id;
 pub mod index;
 pub mod keys;
+pub mod lock;
 pub mod pack;
 pub mod reader;
 pub mod repository;

@@ -11,11 +11,12 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{decode_index_file, Index};
 use crate::keys::{KdfParams, KeyFile, KeyMeta, RawKeyFile};
+use crate::lock::LockHealth;
 use crate::snapshot::{decode_snapshot, Snapshot};
 use crate::tree::Tree;
 use lifeboat_storage::{Storage, StorageError};
 use serde::{de::DeserializeOwned, Serialize};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::runtime::Handle;
 use zeroize::Zeroizing;
 
@@ -36,6 +37,10 @@ pub struct Repository {
     key_in_use: Option<Id>,
     read_only: Option<String>,
     index: RwLock<Arc<Index>>,
+    /// Keys of the index files the in-memory index was loaded from.
+    index_files: Mutex<Vec<String>>,
+    /// The backup lock this process holds, checked before writing a snapshot.
+    held_lock: Mutex<Option<Arc<LockHealth>>>,
     rt: Handle,
 }
 
@@ -89,6 +94,8 @@ impl Repository {
             key_in_use,
             read_only: None,
             index: RwLock::new(Arc::new(index)),
+            index_files: Mutex::new(Vec::new()),
+            held_lock: Mutex::new(None),
             rt: Handle::current(),
         }
     }
@@ -231,7 +238,10 @@ impl Repository {
     pub async fn load_index_lenient(&self) -> Result<(Index, Vec<(String, Error)>)> {
         let mut index = Index::default();
         let mut problems = Vec::new();
-        for meta in self.storage.list("index/").await? {
+        let listed = self.storage.list("index/").await?;
+        *self.index_files.lock().expect("index files") =
+            listed.iter().map(|m| m.key.clone()).collect();
+        for meta in listed {
             let name: Option<Id> = meta.key.trim_start_matches("index/").parse().ok();
             let result = match name {
                 None => Err(Error::Corrupt(format!(
@@ -252,6 +262,29 @@ impl Repository {
         Ok((index, problems))
     }
 
+    /// Reload the index if index files were added or removed since it was
+    /// loaded (a backup finished meanwhile); returns whether it reloaded.
+    /// Readers call this on an index miss before calling anything missing.
+    pub async fn refresh_index(&self) -> Result<bool> {
+        if !self.index_files_changed().await? {
+            return Ok(false);
+        }
+        self.load_index().await?;
+        Ok(true)
+    }
+
+    /// Whether the index files in storage differ from the ones loaded.
+    pub async fn index_files_changed(&self) -> Result<bool> {
+        let now: Vec<String> = self
+            .storage
+            .list("index/")
+            .await?
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        Ok(*self.index_files.lock().expect("index files") != now)
+    }
+
     /// Replace the in-memory index (after a check loaded it leniently).
     pub fn set_index(&self, index: Index) {
         *self.index.write().expect("index lock") = Arc::new(index);
@@ -264,7 +297,11 @@ impl Repository {
 
     /// Read, open, decompress and check one blob.
     pub async fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
-        let loc = self.index().lookup(id).ok_or_else(|| {
+        let mut loc = self.index().lookup(id);
+        if loc.is_none() && self.refresh_index().await? {
+            loc = self.index().lookup(id);
+        }
+        let loc = loc.ok_or_else(|| {
             Error::Corrupt(format!(
                 "blob {id} is not in the index (missing data); run `lifeboat verify`"
             ))
@@ -375,8 +412,18 @@ impl Repository {
     }
 
     /// Store a snapshot (call only after its data's index is written).
+    /// With a backup lock held, fails if the lock was not kept fresh.
     pub async fn save_snapshot(&self, snap: &Snapshot) -> Result<Id> {
+        let held = self.held_lock.lock().expect("held lock").clone();
+        if let Some(lock) = held {
+            lock.ensure_held()?;
+        }
         self.put_sealed_json("snapshots", snap).await
+    }
+
+    /// Register (or clear) the backup lock [`Repository::save_snapshot`] checks.
+    pub fn set_held_lock(&self, lock: Option<Arc<LockHealth>>) {
+        *self.held_lock.lock().expect("held lock") = lock;
     }
 
     /// Every readable snapshot, oldest first. Damaged snapshot files are
@@ -408,20 +455,51 @@ impl Repository {
     ///
     /// An id prefix loads only the snapshots whose id matches, so a damaged
     /// snapshot file does not stand in the way of restoring another one.
+    /// `latest` refuses when any snapshot file cannot be read (it might be
+    /// the newest); see [`Repository::find_snapshot_with`].
     pub async fn find_snapshot(&self, spec: &str, source: Option<&str>) -> Result<(Id, Snapshot)> {
+        Ok(self.find_snapshot_with(spec, source, false).await?.0)
+    }
+
+    /// [`Repository::find_snapshot`]; with `skip_damaged`, `latest` is the
+    /// newest readable snapshot and the unreadable ones are returned (to warn).
+    pub async fn find_snapshot_with(
+        &self,
+        spec: &str,
+        source: Option<&str>,
+        skip_damaged: bool,
+    ) -> Result<((Id, Snapshot), Vec<Id>)> {
         if spec == "latest" {
-            let mut matching: Vec<_> = self
-                .snapshots()
-                .await?
+            let (all, damaged) = self.snapshots_checked().await?;
+            if let (Some((id, e)), false) = (damaged.first(), skip_damaged) {
+                let message = format!(
+                    "snapshot {id} cannot be read ({e}){}, so `latest` cannot tell whether it is the newest; \
+                     name a snapshot by id, or pass --skip-damaged to use the newest readable one; run `lifeboat verify`",
+                    if damaged.len() > 1 {
+                        format!(" and {} more", damaged.len() - 1)
+                    } else {
+                        String::new()
+                    }
+                );
+                // Written by a newer lifeboat (exit 13), not damaged (exit 12).
+                let all_newer = damaged.iter().all(|(_, e)| matches!(e, Error::Unsupported(_)));
+                return Err(if all_newer {
+                    Error::Unsupported(message)
+                } else {
+                    Error::Corrupt(message)
+                });
+            }
+            let mut matching: Vec<_> = all
                 .into_iter()
                 .filter(|(_, s)| source.is_none_or(|src| s.source == src))
                 .collect();
-            return matching.pop().ok_or_else(|| {
+            let latest = matching.pop().ok_or_else(|| {
                 Error::NotFound(match source {
                     Some(s) => format!("no snapshot of source {s:?} in the repository"),
                     None => "the repository has no snapshots yet".into(),
                 })
-            });
+            })?;
+            return Ok((latest, damaged.into_iter().map(|(id, _)| id).collect()));
         }
         let spec = spec.to_ascii_lowercase();
         let mut matching = Vec::new();
@@ -434,7 +512,7 @@ impl Repository {
             }
         }
         match matching.len() {
-            1 => Ok(matching.pop().expect("one")),
+            1 => Ok((matching.pop().expect("one"), Vec::new())),
             0 => Err(Error::NotFound(format!(
                 "no snapshot matches {spec:?} (see `lifeboat snapshots`)"
             ))),

@@ -10,6 +10,7 @@ use lifeboat_engine::config::resolve_secret;
 use lifeboat_engine::config::{SourceConfig, SourceKind};
 use lifeboat_engine::postgres::{backup_logical, PgLogicalBackup};
 use lifeboat_engine::progress::Progress;
+use lifeboat_engine::store::run_locked;
 use lifeboat_repo::Repository;
 use lifeboat_sources::env::Redactor;
 use lifeboat_sources::files::Selection;
@@ -157,10 +158,11 @@ where
     F: FnOnce(Arc<Repository>, Arc<Progress>) -> Fut,
     Fut: std::future::Future<Output = lifeboat_engine::Result<BackupOutcome>>,
 {
-    let repo = ctx.repo.open().await?;
+    // The index is loaded under the backup lock (run_locked), not before it.
+    let repo = ctx.repo.open_without_index().await?;
     let progress = Arc::new(Progress::default());
     let line = ProgressLine::start(progress.clone(), ctx.global.quiet || ctx.global.json);
-    let outcome = backup(repo, progress).await;
+    let outcome = run_locked(repo, |repo| backup(repo, progress)).await;
     drop(line);
     let outcome = outcome?;
     print_outcome(ctx, &outcome);

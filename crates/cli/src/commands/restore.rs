@@ -19,7 +19,16 @@ fn is_postgres_target(to: &str) -> bool {
 
 pub async fn run(ctx: &Context, a: RestoreArgs) -> Result<ExitCode> {
     let repo = ctx.repo.open().await?;
-    let (id, snap) = repo.find_snapshot(&a.snapshot, a.source.as_deref()).await?;
+    let ((id, snap), skipped) = repo
+        .find_snapshot_with(&a.snapshot, a.source.as_deref(), a.skip_damaged)
+        .await?;
+    for bad in &skipped {
+        eprintln!(
+            "warning: snapshot {bad} cannot be read and was skipped (--skip-damaged); restoring {} of {} instead; run `lifeboat verify`",
+            id.short(),
+            snap.time
+        );
+    }
     if is_postgres_target(&a.to) {
         return restore_postgres(ctx, &repo, id, &snap, a).await;
     }

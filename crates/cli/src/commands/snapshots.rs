@@ -4,7 +4,7 @@ use super::Context;
 use crate::args::{LsArgs, SnapshotsArgs};
 use crate::output::{self, size};
 use anyhow::Result;
-use lifeboat_engine::postgres::{verifications, VerificationRecord};
+use lifeboat_engine::postgres::{verifications_checked, VerificationRecord};
 use lifeboat_repo::{Id, NodeKind, Repository, Tree};
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -30,7 +30,13 @@ pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
         .collect();
     // The latest restore test of each snapshot (records are oldest first).
     let mut tested: HashMap<Id, VerificationRecord> = HashMap::new();
-    for v in verifications(&repo).await? {
+    let (records, unreadable) = verifications_checked(&repo).await?;
+    for (id, e) in &unreadable {
+        eprintln!(
+            "warning: restore-test record verifications/{id} cannot be read: {e} (run `lifeboat verify`)"
+        );
+    }
+    for v in records {
         tested.insert(v.report.snapshot, v);
     }
     if ctx.global.json {

@@ -78,6 +78,28 @@ async fn run_restore_test(ctx: &Context, a: &VerifyArgs) -> Result<ExitCode> {
     }))
 }
 
+/// The repository's lock objects for display (`stale` = no heartbeat for
+/// `LOCK_STALE_AFTER`).
+async fn lock_notes(repo: &lifeboat_repo::Repository) -> Result<Vec<serde_json::Value>> {
+    let now = std::time::SystemTime::now();
+    let locks = lifeboat_repo::lock::list_locks(&**repo.storage()).await?;
+    Ok(locks
+        .iter()
+        .map(|l| {
+            let info = l.info.as_ref();
+            serde_json::json!({
+                "key": l.meta.key,
+                "kind": info.map(|i| i.kind.clone()),
+                "host": info.map(|i| i.host.clone()),
+                "pid": info.map(|i| i.pid),
+                "started": info.map(|i| i.started.clone()),
+                "heartbeat": info.map(|i| i.heartbeat.clone()),
+                "stale": l.is_stale(now),
+            })
+        })
+        .collect())
+}
+
 pub async fn run(ctx: &Context, a: VerifyArgs) -> Result<ExitCode> {
     if a.restore_test {
         return run_restore_test(ctx, &a).await;
@@ -85,8 +107,11 @@ pub async fn run(ctx: &Context, a: VerifyArgs) -> Result<ExitCode> {
     let pct = a.read_data.as_deref().map(parse_percent).transpose()?;
     let repo = ctx.repo.open_without_index().await?;
     let report = verify_repository(&repo, pct).await?;
+    let locks = lock_notes(&repo).await?;
     if ctx.global.json {
-        output::json(&serde_json::json!({"ok": report.is_ok(), "report": report}));
+        output::json(
+            &serde_json::json!({"ok": report.is_ok(), "report": report, "locks": locks}),
+        );
     } else {
         crate::outln!(
             "checked {} snapshots, {} index files, {} packs, {} blobs{}",
@@ -106,8 +131,26 @@ pub async fn run(ctx: &Context, a: VerifyArgs) -> Result<ExitCode> {
         );
         if report.unindexed_packs > 0 {
             crate::outln!(
-                "note: {} pack(s) are not indexed (left by an interrupted backup)",
+                "note: {} orphan pack(s) are not referenced by any index file: left by an interrupted backup (or written by one still running); no snapshot uses them, nothing is damaged, and `lifeboat prune` will reclaim the space:",
                 report.unindexed_packs
+            );
+            for key in &report.unindexed_pack_keys {
+                crate::outln!("  orphan pack {key}");
+            }
+        }
+        for l in &locks {
+            crate::outln!(
+                "note: backup lock {} (host {}, pid {}, started {}, last heartbeat {}): {}",
+                l["key"].as_str().unwrap_or("?"),
+                l["host"].as_str().unwrap_or("?"),
+                l["pid"],
+                l["started"].as_str().unwrap_or("?"),
+                l["heartbeat"].as_str().unwrap_or("?"),
+                if l["stale"] == true {
+                    "stale, its backup is gone"
+                } else {
+                    "a backup is running"
+                }
             );
         }
         for p in &report.problems {

@@ -15,7 +15,10 @@ mod restore_test;
 pub use backup::{backup_logical, PgLogicalBackup};
 pub use export::{export_dump, ExportFormat};
 pub use restore::{restore_logical, PgLogicalRestore, PgRestoreOutcome};
-pub use restore_test::{restore_test, verifications, Check, RestoreTestReport, VerificationRecord};
+pub use restore_test::{
+    restore_test, verifications, verifications_checked, Check, RestoreTestReport,
+    VerificationRecord,
+};
 
 use crate::error::{EngineError, Result};
 use lifeboat_repo::{Id, Repository, Snapshot};

@@ -212,15 +212,30 @@ fn check_restored(
 
 /// Every restore test recorded in the repository, oldest first.
 pub async fn verifications(repo: &Repository) -> Result<Vec<VerificationRecord>> {
+    Ok(verifications_checked(repo).await?.0)
+}
+
+/// [`verifications`], and separately the records that cannot be read (a
+/// damaged record is reported, and does not hide the others).
+pub async fn verifications_checked(
+    repo: &Repository,
+) -> Result<(Vec<VerificationRecord>, Vec<(Id, lifeboat_repo::Error)>)> {
     let mut out = Vec::new();
+    let mut damaged = Vec::new();
     for id in repo.list_ids("verifications").await? {
-        out.push(
-            repo.get_sealed_json::<VerificationRecord>("verifications", &id)
-                .await?,
-        );
+        match repo
+            .get_sealed_json::<VerificationRecord>("verifications", &id)
+            .await
+        {
+            Ok(v) => out.push(v),
+            Err(e @ (lifeboat_repo::Error::Corrupt(_) | lifeboat_repo::Error::Storage(_))) => {
+                damaged.push((id, e))
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     out.sort_by(|a, b| a.time.cmp(&b.time));
-    Ok(out)
+    Ok((out, damaged))
 }
 
 impl From<lifeboat_sources::postgres::PgError> for EngineError {

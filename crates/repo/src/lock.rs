@@ -1,0 +1,303 @@
+//! Lock objects (`locks/<id>`): how a backup tells a future `prune` that it
+//! is running and may deduplicate against existing blobs.
+//!
+//! docs/FORMAT.md ("Locks and prune protocol") is the spec. A lock is a
+//! plain JSON object ([`LockInfo`]) at `locks/<64 random hex>`, created with
+//! `put_if_absent` before the backup loads the index, rewritten every
+//! [`LOCK_HEARTBEAT`] by a background task and deleted when the backup ends
+//! (also on error). A lock whose heartbeat is older than [`LOCK_STALE_AFTER`]
+//! (by the time in it and by the storage's `last_modified`) is stale: its
+//! holder died. A holder that could not refresh its lock for half that time
+//! treats it as lost and refuses to write its snapshot ([`Error::LockLost`]).
+
+use crate::error::{Error, Result};
+use crate::repository::Repository;
+use lifeboat_storage::{ObjectMeta, Storage, StorageError};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// How often a holder rewrites its lock.
+pub const LOCK_HEARTBEAT: Duration = Duration::from_secs(60);
+
+/// A lock not refreshed for this long is stale (15 missed heartbeats).
+pub const LOCK_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Version of the lock object layout.
+pub const LOCK_VERSION: u32 = 1;
+
+/// What a lock object holds (plain JSON: no secrets, readable without the key).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LockInfo {
+    /// [`LOCK_VERSION`].
+    pub version: u32,
+    /// What holds it: `backup` (prune will add `prune`).
+    pub kind: String,
+    /// Host name of the holder.
+    pub host: String,
+    /// Process id of the holder (in its own PID namespace).
+    pub pid: u32,
+    /// When the holder started, RFC 3339 UTC.
+    pub started: String,
+    /// The holder's last refresh, RFC 3339 UTC.
+    pub heartbeat: String,
+}
+
+/// A lock found in the repository.
+#[derive(Debug, Clone)]
+pub struct LockEntry {
+    /// Storage metadata (key, `last_modified` by the storage's clock).
+    pub meta: ObjectMeta,
+    /// The parsed object; `None` when it does not parse (judged by `last_modified` alone).
+    pub info: Option<LockInfo>,
+}
+
+impl LockEntry {
+    /// Time of the latest sign of life: the later of the heartbeat in the
+    /// object and the object's `last_modified`.
+    pub fn last_alive(&self) -> SystemTime {
+        let beat = self
+            .info
+            .as_ref()
+            .and_then(|i| i.heartbeat.parse::<jiff::Timestamp>().ok())
+            .map(SystemTime::from);
+        beat.map_or(self.meta.last_modified, |b| b.max(self.meta.last_modified))
+    }
+
+    /// Whether the holder is gone: no sign of life for [`LOCK_STALE_AFTER`] before `now`.
+    pub fn is_stale(&self, now: SystemTime) -> bool {
+        now.duration_since(self.last_alive())
+            .is_ok_and(|age| age > LOCK_STALE_AFTER)
+    }
+}
+
+/// Every lock in the repository, in key order.
+pub async fn list_locks(storage: &dyn Storage) -> Result<Vec<LockEntry>> {
+    let mut out = Vec::new();
+    for meta in storage.list("locks/").await? {
+        let info = match storage.get(&meta.key).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+            // Released between list and get.
+            Err(StorageError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        out.push(LockEntry { meta, info });
+    }
+    Ok(out)
+}
+
+/// Shared between the holder, its heartbeat task and the repository (which
+/// checks it before writing a snapshot).
+#[derive(Debug)]
+pub struct LockHealth {
+    key: String,
+    state: Mutex<Health>,
+}
+
+#[derive(Debug)]
+struct Health {
+    /// Last successful write of the lock, by this process's clock.
+    last_ok: SystemTime,
+    /// The last refresh error, if the latest refresh failed.
+    last_error: Option<String>,
+}
+
+impl LockHealth {
+    /// Fail if the lock may have been taken for stale: not refreshed for
+    /// half of [`LOCK_STALE_AFTER`].
+    pub fn ensure_held(&self) -> Result<()> {
+        let h = self.state.lock().expect("lock health");
+        let since = SystemTime::now()
+            .duration_since(h.last_ok)
+            .unwrap_or_default();
+        if since > LOCK_STALE_AFTER / 2 {
+            return Err(Error::LockLost(format!(
+                "{}: not refreshed for {}s ({}); a prune may treat this backup as dead, so its snapshot is not written; run the backup again",
+                self.key,
+                since.as_secs(),
+                h.last_error.as_deref().unwrap_or("the heartbeat did not run")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A lock held by this process; [`BackupLock::release`] deletes it.
+/// Dropping it without release stops the heartbeat and leaves the object
+/// to go stale.
+pub struct BackupLock {
+    storage: Arc<dyn Storage>,
+    repo: Option<Arc<Repository>>,
+    health: Arc<LockHealth>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl BackupLock {
+    /// Create a `backup` lock for `host`, start its heartbeat every
+    /// [`LOCK_HEARTBEAT`], and make `repo` check it before writing a snapshot.
+    pub async fn acquire(repo: &Arc<Repository>, host: &str) -> Result<BackupLock> {
+        let mut lock = Self::acquire_with(repo.storage().clone(), host, LOCK_HEARTBEAT).await?;
+        repo.set_held_lock(Some(lock.health.clone()));
+        lock.repo = Some(repo.clone());
+        Ok(lock)
+    }
+
+    /// [`BackupLock::acquire`] with another heartbeat interval (tests).
+    pub async fn acquire_with(
+        storage: Arc<dyn Storage>,
+        host: &str,
+        every: Duration,
+    ) -> Result<BackupLock> {
+        let now = now_rfc3339();
+        let info = LockInfo {
+            version: LOCK_VERSION,
+            kind: "backup".into(),
+            host: host.into(),
+            pid: std::process::id(),
+            started: now.clone(),
+            heartbeat: now,
+        };
+        let key = loop {
+            let id: [u8; 32] = crate::crypto::random_array();
+            let key = format!("locks/{}", crate::id::Id(id));
+            match storage.put_if_absent(&key, to_json(&info)).await {
+                Ok(()) => break key,
+                Err(StorageError::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let health = Arc::new(LockHealth {
+            key,
+            state: Mutex::new(Health {
+                last_ok: SystemTime::now(),
+                last_error: None,
+            }),
+        });
+        let heartbeat = tokio::spawn(beat(storage.clone(), info, health.clone(), every));
+        Ok(BackupLock {
+            storage,
+            repo: None,
+            health,
+            heartbeat,
+        })
+    }
+
+    /// The lock's key (`locks/<id>`).
+    pub fn key(&self) -> &str {
+        &self.health.key
+    }
+
+    /// See [`LockHealth::ensure_held`].
+    pub fn ensure_held(&self) -> Result<()> {
+        self.health.ensure_held()
+    }
+
+    /// Stop the heartbeat and delete the lock.
+    pub async fn release(mut self) -> Result<()> {
+        self.heartbeat.abort();
+        let _ = (&mut self.heartbeat).await;
+        if let Some(repo) = self.repo.take() {
+            repo.set_held_lock(None);
+        }
+        self.storage.delete(&self.health.key).await?;
+        Ok(())
+    }
+}
+
+impl Drop for BackupLock {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+/// The heartbeat task: rewrite the lock with a new time every `every`.
+async fn beat(
+    storage: Arc<dyn Storage>,
+    mut info: LockInfo,
+    health: Arc<LockHealth>,
+    every: Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        info.heartbeat = now_rfc3339();
+        let result = storage.put(&health.key, to_json(&info)).await;
+        let mut h = health.state.lock().expect("lock health");
+        match result {
+            Ok(()) => {
+                h.last_ok = SystemTime::now();
+                h.last_error = None;
+            }
+            Err(e) => h.last_error = Some(e.to_string()),
+        }
+    }
+}
+
+fn to_json(info: &LockInfo) -> Vec<u8> {
+    serde_json::to_vec_pretty(info).expect("lock serializes")
+}
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifeboat_storage::local::LocalStorage;
+
+    fn storage(dir: &tempfile::TempDir) -> Arc<dyn Storage> {
+        Arc::new(LocalStorage::new(dir.path().join("repo")))
+    }
+
+    #[tokio::test]
+    async fn a_lock_is_listed_refreshed_and_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(&dir);
+        let lock = BackupLock::acquire_with(s.clone(), "host-a", Duration::from_millis(20))
+            .await
+            .unwrap();
+        let locks = list_locks(&*s).await.unwrap();
+        assert_eq!(locks.len(), 1);
+        assert_eq!(locks[0].meta.key, lock.key());
+        let first = locks[0].info.clone().unwrap();
+        assert_eq!(
+            (first.kind.as_str(), first.host.as_str(), first.pid),
+            ("backup", "host-a", std::process::id())
+        );
+        assert!(!locks[0].is_stale(SystemTime::now()));
+        // The heartbeat rewrites the object with a newer time.
+        loop {
+            let now = list_locks(&*s).await.unwrap();
+            let info = now[0].info.clone().unwrap();
+            if info.heartbeat != first.heartbeat {
+                assert_eq!(info.started, first.started);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        lock.ensure_held().unwrap();
+        lock.release().await.unwrap();
+        assert!(list_locks(&*s).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_lock_without_heartbeat_goes_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(&dir);
+        let lock = BackupLock::acquire_with(s.clone(), "h", LOCK_HEARTBEAT)
+            .await
+            .unwrap();
+        // What kill -9 leaves: the object stays, nobody refreshes it.
+        drop(lock);
+        let entry = &list_locks(&*s).await.unwrap()[0];
+        let alive = entry.last_alive();
+        assert!(!entry.is_stale(alive + LOCK_STALE_AFTER - Duration::from_secs(1)));
+        assert!(entry.is_stale(alive + LOCK_STALE_AFTER + Duration::from_secs(1)));
+        // An unreadable lock is judged by the storage's clock alone.
+        let broken = LockEntry {
+            meta: entry.meta.clone(),
+            info: None,
+        };
+        assert_eq!(broken.last_alive(), entry.meta.last_modified);
+    }
+}
