@@ -109,9 +109,7 @@ pub async fn run(ctx: &Context, a: VerifyArgs) -> Result<ExitCode> {
     let report = verify_repository(&repo, pct).await?;
     let locks = lock_notes(&repo).await?;
     if ctx.global.json {
-        output::json(
-            &serde_json::json!({"ok": report.is_ok(), "report": report, "locks": locks}),
-        );
+        output::json(&serde_json::json!({"ok": report.is_ok(), "report": report, "locks": locks}));
     } else {
         crate::outln!(
             "checked {} snapshots, {} index files, {} packs, {} blobs{}",
