@@ -373,7 +373,7 @@ fn verify_and_restore_latest_never_report_false_damage_while_backups_run() {
         .as_nanos() as u64
         | 1;
     println!("jitter seed {seed}");
-    const BACKUPS: u64 = 16;
+    const BACKUPS: u64 = 20;
     let done = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for s in 1..=2u64 {

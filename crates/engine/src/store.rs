@@ -24,10 +24,12 @@ where
     // A read-only-compatible repository is refused before anything is written.
     repo.ensure_writable()?;
     // Leftovers of killed writers; never a temp file a live writer is filling.
-    repo.storage()
+    // Housekeeping only: a failure here must not fail the backup (the
+    // backup's own writes report any real storage problem).
+    let _ = repo
+        .storage()
         .remove_stale_temp(lifeboat_storage::STALE_TEMP_AGE)
-        .await
-        .map_err(lifeboat_repo::Error::from)?;
+        .await;
     let lock = BackupLock::acquire(&repo, &crate::open::hostname()).await?;
     let result = match repo.load_index().await {
         Ok(()) => backup(repo.clone()).await,

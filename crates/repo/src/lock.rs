@@ -281,6 +281,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_holder_that_could_not_refresh_for_half_the_stale_age_has_lost_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = BackupLock::acquire_with(storage(&dir), "h", LOCK_HEARTBEAT)
+            .await
+            .unwrap();
+        lock.ensure_held().unwrap();
+        {
+            let mut h = lock.health.state.lock().unwrap();
+            h.last_ok = SystemTime::now() - LOCK_STALE_AFTER / 2 - Duration::from_secs(5);
+            h.last_error = Some("no space left".into());
+        }
+        match lock.ensure_held() {
+            Err(Error::LockLost(msg)) => {
+                assert!(
+                    msg.contains(lock.key()) && msg.contains("no space left"),
+                    "{msg}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        lock.release().await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_lock_without_heartbeat_goes_stale() {
         let dir = tempfile::tempdir().unwrap();
         let s = storage(&dir);
