@@ -10,8 +10,12 @@ use lifeboat_storage::local::LocalStorage;
 use lifeboat_storage::Storage;
 use std::sync::Arc;
 
-/// Write one blob and a one-file tree as a new snapshot, like a backup.
-async fn backup(repo: &Arc<Repository>, content: &[u8]) -> (lifeboat_repo::Id, Vec<u8>) {
+/// Write one blob and a one-file tree as a new snapshot at `time`, like a backup.
+async fn backup(
+    repo: &Arc<Repository>,
+    time: &str,
+    content: &[u8],
+) -> (lifeboat_repo::Id, Vec<u8>) {
     let (repo2, data) = (repo.clone(), content.to_vec());
     let tree = tokio::task::spawn_blocking(move || {
         let w = BlobWriter::with_workers(repo2, 1);
@@ -31,7 +35,7 @@ async fn backup(repo: &Arc<Repository>, content: &[u8]) -> (lifeboat_repo::Id, V
     .unwrap();
     let snap: Snapshot = serde_json::from_value(serde_json::json!({
         "version": lifeboat_repo::snapshot::SNAPSHOT_VERSION,
-        "time": "2026-01-01T00:00:00Z", "host": "h", "user": "u", "source": "s",
+        "time": time, "host": "h", "user": "u", "source": "s",
         "kind": "files", "paths": ["/f"], "tags": [], "tree": tree, "parent": null,
         "stats": lifeboat_repo::SnapshotStats::default(), "meta": {}
     }))
@@ -51,14 +55,19 @@ async fn a_reader_whose_index_predates_a_backup_reads_it_after_reloading() {
     let writer = Repository::init(storage.clone(), b"pw", fast, KeyMeta::default())
         .await
         .unwrap();
-    backup(&writer, b"first backup").await;
+    backup(&writer, "2026-01-01T00:00:00Z", b"first backup").await;
     // The reader (restore latest / verify) loads the index now...
     let reader = Repository::open(storage.clone(), Credentials::Password(b"pw".to_vec()))
         .await
         .unwrap();
     reader.load_index().await.unwrap();
     // ...and a backup in another session finishes before it lists snapshots.
-    let (newest, content) = backup(&writer, b"second backup, finished meanwhile").await;
+    let (newest, content) = backup(
+        &writer,
+        "2026-01-02T00:00:00Z",
+        b"second backup, finished meanwhile",
+    )
+    .await;
     let (id, snap) = reader.find_snapshot("latest", None).await.unwrap();
     assert_eq!(id, newest);
     let tree = reader.load_tree(&snap.tree).await.unwrap();
