@@ -482,7 +482,9 @@ impl Repository {
                     }
                 );
                 // Written by a newer lifeboat (exit 13), not damaged (exit 12).
-                let all_newer = damaged.iter().all(|(_, e)| matches!(e, Error::Unsupported(_)));
+                let all_newer = damaged
+                    .iter()
+                    .all(|(_, e)| matches!(e, Error::Unsupported(_)));
                 return Err(if all_newer {
                     Error::Unsupported(message)
                 } else {

@@ -57,9 +57,12 @@ async fn a_reader_whose_index_predates_a_backup_reads_it_after_reloading() {
         .unwrap();
     backup(&writer, "2026-01-01T00:00:00Z", b"first backup").await;
     // The reader (restore latest / verify) loads the index now...
-    let reader = Repository::open(storage.clone(), Credentials::Password(b"pw".to_vec()))
-        .await
-        .unwrap();
+    let reader = Repository::open(
+        storage.clone(),
+        Credentials::Password(b"pw".to_vec().into()),
+    )
+    .await
+    .unwrap();
     reader.load_index().await.unwrap();
     // ...and a backup in another session finishes before it lists snapshots.
     let (newest, content) = backup(
