@@ -190,8 +190,12 @@ impl RepoConfig {
 
     fn check_ranges(&self, location: &str) -> Result<()> {
         let c = &self.chunker;
-        if !(c.min < c.avg && c.avg < c.max && c.avg.is_power_of_two())
+        // avg >= 8 keeps the chunker's masks defined (top avg_bits - 2 bits);
+        // fixed chunks are whole 8 KiB pages (FORMAT.md §5).
+        if !(c.min < c.avg && c.avg < c.max && c.avg.is_power_of_two() && c.avg >= 8)
             || self.pack_size < 1024 * 1024
+            || self.fixed_chunk_size == 0
+            || self.fixed_chunk_size % 8192 != 0
         {
             return Err(Error::Corrupt(format!(
                 "config at {location}: chunker or pack parameters out of range"
@@ -247,6 +251,25 @@ mod tests {
             env["mac"] = m.into();
         }
         RepoConfig::parse(&serde_json::to_vec(&env).unwrap(), "t").unwrap()
+    }
+
+    #[test]
+    fn out_of_range_chunk_sizes_are_refused_not_a_panic_later() {
+        let keys = Keys::derive(&MasterKey::generate());
+        for (field, value) in [
+            ("fixed_chunk_size", serde_json::json!(0)),
+            ("fixed_chunk_size", serde_json::json!(1000)),
+            ("chunker", serde_json::json!({"min": 1, "avg": 2, "max": 3})),
+        ] {
+            let cfg = RepoConfig::new_default("2026-01-01T00:00:00Z".into());
+            let mut p = serde_json::to_value(&cfg).unwrap();
+            p[field] = value.clone();
+            let bytes = encode_payload(p.to_string(), &keys);
+            assert!(
+                matches!(RepoConfig::parse(&bytes, "t"), Err(Error::Corrupt(_))),
+                "{field} = {value} accepted"
+            );
+        }
     }
 
     #[test]
