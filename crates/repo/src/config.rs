@@ -195,7 +195,7 @@ impl RepoConfig {
         if !(c.min < c.avg && c.avg < c.max && c.avg.is_power_of_two() && c.avg >= 8)
             || self.pack_size < 1024 * 1024
             || self.fixed_chunk_size == 0
-            || self.fixed_chunk_size % 8192 != 0
+            || !self.fixed_chunk_size.is_multiple_of(8192)
         {
             return Err(Error::Corrupt(format!(
                 "config at {location}: chunker or pack parameters out of range"
