@@ -197,3 +197,41 @@ fn frozen_v1_fixture_holds_a_multi_chunk_file_and_reads_through_the_library() {
         assert!(empty.content.is_empty() && empty.size == 0);
     });
 }
+
+/// SHA-256 of the fixture's listing (`<sha256> <path>` per file, sorted by
+/// path), pinned when format v1 was frozen. The fixture is only a guard if
+/// it is never regenerated: a regenerated fixture is written by the code
+/// under test and would pass whatever that code does to the format.
+const FIXTURE_LISTING_SHA256: &str =
+    "c274821aca05e47eb6a4f8b51b9c3d66e30fba9eb9a03d0e97e8ebc83fd956e9";
+
+#[test]
+fn frozen_v1_fixture_bytes_are_never_regenerated() {
+    let root = Path::new(FIXTURE);
+    let mut files = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in fs::read_dir(root.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let r = rel.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(r);
+            } else {
+                files.push(r.to_str().unwrap().to_string());
+            }
+        }
+    }
+    files.sort();
+    let listing: String = files
+        .iter()
+        .map(|f| format!("{} {f}\n", sha256(&root.join(f))))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let at = dir.path().join("listing");
+    fs::write(&at, &listing).unwrap();
+    assert_eq!(
+        sha256(&at),
+        FIXTURE_LISTING_SHA256,
+        "the frozen fixture under {FIXTURE} changed; it must never be regenerated or edited (docs/FORMAT.md §17). Listing now:\n{listing}"
+    );
+}

@@ -93,6 +93,19 @@ fn unknown_incompatible_feature_refuses_every_command_with_13() {
 fn unknown_ro_compatible_feature_reads_but_refuses_writes_with_13() {
     let (ws, src, snap) = with_snapshot();
     let keys = repo_keys(&ws);
+    let second = ws.password_file("second", "a second passphrase");
+    ws.run(&[
+        "key",
+        "add",
+        "--new-password-file",
+        second.to_str().unwrap(),
+    ])
+    .ok();
+    let key_ids: Vec<String> = fs::read_dir(ws.repo.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(key_ids.len(), 2);
     edit_config(&ws, Some(&keys), |p| {
         p["features"]["ro_compatible"] = json!(["wal-archive"]);
     });
@@ -111,6 +124,17 @@ fn unknown_ro_compatible_feature_reads_but_refuses_writes_with_13() {
         new_pass.to_str().unwrap(),
     ])
     .error(13, &["wal-archive", "upgrade lifeboat"]);
+    ws.run(&[
+        "key",
+        "passwd",
+        "--new-password-file",
+        new_pass.to_str().unwrap(),
+    ])
+    .error(13, &["wal-archive", "upgrade lifeboat"]);
+    for id in &key_ids {
+        ws.run(&["key", "remove", &id[..12]])
+            .error(13, &["wal-archive", "upgrade lifeboat"]);
+    }
     assert_eq!(files_below(&ws.repo), objects_before, "nothing was written");
 }
 

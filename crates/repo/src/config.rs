@@ -190,8 +190,12 @@ impl RepoConfig {
 
     fn check_ranges(&self, location: &str) -> Result<()> {
         let c = &self.chunker;
-        if !(c.min < c.avg && c.avg < c.max && c.avg.is_power_of_two())
+        // avg >= 8 keeps the chunker's masks defined (top avg_bits - 2 bits);
+        // fixed chunks are whole 8 KiB pages (FORMAT.md §5).
+        if !(c.min < c.avg && c.avg < c.max && c.avg.is_power_of_two() && c.avg >= 8)
             || self.pack_size < 1024 * 1024
+            || self.fixed_chunk_size == 0
+            || !self.fixed_chunk_size.is_multiple_of(8192)
         {
             return Err(Error::Corrupt(format!(
                 "config at {location}: chunker or pack parameters out of range"
@@ -212,13 +216,91 @@ pub fn encode_payload(payload: String, keys: &Keys) -> Vec<u8> {
 
 impl ConfigFile {
     /// Check the MAC over the stored payload bytes; an edited config is corrupt.
+    /// The comparison is constant-time (BLAKE3's `Hash` equality), so
+    /// timing reveals nothing about how much of a forged MAC was right.
     pub fn check_mac(&self, keys: &Keys) -> Result<()> {
-        if keys.mac(self.payload.as_bytes()).to_string() == self.mac {
+        let computed = blake3::Hash::from_bytes(keys.mac(self.payload.as_bytes()).0);
+        // The stored MAC is 64 lowercase hex digits (FORMAT.md §1); its
+        // format is not secret, so it is checked before the comparison.
+        let stored = self
+            .mac
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+            .then(|| crate::id::Id::from_hex(&self.mac))
+            .flatten()
+            .map(|id| blake3::Hash::from_bytes(id.0));
+        if stored.is_some_and(|s| s == computed) {
             Ok(())
         } else {
             Err(Error::Corrupt(
                 "config: MAC mismatch, the repository config was altered or damaged".into(),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    fn parsed(keys: &Keys, mac: Option<&str>) -> ConfigFile {
+        let cfg = RepoConfig::new_default("2026-01-01T00:00:00Z".into());
+        let mut env: serde_json::Value = serde_json::from_slice(&cfg.encode(keys)).unwrap();
+        if let Some(m) = mac {
+            env["mac"] = m.into();
+        }
+        RepoConfig::parse(&serde_json::to_vec(&env).unwrap(), "t").unwrap()
+    }
+
+    #[test]
+    fn out_of_range_chunk_sizes_are_refused_not_a_panic_later() {
+        let keys = Keys::derive(&MasterKey::generate());
+        for (field, value) in [
+            ("fixed_chunk_size", serde_json::json!(0)),
+            ("fixed_chunk_size", serde_json::json!(1000)),
+            ("chunker", serde_json::json!({"min": 1, "avg": 2, "max": 3})),
+        ] {
+            let cfg = RepoConfig::new_default("2026-01-01T00:00:00Z".into());
+            let mut p = serde_json::to_value(&cfg).unwrap();
+            p[field] = value.clone();
+            let bytes = encode_payload(p.to_string(), &keys);
+            assert!(
+                matches!(RepoConfig::parse(&bytes, "t"), Err(Error::Corrupt(_))),
+                "{field} = {value} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn mac_check_accepts_only_the_exact_lowercase_mac() {
+        let keys = Keys::derive(&MasterKey::generate());
+        let good = parsed(&keys, None);
+        good.check_mac(&keys).unwrap();
+        let right = good.mac.clone();
+        let mut last_changed = right.clone();
+        let c = if right.ends_with('0') { "1" } else { "0" };
+        last_changed.replace_range(63.., c);
+        for bad in [
+            last_changed.as_str(),
+            &right.to_uppercase(),
+            &right[..62],
+            &format!("{right}00"),
+            "",
+            &"g".repeat(64),
+        ] {
+            if bad == right {
+                continue;
+            }
+            assert!(
+                matches!(
+                    parsed(&keys, Some(bad)).check_mac(&keys),
+                    Err(Error::Corrupt(_))
+                ),
+                "accepted MAC {bad:?}"
+            );
+        }
+        let other = Keys::derive(&MasterKey::generate());
+        assert!(good.check_mac(&other).is_err());
     }
 }

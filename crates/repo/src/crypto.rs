@@ -241,6 +241,9 @@ mod tests {
         wiped_on_drop::<MasterKey>();
         wiped_on_drop::<Keys>();
         wiped_on_drop::<XChaCha20Poly1305>();
+        // `ZeroizeOnDrop` is only a marker a type can claim: a bare key
+        // array needs no drop, so this fails if `MasterKey`'s `Drop` goes.
+        assert!(std::mem::needs_drop::<MasterKey>());
     }
 
     #[test]

@@ -161,8 +161,9 @@ pub struct KeyMeta {
     pub label: String,
 }
 
-/// An exported raw key file (`key export`); its key is wiped when dropped.
-#[derive(Debug, Serialize, Deserialize)]
+/// An exported raw key file (`key export`); its key is wiped when dropped
+/// and never shown by `Debug`.
+#[derive(Serialize, Deserialize)]
 pub struct RawKeyFile {
     /// Always `lifeboat-raw-key`.
     pub kind: String,
@@ -172,6 +173,17 @@ pub struct RawKeyFile {
     pub repository: String,
     /// The master key, hex.
     pub master_key: String,
+}
+
+impl std::fmt::Debug for RawKeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawKeyFile")
+            .field("kind", &self.kind)
+            .field("version", &self.version)
+            .field("repository", &self.repository)
+            .field("master_key", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Drop for RawKeyFile {
@@ -224,6 +236,15 @@ mod tests {
         t_cost: 1,
         p_cost: 1,
     };
+
+    #[test]
+    fn raw_key_file_debug_never_shows_the_key() {
+        let master = MasterKey::generate();
+        let raw = RawKeyFile::new("repo", &master);
+        let shown = format!("{raw:?}");
+        assert!(!shown.contains(&to_hex(master.as_bytes())), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 
     #[test]
     fn wrap_and_unwrap() {

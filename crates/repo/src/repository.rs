@@ -126,7 +126,7 @@ impl Repository {
                 (master, None)
             }
             Credentials::Password(pw) => {
-                let (id, master) = Self::unlock_with_password(&*storage, &pw).await?;
+                let (id, master) = Self::unlock_with_password(&*storage, &pw, &file).await?;
                 (master, Some(id))
             }
         };
@@ -141,13 +141,22 @@ impl Repository {
         Ok(Arc::new(repo))
     }
 
-    async fn unlock_with_password(storage: &dyn Storage, pw: &[u8]) -> Result<(Id, MasterKey)> {
+    /// The first key file that opens with `pw` and whose master key checks
+    /// the config's MAC. A key file that opens but wraps another master key
+    /// (another repository's key with the same passphrase, copied or planted
+    /// here) is skipped, so it cannot lock the right key out.
+    async fn unlock_with_password(
+        storage: &dyn Storage,
+        pw: &[u8],
+        config: &ConfigFile,
+    ) -> Result<(Id, MasterKey)> {
         let keyfiles = storage.list("keys/").await?;
         // Key files are plaintext: one that is unreadable or malformed is
         // skipped so it cannot lock the others out. One of a version this
         // build does not know is remembered: if no key opens, that (not a
         // wrong password) is the likely reason.
         let mut unsupported = None;
+        let mut other_master = None;
         for meta in keyfiles {
             let Ok(bytes) = storage.get(&meta.key).await else {
                 continue;
@@ -164,6 +173,10 @@ impl Repository {
                 .await
                 .expect("KDF thread panicked");
             if let Ok(Some(master)) = unlocked {
+                if config.check_mac(&Keys::derive(&master)).is_err() {
+                    other_master = Some(meta.key);
+                    continue;
+                }
                 let id = meta
                     .key
                     .trim_start_matches("keys/")
@@ -171,6 +184,11 @@ impl Repository {
                     .unwrap_or_default();
                 return Ok((id, master));
             }
+        }
+        if let Some(key) = other_master {
+            return Err(Error::Corrupt(format!(
+                "config: MAC mismatch, the repository config was altered or damaged (or {key} belongs to another repository); no key file's master key matches it"
+            )));
         }
         Err(unsupported.unwrap_or_else(|| Error::WrongPassword(storage.location())))
     }

@@ -162,6 +162,10 @@ impl BlobWriter {
         {
             return self.check();
         }
+        // A repository with features this build cannot write (ro-compatible)
+        // is refused here and again before each pack and index is stored,
+        // whatever the caller checked.
+        self.shared.repo.ensure_writable()?;
         c.new_blobs.fetch_add(1, Ordering::Relaxed);
         c.new_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         let jobs = self.jobs.as_ref().expect("writer is open");
@@ -320,6 +324,10 @@ fn uploader(shared: &Shared, rx: Receiver<(Id, Vec<u8>, PackRecord)>) -> Vec<Pac
             continue;
         }
         let repo = &shared.repo;
+        if let Err(e) = repo.ensure_writable() {
+            shared.fail(e);
+            continue;
+        }
         if let Err(e) = repo
             .runtime()
             .block_on(repo.storage().put(&pack_key(&id), bytes))
@@ -341,6 +349,7 @@ fn uploader(shared: &Shared, rx: Receiver<(Id, Vec<u8>, PackRecord)>) -> Vec<Pac
 
 fn write_index(shared: &Shared, records: &[PackRecord]) -> Result<()> {
     let repo = &shared.repo;
+    repo.ensure_writable()?;
     let (name, bytes) = encode_index_file(repo.keys(), records);
     repo.runtime()
         .block_on(repo.storage().put(&format!("index/{name}"), bytes))?;

@@ -190,3 +190,35 @@ fn every_format_md_vector_matches_the_code() {
         );
     }
 }
+
+/// The associated-data table of FORMAT.md ("Sealing") names exactly the
+/// strings the code seals with: a changed `ad` would make every stored
+/// object of that type unreadable, and no vector above covers these.
+#[test]
+fn format_md_associated_data_table_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md");
+    let doc = std::fs::read_to_string(path).expect("read docs/FORMAT.md");
+    let rows: Vec<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with('|') && l.contains("| `lifeboat:"))
+        .collect();
+    for (object, ad) in [
+        ("pack trailer", ad::PACK_TRAILER.to_vec()),
+        ("index file", ad::INDEX.to_vec()),
+        ("snapshot", ad::object("snapshots")),
+        ("verification record", ad::object("verifications")),
+        ("wrapped master key", ad::KEY.to_vec()),
+    ] {
+        let ad = String::from_utf8(ad).expect("ascii");
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with(&format!("| {object}")) && r.ends_with(&format!("| `{ad}` |"))),
+            "FORMAT.md's associated data of {object} is not `{ad}` (what the code uses); rows: {rows:#?}"
+        );
+    }
+    let id = lifeboat_repo::Id([0xab; 32]);
+    let blob = String::from_utf8(ad::blob(&id)).expect("ascii");
+    assert_eq!(blob, format!("lifeboat:blob:{}", "ab".repeat(32)));
+    assert!(rows.iter().any(|r| r.starts_with("| blob")
+        && r.contains("| `lifeboat:blob:` + the blob id as 64 hex digits |")));
+}
