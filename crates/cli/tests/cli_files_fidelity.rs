@@ -308,3 +308,251 @@ fn hardlinks_are_linked_within_the_restored_subset_and_copies_outside_it() {
         fs::read(app.join("a.txt")).unwrap()
     );
 }
+
+// ------------------------------------------------------- changing files
+
+#[test]
+fn a_file_appended_to_during_backup_is_reported_marked_in_the_snapshot_and_exits_3() {
+    let ws = Workspace::init();
+    let src = ws.path("src/app");
+    write_file(&src.join("quiet.txt"), b"unchanged\n", 0o644, T0);
+    let busy = src.join("busy.log");
+    write_file(&busy, &pseudo_random(48 << 20, 3), 0o644, T0);
+    // A writer appends until the backup is over; the backup starts only
+    // once the writer has appended, so the file grows while it is read.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = std::thread::spawn({
+        let (busy, stop) = (busy.clone(), stop.clone());
+        move || {
+            let mut f = fs::OpenOptions::new().append(true).open(&busy).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.write_all(&[b'x'; 4096]).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    });
+    while fs::metadata(&busy).unwrap().len() == 48 << 20 {
+        std::thread::yield_now();
+    }
+    let r = ws.run(&["--json", "backup", src.to_str().unwrap()]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    r.code(3);
+    let v = r.json();
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{v}");
+    let w = warnings[0].as_str().unwrap();
+    assert!(
+        w.contains(busy.to_str().unwrap()) && w.contains("changed while being read"),
+        "{w}"
+    );
+    assert_eq!(
+        v["snapshot"]["meta"]["changed_files"],
+        serde_json::json!([busy.to_str().unwrap()])
+    );
+    // The stored copy is whole as far as it was read; the next backup
+    // reads the file again (its metadata no longer matches) and is clean.
+    let b = ws.backup(&[src.to_str().unwrap()]);
+    assert_eq!(b["warnings"], serde_json::json!([]), "{b}");
+    assert_eq!(
+        b["snapshot"]["meta"]["changed_files"],
+        serde_json::json!([])
+    );
+    let out = ws.path("out");
+    ws.run(&["restore", "latest", "--to", out.to_str().unwrap()])
+        .ok();
+    assert_same_tree(&src, &out.join("app"));
+}
+
+// ------------------------------------------------------- atomic restore
+
+/// Many files of mixed sizes (some spanning several chunks), so a restore
+/// takes long enough to be killed in the middle.
+fn many_files(parent: &Path) -> PathBuf {
+    let app = parent.join("app");
+    for i in 0..60u64 {
+        let size = match i % 6 {
+            0 => 4 << 20,
+            1 => 1 << 20,
+            2 => 300 << 10,
+            _ => 5000 + i as usize * 37,
+        };
+        let dir = app.join(format!("d{}", i % 5));
+        write_file(
+            &dir.join(format!("f{i:02}.bin")),
+            &pseudo_random(size, 100 + i),
+            0o640,
+            T0 + i,
+        );
+    }
+    for d in 0..5 {
+        set_mtime(&app.join(format!("d{d}")), T0 + 100 + d, 0);
+    }
+    set_mtime(&app, T0 + 200, 0);
+    app
+}
+
+/// Entries below `target` that are a temporary name or the marker.
+fn leftovers(target: &Path) -> Vec<String> {
+    snapshot_tree(target)
+        .into_keys()
+        .map(|k| String::from_utf8_lossy(&k).into_owned())
+        .filter(|k| k.contains(TEMP_PREFIX))
+        .collect()
+}
+
+/// Assert every file under its final name below `target/app` is whole (the
+/// source's bytes); returns how many of the source's files are missing.
+#[track_caller]
+fn assert_no_partial_file(src: &Path, target: &Path) -> usize {
+    let want = contents(src);
+    let app = target.join("app");
+    if !app.exists() {
+        return want.len();
+    }
+    let mut present = 0;
+    for (rel, bytes) in contents(&app) {
+        let name = String::from_utf8_lossy(&rel).into_owned();
+        if name.rsplit('/').next().unwrap().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let expected = want
+            .get(&rel)
+            .unwrap_or_else(|| panic!("{name}: not in the source"));
+        assert!(
+            &bytes == expected,
+            "{name}: {} bytes under its final name, the source has {}",
+            bytes.len(),
+            expected.len()
+        );
+        present += 1;
+    }
+    want.len() - present
+}
+
+#[test]
+fn killed_restores_never_leave_a_partial_file_and_the_next_restore_completes() {
+    let ws = Workspace::init();
+    let src = many_files(&ws.path("src"));
+    ws.backup(&[src.to_str().unwrap()]);
+    // How long a whole restore takes here sizes the random kill delays.
+    let probe = ws.path("probe");
+    let started = std::time::Instant::now();
+    ws.run(&["restore", "latest", "--to", probe.to_str().unwrap()])
+        .ok();
+    let full = started.elapsed();
+    let mut rng = pseudo_random(64, u64::from(std::process::id()));
+    let mut mid_way = 0;
+    for trial in 0..8 {
+        let target = ws.path(format!("t{trial}"));
+        let mut child = ws
+            .cmd()
+            .args(["restore", "latest", "--to", target.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = full.mul_f64(f64::from(rng[trial]) / 255.0);
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+        let missing = assert_no_partial_file(&src, &target);
+        let unfinished = target.join(MARKER).exists();
+        if missing > 0 && unfinished {
+            mid_way += 1;
+        }
+        eprintln!(
+            "trial {trial}: killed after {delay:?} of {full:?}: {missing} files missing, marker {unfinished}, {} temporary leftovers",
+            leftovers(&target).len()
+        );
+        // The same restore again, without --force, completes the target
+        // (a restore that had finished left no marker: it is complete).
+        if missing > 0 || target.join(MARKER).exists() {
+            let r = ws.run(&["restore", "latest", "--to", target.to_str().unwrap()]);
+            r.ok();
+        }
+        assert_same_tree(&src, &target.join("app"));
+        assert_eq!(leftovers(&target), Vec::<String>::new());
+        assert!(!target.join(MARKER).exists());
+        rng.rotate_left(1);
+    }
+    assert!(
+        mid_way > 0,
+        "no kill landed in the middle of a restore ({full:?} for a whole one)"
+    );
+}
+
+#[test]
+fn resume_removes_leftovers_keeps_finished_files_and_another_snapshot_is_refused() {
+    let ws = Workspace::init();
+    let src = many_files(&ws.path("src"));
+    let first = ws.backup(&[src.to_str().unwrap()]);
+    let id = first["id"].as_str().unwrap().to_string();
+    let target = ws.path("target");
+    ws.run(&["restore", &id, "--to", target.to_str().unwrap()])
+        .ok();
+    // What a killed restore leaves: the marker, a cut-short temporary file
+    // and a missing file.
+    let marker = serde_json::json!({"snapshot": id, "paths": []});
+    fs::write(target.join(MARKER), marker.to_string()).unwrap();
+    let leftover = target.join("app/d1").join(format!("{TEMP_PREFIX}abc123"));
+    fs::write(&leftover, b"cut short").unwrap();
+    fs::remove_file(target.join("app/d0/f00.bin")).unwrap();
+    let kept = target.join("app/d2/f02.bin");
+    let kept_ino = fs::metadata(&kept).unwrap().ino();
+    // A dry run says it would resume and writes nothing.
+    let dry = ws.run(&[
+        "--json",
+        "restore",
+        &id,
+        "--to",
+        target.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    dry.ok();
+    assert_eq!(dry.json()["resumes"], true);
+    assert!(leftover.exists());
+
+    // Another snapshot into the unfinished target is refused, nothing written.
+    write_file(&src.join("new.txt"), b"new\n", 0o644, T0);
+    let second = ws.backup(&[src.to_str().unwrap()]);
+    let other = second["id"].as_str().unwrap();
+    let r = ws.run(&["restore", other, "--to", target.to_str().unwrap()]);
+    r.error(14, &["unfinished restore of snapshot", &id, "--force"]);
+    assert!(!target.join("app/new.txt").exists() && leftover.exists());
+    // So is the same snapshot with another --path selection.
+    let r = ws.run(&[
+        "restore",
+        &id,
+        "--to",
+        target.to_str().unwrap(),
+        "--path",
+        "app/d0",
+    ]);
+    r.error(14, &["unfinished restore of snapshot"]);
+
+    ws.run(&["restore", &id, "--to", target.to_str().unwrap()])
+        .ok();
+    fs::remove_file(src.join("new.txt")).unwrap();
+    set_mtime(&src, T0 + 200, 0);
+    assert_same_tree(&src, &target.join("app"));
+    assert_eq!(leftovers(&target), Vec::<String>::new());
+    assert!(!target.join(MARKER).exists());
+    assert_eq!(
+        fs::metadata(&kept).unwrap().ino(),
+        kept_ino,
+        "a finished file is kept, not rewritten"
+    );
+    // Finished: the target is an ordinary non-empty one again.
+    let r = ws.run(&["restore", &id, "--to", target.to_str().unwrap()]);
+    r.error(14, &["--force"]);
+    ws.run(&[
+        "restore",
+        other,
+        "--to",
+        target.to_str().unwrap(),
+        "--force",
+    ])
+    .ok();
+    assert_eq!(fs::read(target.join("app/new.txt")).unwrap(), b"new\n");
+}
