@@ -114,7 +114,7 @@ fn fidelity_tree(parent: &Path, with_owners: bool, with_xattrs: bool) -> PathBuf
 
 /// Per entry: xattrs, link count, allocated blocks (files), and which
 /// entries share an inode (as the smallest path of the group).
-fn fidelity_facts(root: &Path) -> BTreeMap<Vec<u8>, String> {
+fn fidelity_facts(root: &Path) -> BTreeMap<String, String> {
     let mut inodes: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
     let mut out = BTreeMap::new();
     for rel in snapshot_tree(root).into_keys() {
@@ -139,7 +139,7 @@ fn fidelity_facts(root: &Path) -> BTreeMap<Vec<u8>, String> {
             m.nlink(),
             String::from_utf8_lossy(group)
         );
-        out.insert(rel, facts);
+        out.insert(String::from_utf8_lossy(&rel).into_owned(), facts);
     }
     out
 }
@@ -311,47 +311,77 @@ fn hardlinks_are_linked_within_the_restored_subset_and_copies_outside_it() {
 
 // ------------------------------------------------------- changing files
 
+/// Until `stop`, change `path` every millisecond: append 4 KiB, or
+/// (`in_place`) rewrite its first 4 KiB, keeping its size.
+fn busy_writer(
+    path: PathBuf,
+    in_place: bool,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let mut round = 0u8;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let at = if in_place {
+                SeekFrom::Start(0)
+            } else {
+                SeekFrom::End(0)
+            };
+            f.seek(at).unwrap();
+            f.write_all(&[round; 4096]).unwrap();
+            round = round.wrapping_add(1);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    })
+}
+
 #[test]
-fn a_file_appended_to_during_backup_is_reported_marked_in_the_snapshot_and_exits_3() {
+fn files_changed_during_backup_are_reported_listed_in_the_snapshot_and_exit_3() {
     let ws = Workspace::init();
     let src = ws.path("src/app");
     write_file(&src.join("quiet.txt"), b"unchanged\n", 0o644, T0);
-    let busy = src.join("busy.log");
-    write_file(&busy, &pseudo_random(48 << 20, 3), 0o644, T0);
-    // A writer appends until the backup is over; the backup starts only
-    // once the writer has appended, so the file grows while it is read.
+    let appended = src.join("appended.log");
+    let rewritten = src.join("rewritten.db");
+    write_file(&appended, &pseudo_random(40 << 20, 3), 0o644, T0);
+    write_file(&rewritten, &pseudo_random(40 << 20, 4), 0o644, T0);
+    // Writers change both files until the backup is over; the backup starts
+    // once each has written, so both change while they are read (the
+    // rewritten one keeps its size: only mtime and ctime tell).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = std::thread::spawn({
-        let (busy, stop) = (busy.clone(), stop.clone());
-        move || {
-            let mut f = fs::OpenOptions::new().append(true).open(&busy).unwrap();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                f.write_all(&[b'x'; 4096]).unwrap();
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-        }
-    });
-    while fs::metadata(&busy).unwrap().len() == 48 << 20 {
+    let writers = [
+        busy_writer(appended.clone(), false, stop.clone()),
+        busy_writer(rewritten.clone(), true, stop.clone()),
+    ];
+    let mtime = |p: &Path| fs::metadata(p).unwrap().mtime();
+    while mtime(&appended) == T0 as i64 || mtime(&rewritten) == T0 as i64 {
         std::thread::yield_now();
     }
     let r = ws.run(&["--json", "backup", src.to_str().unwrap()]);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    writer.join().unwrap();
+    for w in writers {
+        w.join().unwrap();
+    }
     r.code(3);
     let v = r.json();
-    let warnings = v["warnings"].as_array().unwrap();
-    assert_eq!(warnings.len(), 1, "{v}");
-    let w = warnings[0].as_str().unwrap();
-    assert!(
-        w.contains(busy.to_str().unwrap()) && w.contains("changed while being read"),
-        "{w}"
-    );
+    let warnings: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), 2, "{v}");
+    for (w, p) in warnings.iter().zip([&appended, &rewritten]) {
+        assert!(
+            w.contains(p.to_str().unwrap()) && w.contains("changed while being read"),
+            "{w}"
+        );
+    }
     assert_eq!(
         v["snapshot"]["meta"]["changed_files"],
-        serde_json::json!([busy.to_str().unwrap()])
+        serde_json::json!([appended.to_str().unwrap(), rewritten.to_str().unwrap()])
     );
-    // The stored copy is whole as far as it was read; the next backup
-    // reads the file again (its metadata no longer matches) and is clean.
+    // The next backup reads both again (their metadata no longer matches
+    // the stored nodes) and, the files now quiet, is clean and restores.
     let b = ws.backup(&[src.to_str().unwrap()]);
     assert_eq!(b["warnings"], serde_json::json!([]), "{b}");
     assert_eq!(
@@ -394,6 +424,9 @@ fn many_files(parent: &Path) -> PathBuf {
 
 /// Entries below `target` that are a temporary name or the marker.
 fn leftovers(target: &Path) -> Vec<String> {
+    if !target.exists() {
+        return Vec::new();
+    }
     snapshot_tree(target)
         .into_keys()
         .map(|k| String::from_utf8_lossy(&k).into_owned())
@@ -435,12 +468,17 @@ fn killed_restores_never_leave_a_partial_file_and_the_next_restore_completes() {
     let ws = Workspace::init();
     let src = many_files(&ws.path("src"));
     ws.backup(&[src.to_str().unwrap()]);
-    // How long a whole restore takes here sizes the random kill delays.
+    // How long opening the repository (the KDF) and a whole restore take
+    // here sizes the random kill delays: between the two, files are written.
+    let started = std::time::Instant::now();
+    ws.run(&["snapshots"]).ok();
+    let open = started.elapsed();
     let probe = ws.path("probe");
     let started = std::time::Instant::now();
     ws.run(&["restore", "latest", "--to", probe.to_str().unwrap()])
         .ok();
     let full = started.elapsed();
+    let writing = full.saturating_sub(open);
     let mut rng = pseudo_random(64, u64::from(std::process::id()));
     let mut mid_way = 0;
     for trial in 0..8 {
@@ -452,7 +490,7 @@ fn killed_restores_never_leave_a_partial_file_and_the_next_restore_completes() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let delay = full.mul_f64(f64::from(rng[trial]) / 255.0);
+        let delay = open + writing.mul_f64(f64::from(rng[trial]) / 255.0);
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
         child.wait().unwrap();
