@@ -481,7 +481,11 @@ fn killed_restores_never_leave_a_partial_file_and_the_next_restore_completes() {
     let writing = full.saturating_sub(open);
     let mut rng = pseudo_random(64, u64::from(std::process::id()));
     let mut mid_way = 0;
-    for trial in 0..8 {
+    // At least 8 trials, more (up to 24) until one kill landed mid-way.
+    for trial in 0..24 {
+        if trial >= 8 && mid_way > 0 {
+            break;
+        }
         let target = ws.path(format!("t{trial}"));
         let mut child = ws
             .cmd()
