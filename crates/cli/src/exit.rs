@@ -7,7 +7,7 @@ use std::process::ExitCode;
 pub const OK: u8 = 0;
 /// Any error without a more specific code.
 pub const ERROR: u8 = 1;
-/// The backup finished but skipped some entries (warnings printed).
+/// The backup finished but is incomplete: skipped entries or files that changed while read (warnings printed).
 pub const INCOMPLETE: u8 = 3;
 /// No repository at the location.
 pub const NO_REPOSITORY: u8 = 10;

@@ -6,6 +6,12 @@
 //! from metadata alone); store `.env` files with secrets redacted; add the
 //! optional environment capture; seal the snapshot.
 //! Unreadable entries below the given paths become warnings, not failures.
+//!
+//! Fidelity: each node keeps its extended attributes (and so POSIX ACLs),
+//! a sparse flag, and for files linked more than once the (device, inode)
+//! group, whose content is read once. A file whose size, mtime or ctime
+//! differ after reading from before is stored as read, warned about and
+//! listed in the snapshot's `meta.changed_files` (the CLI exits 3).
 
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
@@ -17,8 +23,10 @@ use lifeboat_repo::{
 };
 use lifeboat_sources::env::{is_env_file, Redactor};
 use lifeboat_sources::files::{
-    entry_meta, list_dir, read_link, EntryKind, EntryMeta, FilesError, Selection,
+    entry_meta, file_meta, list_dir, read_link, read_xattrs, EntryKind, EntryMeta, FilesError,
+    Selection,
 };
+use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,6 +126,7 @@ pub async fn backup_files(
             "redacted_files": walk.redacted,
             "environment_captured": walk.env_captured,
             "warnings": walk.warnings.len(),
+            "changed_files": walk.changed,
         }),
     };
     let (id, snapshot) = seal_snapshot(&repo, writer, snap).await?;
@@ -203,7 +212,17 @@ struct WalkResult {
     stats: SnapshotStats,
     warnings: Vec<String>,
     redacted: Vec<String>,
+    changed: Vec<String>,
     env_captured: bool,
+}
+
+/// What the walk knows of a hardlink group's first path: its content and
+/// the metadata it was read with.
+struct Linked {
+    content: Vec<Id>,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
 }
 
 struct Walk<'a> {
@@ -216,8 +235,10 @@ struct Walk<'a> {
     stats: SnapshotStats,
     warnings: Vec<String>,
     redacted: Vec<String>,
+    changed: Vec<String>,
     env_captured: bool,
     reads: ReadPool,
+    linked: HashMap<(u64, u64), Linked>,
 }
 
 impl<'a> Walk<'a> {
@@ -238,8 +259,10 @@ impl<'a> Walk<'a> {
             stats: SnapshotStats::default(),
             warnings: Vec::new(),
             redacted: Vec::new(),
+            changed: Vec::new(),
             env_captured: false,
             reads,
+            linked: HashMap::new(),
         }
     }
 
@@ -250,6 +273,7 @@ impl<'a> Walk<'a> {
             stats: self.stats,
             warnings: self.warnings,
             redacted: self.redacted,
+            changed: self.changed,
             env_captured: self.env_captured,
         }
     }
@@ -297,11 +321,17 @@ impl<'a> Walk<'a> {
         node.mtime_ns = meta.mtime_ns;
         node.uid = meta.uid;
         node.gid = meta.gid;
+        node.set_xattrs(&read_xattrs(path)?);
         let prev = prev.filter(|p| p.kind == kind);
         match kind {
             NodeKind::File => {
                 node.ctime_ns = meta.ctime_ns;
                 node.inode = meta.inode;
+                node.sparse = meta.sparse;
+                if meta.nlink > 1 {
+                    node.dev = meta.dev;
+                    node.links = meta.nlink;
+                }
                 self.file_content(path, &mut node, meta, prev, prefetched)?;
                 self.stats.files += 1;
                 self.progress.add_file();
@@ -371,7 +401,31 @@ impl<'a> Walk<'a> {
         meta.kind == EntryKind::File
             && self.req.selection.keeps_file(path)
             && !self.redacts(&String::from_utf8_lossy(name), meta)
-            && (is_env_file(&String::from_utf8_lossy(name)) || self.reusable(prev, meta).is_none())
+            && (is_env_file(&String::from_utf8_lossy(name))
+                || (self.reusable(prev, meta).is_none() && self.linked_content(meta).is_none()))
+    }
+
+    /// The content already stored for another path of the same hardlink
+    /// group, when that path was read with the same size, mtime and ctime.
+    fn linked_content(&self, meta: &EntryMeta) -> Option<Vec<Id>> {
+        if meta.nlink < 2 {
+            return None;
+        }
+        let l = self.linked.get(&(meta.dev, meta.inode))?;
+        (l.size == meta.size && l.mtime_ns == meta.mtime_ns && l.ctime_ns == meta.ctime_ns)
+            .then(|| l.content.clone())
+    }
+
+    /// Remember a hardlinked file's content for the group's other paths.
+    fn remember_linked(&mut self, node: &Node, meta: &EntryMeta) {
+        if meta.nlink > 1 {
+            self.linked.entry((meta.dev, meta.inode)).or_insert(Linked {
+                content: node.content.clone(),
+                size: node.size,
+                mtime_ns: meta.mtime_ns,
+                ctime_ns: meta.ctime_ns,
+            });
+        }
     }
 
     /// Whether this file is stored redacted (a small `.env` file with redaction on).
@@ -396,7 +450,7 @@ impl<'a> Walk<'a> {
         node: &mut Node,
         meta: &EntryMeta,
         prev: Option<&Node>,
-        prefetched: Option<Result<(Vec<Id>, u64)>>,
+        prefetched: Option<Content>,
     ) -> Result<()> {
         let name = String::from_utf8_lossy(&node.name_bytes()).into_owned();
         if self.redacts(&name, meta) {
@@ -417,25 +471,34 @@ impl<'a> Walk<'a> {
         self.stats.bytes += meta.size;
         // Environment files are always read again: a parent stored with
         // different redaction settings must not stand in for them.
-        if let Some(content) = self.reusable(prev, meta).filter(|_| !is_env_file(&name)) {
+        let known = self
+            .reusable(prev, meta)
+            .filter(|_| !is_env_file(&name))
+            .or_else(|| self.linked_content(meta));
+        if let Some(content) = known {
             self.stats.blobs += content.len() as u64;
             self.progress.add_bytes(meta.size);
             node.content = content;
+            self.remember_linked(node, meta);
             return Ok(());
         }
-        let (ids, size) = match prefetched {
+        let read = match prefetched {
             Some(r) => r?,
             None => read_file(self.writer, &self.chunker, self.progress, path)?,
         };
-        node.content = ids;
-        if size != meta.size {
+        node.content = read.ids;
+        node.size = read.size;
+        if read.size != meta.size || meta.changed(&read.after) {
             self.warn(format!(
-                "{}: changed while being read ({} bytes stored, {} expected)",
+                "{}: changed while being read (size, mtime or ctime differ from before; {} bytes stored, {} expected, now {}): the stored copy may be inconsistent; back it up again when it is quiet",
                 path.display(),
-                size,
-                meta.size
+                read.size,
+                meta.size,
+                read.after.size
             ));
-            node.size = size;
+            self.changed.push(path.display().to_string());
+        } else {
+            self.remember_linked(node, meta);
         }
         Ok(())
     }
@@ -457,11 +520,20 @@ impl<'a> Walk<'a> {
 /// Files read at once.
 const READ_THREADS: usize = 6;
 
-type Content = Result<(Vec<Id>, u64)>;
+/// A file's stored content and its metadata once read.
+struct ReadOutcome {
+    ids: Vec<Id>,
+    size: u64,
+    after: EntryMeta,
+}
+
+type Content = Result<ReadOutcome>;
 
 fn read_file(writer: &BlobWriter, chunker: &FastCdc, progress: &Progress, path: &Path) -> Content {
-    let file = std::fs::File::open(path).map_err(lifeboat_sources::files::io_err(path))?;
-    store_stream(writer, chunker, file, progress)
+    let mut file = std::fs::File::open(path).map_err(lifeboat_sources::files::io_err(path))?;
+    let (ids, size) = store_stream(writer, chunker, &mut file, progress)?;
+    let after = file_meta(&file, path)?;
+    Ok(ReadOutcome { ids, size, after })
 }
 
 struct ReadJob {

@@ -6,6 +6,7 @@
 
 use crate::id::Id;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A directory: its entries sorted by name.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -51,9 +52,25 @@ pub struct Node {
     /// Inode change time, ns (change detection only, not restored).
     #[serde(default, skip_serializing_if = "is_zero_i64")]
     pub ctime_ns: i64,
-    /// Inode number (change detection only, not restored).
+    /// Inode number (change detection; with `dev`, the hardlink group).
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub inode: u64,
+    /// Device of the inode (files with `links` > 1 only): `(dev, inode)`
+    /// names the hardlink group within the snapshot.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub dev: u64,
+    /// Hard link count at backup (files, only when > 1): restore links the
+    /// group's other paths to the first one it writes.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub links: u64,
+    /// The file had holes at backup (fewer blocks allocated than its size):
+    /// restore skips zero blocks instead of writing them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sparse: bool,
+    /// Extended attributes (including POSIX ACLs, `system.posix_acl_*`):
+    /// name -> value bytes in hex.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub xattrs: BTreeMap<String, String>,
     /// Content blobs in order (files).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<Id>,
@@ -83,6 +100,10 @@ impl Node {
             size: 0,
             ctime_ns: 0,
             inode: 0,
+            dev: 0,
+            links: 0,
+            sparse: false,
+            xattrs: BTreeMap::new(),
             content: Vec::new(),
             subtree: None,
             target: None,
@@ -100,6 +121,28 @@ impl Node {
         let (t, hex) = encode_bytes(target);
         self.target = Some(t);
         self.target_hex = hex;
+    }
+
+    /// Set the extended attributes (values stored in hex).
+    pub fn set_xattrs(&mut self, attrs: &[(String, Vec<u8>)]) {
+        self.xattrs = attrs
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::id::to_hex(v)))
+            .collect();
+    }
+
+    /// The extended attributes with their value bytes (undecodable values are dropped).
+    pub fn xattr_values(&self) -> Vec<(String, Vec<u8>)> {
+        self.xattrs
+            .iter()
+            .filter_map(|(k, v)| crate::id::from_hex(v).map(|b| (k.clone(), b)))
+            .collect()
+    }
+
+    /// The hardlink group `(dev, inode)` of a file linked more than once.
+    pub fn hardlink_group(&self) -> Option<(u64, u64)> {
+        (self.kind == NodeKind::File && self.links > 1 && self.inode != 0)
+            .then_some((self.dev, self.inode))
     }
 
     /// The exact symlink target bytes.
@@ -143,4 +186,34 @@ fn is_zero_i64(v: &i64) -> bool {
 
 fn is_zero_u64(v: &u64) -> bool {
     *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_without_the_fidelity_fields_still_reads() {
+        let old = r#"{"name":"a","type":"file","mode":420,"mtime_ns":1,"uid":0,"gid":0,"size":3}"#;
+        let n: Node = serde_json::from_str(old).unwrap();
+        assert_eq!((n.links, n.dev, n.sparse), (0, 0, false));
+        assert!(n.xattrs.is_empty() && n.hardlink_group().is_none());
+        let plain = serde_json::to_string(&Node::new(b"a", NodeKind::File)).unwrap();
+        for field in ["links", "dev", "sparse", "xattrs"] {
+            assert!(!plain.contains(field), "{plain}");
+        }
+    }
+
+    #[test]
+    fn xattrs_round_trip_through_json() {
+        let mut n = Node::new(b"a", NodeKind::File);
+        let attrs = vec![("user.k".to_string(), vec![0u8, 0xff, 7])];
+        n.set_xattrs(&attrs);
+        let back: Node = serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
+        assert_eq!(back.xattr_values(), attrs);
+    }
 }

@@ -5,6 +5,12 @@
 //! (`*.log`, `node_modules`); a pattern with `/` matches the whole absolute
 //! path (`/srv/app/**/cache`). Excludes win over includes; with includes,
 //! a file is kept only when it matches one (directories are always walked).
+//!
+//! Fidelity: besides mode, owner and mtime, entries carry their extended
+//! attributes (POSIX ACLs are the `system.posix_acl_*` ones), the hardlink
+//! identity (device, inode, link count) and whether a file is sparse.
+//! Restored files are written under a temporary name ([`TEMP_PREFIX`]) in
+//! their directory and renamed into place once complete.
 
 use glob::{MatchOptions, Pattern};
 use std::ffi::OsStr;
@@ -142,11 +148,25 @@ pub struct EntryMeta {
     pub gid: u32,
     /// Size.
     pub size: u64,
+    /// Device (hardlink identity, with `inode`).
+    pub dev: u64,
+    /// Hard link count.
+    pub nlink: u64,
+    /// Whether fewer bytes are allocated than the size (the file has holes).
+    pub sparse: bool,
 }
 
-/// `lstat` a path.
-pub fn entry_meta(path: &Path) -> Result<EntryMeta> {
-    let m = fs::symlink_metadata(path).map_err(io_err(path))?;
+impl EntryMeta {
+    /// Whether `after` (taken once a file was read) shows the file changed
+    /// while it was read: size, mtime or ctime differ.
+    pub fn changed(&self, after: &EntryMeta) -> bool {
+        self.size != after.size
+            || self.mtime_ns != after.mtime_ns
+            || self.ctime_ns != after.ctime_ns
+    }
+}
+
+fn meta_of(m: &fs::Metadata) -> EntryMeta {
     let ft = m.file_type();
     let kind = if ft.is_file() {
         EntryKind::File
@@ -157,7 +177,7 @@ pub fn entry_meta(path: &Path) -> Result<EntryMeta> {
     } else {
         EntryKind::Other
     };
-    Ok(EntryMeta {
+    EntryMeta {
         kind,
         mode: m.mode() & 0o7777,
         mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
@@ -166,7 +186,46 @@ pub fn entry_meta(path: &Path) -> Result<EntryMeta> {
         uid: m.uid(),
         gid: m.gid(),
         size: m.len(),
-    })
+        dev: m.dev(),
+        nlink: m.nlink(),
+        sparse: ft.is_file() && m.blocks().saturating_mul(512) < m.len(),
+    }
+}
+
+/// `fstat` an open file (the same inode the walk `lstat`ed).
+pub fn file_meta(file: &fs::File, path: &Path) -> Result<EntryMeta> {
+    Ok(meta_of(&file.metadata().map_err(io_err(path))?))
+}
+
+/// `lstat` a path.
+pub fn entry_meta(path: &Path) -> Result<EntryMeta> {
+    Ok(meta_of(&fs::symlink_metadata(path).map_err(io_err(path))?))
+}
+
+/// Extended attributes of an entry (not following symlinks), sorted by
+/// name. A filesystem without xattr support has none; names that are not
+/// UTF-8 cannot be stored and are an error.
+pub fn read_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let names = match xattr::list(path) {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let Some(value) = xattr::get(path, &name).map_err(io_err(path))? else {
+            continue;
+        };
+        let name = name.into_string().map_err(|n| FilesError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::other(format!(
+                "extended attribute name {n:?} is not UTF-8 and cannot be stored"
+            )),
+        })?;
+        out.push((name, value));
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// A directory's entry names, sorted by bytes.
@@ -198,7 +257,7 @@ pub fn can_chown() -> bool {
 }
 
 /// Metadata to apply on restore.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RestoreMeta {
     /// Permission bits.
     pub mode: u32,
@@ -208,12 +267,25 @@ pub struct RestoreMeta {
     pub uid: u32,
     /// Group.
     pub gid: u32,
+    /// Extended attributes (name, value).
+    pub xattrs: Vec<(String, Vec<u8>)>,
 }
 
-/// Apply owner, mode and mtime (in that order: chown clears setuid bits).
+/// Apply owner, extended attributes, mode and mtime, in that order: chown
+/// clears setuid bits and file capabilities; chmod after the ACL keeps the
+/// ACL mask and the group bits in agreement, as they were at backup.
 pub fn apply_meta(path: &Path, kind: EntryKind, m: &RestoreMeta, chown: bool) -> Result<()> {
     if chown {
         std::os::unix::fs::lchown(path, Some(m.uid), Some(m.gid)).map_err(io_err(path))?;
+    }
+    for (name, value) in &m.xattrs {
+        xattr::set(path, name, value).map_err(|e| FilesError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::new(
+                e.kind(),
+                format!("setting extended attribute {name}: {e} (restore onto a filesystem that supports it, as root for trusted.* and security.*)"),
+            ),
+        })?;
     }
     let t = filetime::FileTime::from_unix_time(
         m.mtime_ns.div_euclid(1_000_000_000),
@@ -226,20 +298,6 @@ pub fn apply_meta(path: &Path, kind: EntryKind, m: &RestoreMeta, chown: bool) ->
         filetime::set_file_times(path, t, t).map_err(io_err(path))?;
     }
     Ok(())
-}
-
-/// Create a symlink, replacing an existing entry only with `force`.
-pub fn create_symlink(target: &[u8], path: &Path, force: bool) -> Result<()> {
-    if force && fs::symlink_metadata(path).is_ok() {
-        remove_any(path)?;
-    }
-    std::os::unix::fs::symlink(OsStr::from_bytes(target), path).map_err(|e| match e.kind() {
-        io::ErrorKind::AlreadyExists => FilesError::Exists(path.to_path_buf()),
-        _ => FilesError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        },
-    })
 }
 
 /// Create a directory (existing directories are fine).
@@ -258,29 +316,89 @@ pub fn create_dir(path: &Path) -> Result<()> {
     }
 }
 
-/// Open a file for restoring into: new, or truncated with `force`.
-pub fn create_file(path: &Path, force: bool) -> Result<fs::File> {
-    if force {
-        if let Ok(m) = fs::symlink_metadata(path) {
-            if !m.is_file() {
-                remove_any(path)?;
-            }
+/// Name prefix of the temporary entries a restore writes before renaming
+/// them into place; leftovers of a killed restore carry it.
+pub const TEMP_PREFIX: &str = ".lifeboat-restore-";
+
+/// The file a restore keeps in its target directory while it runs (it
+/// shares [`TEMP_PREFIX`] but is never taken for a leftover).
+pub const RESTORE_MARKER: &str = ".lifeboat-restore-in-progress";
+
+fn temp_builder() -> tempfile::Builder<'static, 'static> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(TEMP_PREFIX);
+    b
+}
+
+/// A new empty file under a temporary name in `dir` (mode 0600).
+pub fn temp_file_in(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    temp_builder().tempfile_in(dir).map_err(io_err(dir))
+}
+
+/// A symlink to `target` under a temporary name in `dir`.
+pub fn temp_symlink_in(dir: &Path, target: &[u8]) -> Result<tempfile::TempPath> {
+    temp_builder()
+        .make_in(dir, |p| {
+            std::os::unix::fs::symlink(OsStr::from_bytes(target), p)
+        })
+        .map(|t| t.into_temp_path())
+        .map_err(io_err(dir))
+}
+
+/// A hard link to `existing` under a temporary name in `dir`.
+pub fn temp_hardlink_in(dir: &Path, existing: &Path) -> Result<tempfile::TempPath> {
+    temp_builder()
+        .make_in(dir, |p| fs::hard_link(existing, p))
+        .map(|t| t.into_temp_path())
+        .map_err(io_err(existing))
+}
+
+/// Rename a finished temporary entry to `path`. With `replace`, an existing
+/// entry there is replaced (a directory is removed first); without, an
+/// existing entry is an [`FilesError::Exists`] and is left untouched.
+pub fn put_in_place(temp: tempfile::TempPath, path: &Path, replace: bool) -> Result<()> {
+    let result = if replace {
+        if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+            remove_any(path)?;
         }
-    }
-    let mut o = fs::OpenOptions::new();
-    o.write(true);
-    if force {
-        o.create(true).truncate(true);
+        temp.persist(path)
     } else {
-        o.create_new(true);
-    }
-    o.open(path).map_err(|e| match e.kind() {
+        temp.persist_noclobber(path)
+    };
+    result.map_err(|e| match e.error.kind() {
         io::ErrorKind::AlreadyExists => FilesError::Exists(path.to_path_buf()),
         _ => FilesError::Io {
             path: path.to_path_buf(),
-            source: e,
+            source: e.error,
         },
     })
+}
+
+/// Remove the temporary entries a killed restore left in `dir`.
+pub fn remove_temp_entries(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for e in entries {
+        let e = e.map_err(io_err(dir))?;
+        let name = e.file_name();
+        if name.as_bytes().starts_with(TEMP_PREFIX.as_bytes()) && name != RESTORE_MARKER {
+            let p = e.path();
+            if !fs::symlink_metadata(&p).map_err(io_err(&p))?.is_dir() {
+                fs::remove_file(&p).map_err(io_err(&p))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `fsync` a directory, so the renames into it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(dir))
 }
 
 fn remove_any(path: &Path) -> Result<()> {

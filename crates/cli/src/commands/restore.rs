@@ -33,7 +33,7 @@ pub async fn run(ctx: &Context, a: RestoreArgs) -> Result<ExitCode> {
         return restore_postgres(ctx, &repo, id, &snap, a).await;
     }
     let target = PathBuf::from(&a.to);
-    let plan = plan(&repo, &snap, &target, &a.paths).await?;
+    let plan = plan(&repo, &id, &snap, &target, &a.paths).await?;
     let summary = plan.summary();
     if a.dry_run {
         if ctx.global.json {
@@ -48,7 +48,7 @@ pub async fn run(ctx: &Context, a: RestoreArgs) -> Result<ExitCode> {
                 .map(|p| p.display().to_string())
                 .collect();
             output::json(
-                &serde_json::json!({"snapshot": id, "target": target, "summary": summary, "items": items, "conflicts": conflicts}),
+                &serde_json::json!({"snapshot": id, "target": target, "summary": summary, "items": items, "conflicts": conflicts, "resumes": plan.resumes()}),
             );
         } else {
             for i in &plan.items {
@@ -56,6 +56,11 @@ pub async fn run(ctx: &Context, a: RestoreArgs) -> Result<ExitCode> {
             }
             for c in &plan.conflicts {
                 crate::outln!("would overwrite {}", c.display());
+            }
+            if plan.resumes() {
+                crate::outln!(
+                    "would complete the unfinished restore of this snapshot in the target"
+                );
             }
             crate::outln!(
                 "{} files, {} dirs, {} symlinks, {}",

@@ -1,6 +1,6 @@
 //! Helpers for the end-to-end CLI tests: a scratch workspace with a
 //! repository and password file, running the real `lifeboat` binary, and
-//! comparing directory trees (kind, bytes, mode, mtime, symlink target).
+//! comparing directory trees (kind, bytes, mode, mtime, owner, symlink target).
 
 #![allow(dead_code)]
 
@@ -314,6 +314,11 @@ pub struct Entry {
     pub mode: u32,
     /// mtime in ns.
     pub mtime_ns: i64,
+    /// Owner (restored when the restore runs as root, as these tests do
+    /// in CI; otherwise a test that changes owners skips that part).
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
 }
 
 impl std::fmt::Debug for Entry {
@@ -324,7 +329,11 @@ impl std::fmt::Debug for Entry {
             Kind::Symlink(t) => format!("symlink -> {:?}", String::from_utf8_lossy(t)),
             Kind::Other => "other".into(),
         };
-        write!(f, "{kind} mode {:o} mtime_ns {}", self.mode, self.mtime_ns)
+        write!(
+            f,
+            "{kind} mode {:o} mtime_ns {} owner {}:{}",
+            self.mode, self.mtime_ns, self.uid, self.gid
+        )
     }
 }
 
@@ -378,13 +387,15 @@ pub fn snapshot_tree(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
                 kind,
                 mode,
                 mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                uid: m.uid(),
+                gid: m.gid(),
             },
         );
     }
     out
 }
 
-/// Assert two trees are identical in kind, content, mode, mtime and link target.
+/// Assert two trees are identical in kind, content, mode, mtime, owner and link target.
 #[track_caller]
 pub fn assert_same_tree(original: &Path, restored: &Path) {
     let a = snapshot_tree(original);
