@@ -100,6 +100,12 @@ struct Health {
     last_ok: SystemTime,
     /// The last refresh error, if the latest refresh failed.
     last_error: Option<String>,
+    /// Set for good when a successful refresh came more than half the stale
+    /// age after the previous one (the process was suspended, the storage
+    /// hung, the runtime starved): meanwhile a prune may have judged the
+    /// lock stale and deleted what this backup depends on, so a later
+    /// successful refresh does not make the lock held again.
+    gap: Option<Duration>,
 }
 
 impl LockHealth {
@@ -107,6 +113,13 @@ impl LockHealth {
     /// half of [`LOCK_STALE_AFTER`].
     pub fn ensure_held(&self) -> Result<()> {
         let h = self.state.lock().expect("lock health");
+        if let Some(gap) = h.gap {
+            return Err(Error::LockLost(format!(
+                "{}: went {}s without a refresh earlier in this backup; a prune may have treated it as dead meanwhile, so its snapshot is not written; run the backup again",
+                self.key,
+                gap.as_secs()
+            )));
+        }
         let since = SystemTime::now()
             .duration_since(h.last_ok)
             .unwrap_or_default();
@@ -171,6 +184,7 @@ impl BackupLock {
             state: Mutex::new(Health {
                 last_ok: SystemTime::now(),
                 last_error: None,
+                gap: None,
             }),
         });
         let heartbeat = tokio::spawn(beat(storage.clone(), info, health.clone(), every));
@@ -224,7 +238,12 @@ async fn beat(
         let mut h = health.state.lock().expect("lock health");
         match result {
             Ok(()) => {
-                h.last_ok = SystemTime::now();
+                let now = SystemTime::now();
+                let since = now.duration_since(h.last_ok).unwrap_or_default();
+                if since > LOCK_STALE_AFTER / 2 && h.gap.is_none() {
+                    h.gap = Some(since);
+                }
+                h.last_ok = now;
                 h.last_error = None;
             }
             Err(e) => h.last_error = Some(e.to_string()),
@@ -300,6 +319,36 @@ mod tests {
                 )
             }
             other => panic!("{other:?}"),
+        }
+        lock.release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refresh_after_a_long_gap_does_not_make_the_lock_held_again() {
+        // Suspended laptop / hung NFS / starved runtime: no refresh for longer
+        // than half the stale age, then the heartbeat succeeds again. A prune
+        // may have judged the lock stale during the gap, so it stays lost.
+        let dir = tempfile::tempdir().unwrap();
+        let lock = BackupLock::acquire_with(storage(&dir), "h", Duration::from_millis(20))
+            .await
+            .unwrap();
+        lock.health.state.lock().unwrap().last_ok =
+            SystemTime::now() - LOCK_STALE_AFTER / 2 - Duration::from_secs(5);
+        // Wait for the next successful refresh.
+        loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let h = lock.health.state.lock().unwrap();
+            if SystemTime::now()
+                .duration_since(h.last_ok)
+                .unwrap_or_default()
+                < Duration::from_secs(60)
+            {
+                break;
+            }
+        }
+        match lock.ensure_held() {
+            Err(Error::LockLost(msg)) => assert!(msg.contains("without a refresh"), "{msg}"),
+            other => panic!("a refresh after a gap must not revive the lock: {other:?}"),
         }
         lock.release().await.unwrap();
     }
