@@ -119,7 +119,7 @@ impl LocalStorage {
         let (path, dir) = self.prepare_dir(key)?;
         let tmp = TempFile::write(&dir, data).map_err(|e| self.io_err("write", key, e))?;
         // link() never replaces: of several writers exactly one creates the name.
-        let linked = fs::hard_link(tmp.path(), &path);
+        let linked = link_no_replace(tmp.path(), &path);
         drop(tmp);
         match linked {
             Ok(()) => sync_dir(&dir).map_err(|e| self.io_err("sync", key, e)),
@@ -325,6 +325,26 @@ impl Drop for TempFile {
     }
 }
 
+/// `link(tmp, path)`, where `EEXIST` is a loss only if `path` is not already
+/// our file: over NFS a retransmitted `LINK` whose first reply was lost
+/// answers `EEXIST` although the first one created the name. The temp file
+/// has a random name nobody else links to, so a link count above 1 means
+/// the name is ours (the check that `open(2)` documents for NFS lock files).
+fn link_no_replace(tmp: &Path, path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    match fs::hard_link(tmp, path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let ours = fs::metadata(tmp).is_ok_and(|m| m.nlink() > 1);
+            if ours {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+        other => other,
+    }
+}
+
 /// `.tmp-` and 128 random bits in hex.
 fn temp_name() -> String {
     let mut bytes = [0u8; 16];
@@ -440,6 +460,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalStorage::new(dir.path().join("repo"));
         crate::conformance::run_all(&s).await;
+    }
+
+    #[test]
+    fn a_link_whose_reply_was_lost_is_a_win_and_another_file_is_a_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(".tmp-x");
+        let path = dir.path().join("obj");
+        fs::write(&tmp, b"mine").unwrap();
+        // First LINK went through, its reply was lost; the retry sees EEXIST.
+        fs::hard_link(&tmp, &path).unwrap();
+        link_no_replace(&tmp, &path).unwrap();
+        // Another writer's object at the name: a loss.
+        let other = dir.path().join("other");
+        fs::write(&other, b"theirs").unwrap();
+        let tmp2 = dir.path().join(".tmp-y");
+        fs::write(&tmp2, b"mine").unwrap();
+        let e = link_no_replace(&tmp2, &other).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&other).unwrap(), b"theirs");
     }
 
     #[tokio::test]
