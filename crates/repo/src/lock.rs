@@ -54,14 +54,19 @@ pub struct LockEntry {
 
 impl LockEntry {
     /// Time of the latest sign of life: the later of the heartbeat in the
-    /// object and the object's `last_modified`.
+    /// object and the object's `last_modified`. The heartbeat is the
+    /// holder's clock, so it counts at most [`LOCK_STALE_AFTER`] past
+    /// `last_modified`: a holder whose clock runs years ahead cannot make
+    /// its lock (left by kill -9) block prune forever.
     pub fn last_alive(&self) -> SystemTime {
+        let modified = self.meta.last_modified;
         let beat = self
             .info
             .as_ref()
             .and_then(|i| i.heartbeat.parse::<jiff::Timestamp>().ok())
-            .map(SystemTime::from);
-        beat.map_or(self.meta.last_modified, |b| b.max(self.meta.last_modified))
+            .map(SystemTime::from)
+            .map(|b| b.min(modified + LOCK_STALE_AFTER));
+        beat.map_or(modified, |b| b.max(modified))
     }
 
     /// Whether the holder is gone: no sign of life for [`LOCK_STALE_AFTER`] before `now`.
@@ -372,5 +377,28 @@ mod tests {
             info: None,
         };
         assert_eq!(broken.last_alive(), entry.meta.last_modified);
+    }
+
+    #[test]
+    fn a_holder_clock_far_ahead_cannot_keep_a_dead_lock_alive_forever() {
+        let modified = SystemTime::now();
+        let entry = LockEntry {
+            meta: ObjectMeta {
+                key: "locks/x".into(),
+                size: 1,
+                last_modified: modified,
+            },
+            info: Some(LockInfo {
+                version: LOCK_VERSION,
+                kind: "backup".into(),
+                host: "h".into(),
+                pid: 1,
+                started: "2100-01-01T00:00:00Z".into(),
+                heartbeat: "2100-01-01T00:00:00Z".into(),
+            }),
+        };
+        assert_eq!(entry.last_alive(), modified + LOCK_STALE_AFTER);
+        assert!(!entry.is_stale(modified + LOCK_STALE_AFTER));
+        assert!(entry.is_stale(modified + 3 * LOCK_STALE_AFTER));
     }
 }
