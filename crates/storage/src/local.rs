@@ -6,6 +6,10 @@
 //! `EEXIST` when the name is taken, so exactly one writer wins), and the
 //! directory is fsynced, so a crash leaves either the old state or the new
 //! object, never a torn one. Files are created 0600 and directories 0700.
+//! On a filesystem without hard links (FAT/exFAT, some FUSE/SMB mounts),
+//! `put_if_absent` claims the name with an empty `O_EXCL` file and renames
+//! the temp file over it: still exactly one winner, but a reader (or a
+//! writer killed in between) may see an empty object at the key.
 //!
 //! Temp files are named `.tmp-<32 random hex>` (random, not pid-based, so
 //! two containers that both run lifeboat as PID 1 on one repository never
@@ -119,7 +123,11 @@ impl LocalStorage {
         let (path, dir) = self.prepare_dir(key)?;
         let tmp = TempFile::write(&dir, data).map_err(|e| self.io_err("write", key, e))?;
         // link() never replaces: of several writers exactly one creates the name.
-        let linked = link_no_replace(tmp.path(), &path);
+        let linked = match link_no_replace(tmp.path(), &path) {
+            // FAT/exFAT (USB disks), some FUSE and SMB mounts have no hard links.
+            Err(e) if no_hard_links(&e) => claim_then_rename(tmp.path(), &path),
+            other => other,
+        };
         drop(tmp);
         match linked {
             Ok(()) => sync_dir(&dir).map_err(|e| self.io_err("sync", key, e)),
@@ -345,6 +353,27 @@ fn link_no_replace(tmp: &Path, path: &Path) -> io::Result<()> {
     }
 }
 
+/// `link()` failed because the filesystem has no hard links (`EPERM` on
+/// FAT/exFAT, `ENOTSUP`/`EOPNOTSUPP` on some FUSE and SMB mounts).
+fn no_hard_links(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported
+        || e.raw_os_error() == Some(1) // EPERM
+        || e.raw_os_error() == Some(95) // EOPNOTSUPP / ENOTSUP on Linux
+}
+
+/// `put_if_absent` without hard links: claim the name with an empty
+/// `O_EXCL` file (exactly one writer creates it), then rename the complete
+/// temp file over the claim. A reader may see the empty claim for a moment
+/// (and a writer killed in between leaves it behind), never a partial object.
+fn claim_then_rename(tmp: &Path, path: &Path) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    fs::rename(tmp, path)
+}
+
 /// `.tmp-` and 128 random bits in hex.
 fn temp_name() -> String {
     let mut bytes = [0u8; 16];
@@ -479,6 +508,23 @@ mod tests {
         let e = link_no_replace(&tmp2, &other).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&other).unwrap(), b"theirs");
+    }
+
+    #[test]
+    fn without_hard_links_the_first_claim_wins_and_the_loser_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("obj");
+        let (a, b) = (dir.path().join(".tmp-a"), dir.path().join(".tmp-b"));
+        fs::write(&a, b"first").unwrap();
+        fs::write(&b, b"second").unwrap();
+        claim_then_rename(&a, &path).unwrap();
+        let e = claim_then_rename(&b, &path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        assert!(!a.exists() && b.exists());
+        assert!(no_hard_links(&io::Error::from_raw_os_error(1)));
+        assert!(no_hard_links(&io::Error::from_raw_os_error(95)));
+        assert!(!no_hard_links(&io::Error::from_raw_os_error(28))); // ENOSPC
     }
 
     #[tokio::test]
