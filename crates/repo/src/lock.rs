@@ -23,6 +23,9 @@ pub const LOCK_HEARTBEAT: Duration = Duration::from_secs(60);
 /// A lock not refreshed for this long is stale (15 missed heartbeats).
 pub const LOCK_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
 
+/// How long [`BackupLock::release`] waits for a refresh in flight.
+pub const RELEASE_WAIT: Duration = Duration::from_secs(30);
+
 /// Version of the lock object layout.
 pub const LOCK_VERSION: u32 = 1;
 
@@ -148,6 +151,8 @@ pub struct BackupLock {
     repo: Option<Arc<Repository>>,
     health: Arc<LockHealth>,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// Tells the heartbeat to stop between refreshes, never during one.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl BackupLock {
@@ -192,12 +197,14 @@ impl BackupLock {
                 gap: None,
             }),
         });
-        let heartbeat = tokio::spawn(beat(storage.clone(), info, health.clone(), every));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let heartbeat = tokio::spawn(beat(storage.clone(), info, health.clone(), every, stopped));
         Ok(BackupLock {
             storage,
             repo: None,
             health,
             heartbeat,
+            stop,
         })
     }
 
@@ -211,10 +218,18 @@ impl BackupLock {
         self.health.ensure_held()
     }
 
-    /// Stop the heartbeat and delete the lock.
+    /// Stop the heartbeat and delete the lock. A refresh in flight is waited
+    /// for (up to [`RELEASE_WAIT`]) rather than aborted: aborting only drops
+    /// the future, the blocking write underneath still lands and would
+    /// recreate the lock after the delete, leaving a lock nobody holds.
     pub async fn release(mut self) -> Result<()> {
-        self.heartbeat.abort();
-        let _ = (&mut self.heartbeat).await;
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(RELEASE_WAIT, &mut self.heartbeat)
+            .await
+            .is_err()
+        {
+            self.heartbeat.abort();
+        }
         if let Some(repo) = self.repo.take() {
             repo.set_held_lock(None);
         }
@@ -235,9 +250,13 @@ async fn beat(
     mut info: LockInfo,
     health: Arc<LockHealth>,
     every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
         info.heartbeat = now_rfc3339();
         let result = storage.put(&health.key, to_json(&info)).await;
         let mut h = health.state.lock().expect("lock health");
@@ -356,6 +375,71 @@ mod tests {
             other => panic!("a refresh after a gap must not revive the lock: {other:?}"),
         }
         lock.release().await.unwrap();
+    }
+
+    /// A storage whose `put` is slow blocking work (like a write to a slow
+    /// disk): dropping the future does not stop the write.
+    #[derive(Debug)]
+    struct SlowPut(LocalStorage);
+
+    #[async_trait::async_trait]
+    impl Storage for SlowPut {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        async fn put(&self, key: &str, data: Vec<u8>) -> lifeboat_storage::Result<()> {
+            let path = self.0.root().join(key);
+            tokio::task::spawn_blocking(move || {
+                std::thread::sleep(Duration::from_millis(150));
+                std::fs::write(path, data).unwrap();
+            })
+            .await
+            .unwrap();
+            Ok(())
+        }
+        async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> lifeboat_storage::Result<()> {
+            self.0.put_if_absent(key, data).await
+        }
+        async fn get(&self, key: &str) -> lifeboat_storage::Result<Vec<u8>> {
+            self.0.get(key).await
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            offset: u64,
+            len: u64,
+        ) -> lifeboat_storage::Result<Vec<u8>> {
+            self.0.get_range(key, offset, len).await
+        }
+        async fn stat(&self, key: &str) -> lifeboat_storage::Result<Option<ObjectMeta>> {
+            self.0.stat(key).await
+        }
+        async fn list_page(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: usize,
+        ) -> lifeboat_storage::Result<lifeboat_storage::ListPage> {
+            self.0.list_page(prefix, start_after, limit).await
+        }
+        async fn delete(&self, key: &str) -> lifeboat_storage::Result<()> {
+            self.0.delete(key).await
+        }
+    }
+
+    #[tokio::test]
+    async fn release_during_a_refresh_leaves_no_lock_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let s: Arc<dyn Storage> = Arc::new(SlowPut(LocalStorage::new(dir.path().join("repo"))));
+        let lock = BackupLock::acquire_with(s.clone(), "h", Duration::from_millis(10))
+            .await
+            .unwrap();
+        // The first refresh starts after 10 ms and takes 150 ms: release in it.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        lock.release().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let left = list_locks(&*s).await.unwrap();
+        assert!(left.is_empty(), "a released lock came back: {left:?}");
     }
 
     #[tokio::test]
