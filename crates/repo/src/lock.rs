@@ -23,6 +23,9 @@ pub const LOCK_HEARTBEAT: Duration = Duration::from_secs(60);
 /// A lock not refreshed for this long is stale (15 missed heartbeats).
 pub const LOCK_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
 
+/// How long [`BackupLock::release`] waits for a refresh in flight.
+pub const RELEASE_WAIT: Duration = Duration::from_secs(30);
+
 /// Version of the lock object layout.
 pub const LOCK_VERSION: u32 = 1;
 
@@ -54,14 +57,19 @@ pub struct LockEntry {
 
 impl LockEntry {
     /// Time of the latest sign of life: the later of the heartbeat in the
-    /// object and the object's `last_modified`.
+    /// object and the object's `last_modified`. The heartbeat is the
+    /// holder's clock, so it counts at most [`LOCK_STALE_AFTER`] past
+    /// `last_modified`: a holder whose clock runs years ahead cannot make
+    /// its lock (left by kill -9) block prune forever.
     pub fn last_alive(&self) -> SystemTime {
+        let modified = self.meta.last_modified;
         let beat = self
             .info
             .as_ref()
             .and_then(|i| i.heartbeat.parse::<jiff::Timestamp>().ok())
-            .map(SystemTime::from);
-        beat.map_or(self.meta.last_modified, |b| b.max(self.meta.last_modified))
+            .map(SystemTime::from)
+            .map(|b| b.min(modified + LOCK_STALE_AFTER));
+        beat.map_or(modified, |b| b.max(modified))
     }
 
     /// Whether the holder is gone: no sign of life for [`LOCK_STALE_AFTER`] before `now`.
@@ -100,6 +108,12 @@ struct Health {
     last_ok: SystemTime,
     /// The last refresh error, if the latest refresh failed.
     last_error: Option<String>,
+    /// Set for good when a successful refresh came more than half the stale
+    /// age after the previous one (the process was suspended, the storage
+    /// hung, the runtime starved): meanwhile a prune may have judged the
+    /// lock stale and deleted what this backup depends on, so a later
+    /// successful refresh does not make the lock held again.
+    gap: Option<Duration>,
 }
 
 impl LockHealth {
@@ -107,6 +121,13 @@ impl LockHealth {
     /// half of [`LOCK_STALE_AFTER`].
     pub fn ensure_held(&self) -> Result<()> {
         let h = self.state.lock().expect("lock health");
+        if let Some(gap) = h.gap {
+            return Err(Error::LockLost(format!(
+                "{}: went {}s without a refresh earlier in this backup; a prune may have treated it as dead meanwhile, so its snapshot is not written; run the backup again",
+                self.key,
+                gap.as_secs()
+            )));
+        }
         let since = SystemTime::now()
             .duration_since(h.last_ok)
             .unwrap_or_default();
@@ -130,6 +151,8 @@ pub struct BackupLock {
     repo: Option<Arc<Repository>>,
     health: Arc<LockHealth>,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// Tells the heartbeat to stop between refreshes, never during one.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl BackupLock {
@@ -171,14 +194,17 @@ impl BackupLock {
             state: Mutex::new(Health {
                 last_ok: SystemTime::now(),
                 last_error: None,
+                gap: None,
             }),
         });
-        let heartbeat = tokio::spawn(beat(storage.clone(), info, health.clone(), every));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let heartbeat = tokio::spawn(beat(storage.clone(), info, health.clone(), every, stopped));
         Ok(BackupLock {
             storage,
             repo: None,
             health,
             heartbeat,
+            stop,
         })
     }
 
@@ -192,10 +218,18 @@ impl BackupLock {
         self.health.ensure_held()
     }
 
-    /// Stop the heartbeat and delete the lock.
+    /// Stop the heartbeat and delete the lock. A refresh in flight is waited
+    /// for (up to [`RELEASE_WAIT`]) rather than aborted: aborting only drops
+    /// the future, the blocking write underneath still lands and would
+    /// recreate the lock after the delete, leaving a lock nobody holds.
     pub async fn release(mut self) -> Result<()> {
-        self.heartbeat.abort();
-        let _ = (&mut self.heartbeat).await;
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(RELEASE_WAIT, &mut self.heartbeat)
+            .await
+            .is_err()
+        {
+            self.heartbeat.abort();
+        }
         if let Some(repo) = self.repo.take() {
             repo.set_held_lock(None);
         }
@@ -216,15 +250,24 @@ async fn beat(
     mut info: LockInfo,
     health: Arc<LockHealth>,
     every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
         info.heartbeat = now_rfc3339();
         let result = storage.put(&health.key, to_json(&info)).await;
         let mut h = health.state.lock().expect("lock health");
         match result {
             Ok(()) => {
-                h.last_ok = SystemTime::now();
+                let now = SystemTime::now();
+                let since = now.duration_since(h.last_ok).unwrap_or_default();
+                if since > LOCK_STALE_AFTER / 2 && h.gap.is_none() {
+                    h.gap = Some(since);
+                }
+                h.last_ok = now;
                 h.last_error = None;
             }
             Err(e) => h.last_error = Some(e.to_string()),
@@ -305,6 +348,101 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refresh_after_a_long_gap_does_not_make_the_lock_held_again() {
+        // Suspended laptop / hung NFS / starved runtime: no refresh for longer
+        // than half the stale age, then the heartbeat succeeds again. A prune
+        // may have judged the lock stale during the gap, so it stays lost.
+        let dir = tempfile::tempdir().unwrap();
+        let lock = BackupLock::acquire_with(storage(&dir), "h", Duration::from_millis(20))
+            .await
+            .unwrap();
+        lock.health.state.lock().unwrap().last_ok =
+            SystemTime::now() - LOCK_STALE_AFTER / 2 - Duration::from_secs(5);
+        // Wait for the next successful refresh.
+        loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let h = lock.health.state.lock().unwrap();
+            if SystemTime::now()
+                .duration_since(h.last_ok)
+                .unwrap_or_default()
+                < Duration::from_secs(60)
+            {
+                break;
+            }
+        }
+        match lock.ensure_held() {
+            Err(Error::LockLost(msg)) => assert!(msg.contains("without a refresh"), "{msg}"),
+            other => panic!("a refresh after a gap must not revive the lock: {other:?}"),
+        }
+        lock.release().await.unwrap();
+    }
+
+    /// A storage whose `put` is slow blocking work (like a write to a slow
+    /// disk): dropping the future does not stop the write.
+    #[derive(Debug)]
+    struct SlowPut(LocalStorage);
+
+    #[async_trait::async_trait]
+    impl Storage for SlowPut {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        async fn put(&self, key: &str, data: Vec<u8>) -> lifeboat_storage::Result<()> {
+            let path = self.0.root().join(key);
+            tokio::task::spawn_blocking(move || {
+                std::thread::sleep(Duration::from_millis(150));
+                std::fs::write(path, data).unwrap();
+            })
+            .await
+            .unwrap();
+            Ok(())
+        }
+        async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> lifeboat_storage::Result<()> {
+            self.0.put_if_absent(key, data).await
+        }
+        async fn get(&self, key: &str) -> lifeboat_storage::Result<Vec<u8>> {
+            self.0.get(key).await
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            offset: u64,
+            len: u64,
+        ) -> lifeboat_storage::Result<Vec<u8>> {
+            self.0.get_range(key, offset, len).await
+        }
+        async fn stat(&self, key: &str) -> lifeboat_storage::Result<Option<ObjectMeta>> {
+            self.0.stat(key).await
+        }
+        async fn list_page(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: usize,
+        ) -> lifeboat_storage::Result<lifeboat_storage::ListPage> {
+            self.0.list_page(prefix, start_after, limit).await
+        }
+        async fn delete(&self, key: &str) -> lifeboat_storage::Result<()> {
+            self.0.delete(key).await
+        }
+    }
+
+    #[tokio::test]
+    async fn release_during_a_refresh_leaves_no_lock_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let s: Arc<dyn Storage> = Arc::new(SlowPut(LocalStorage::new(dir.path().join("repo"))));
+        let lock = BackupLock::acquire_with(s.clone(), "h", Duration::from_millis(10))
+            .await
+            .unwrap();
+        // The first refresh starts after 10 ms and takes 150 ms: release in it.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        lock.release().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let left = list_locks(&*s).await.unwrap();
+        assert!(left.is_empty(), "a released lock came back: {left:?}");
+    }
+
+    #[tokio::test]
     async fn a_lock_without_heartbeat_goes_stale() {
         let dir = tempfile::tempdir().unwrap();
         let s = storage(&dir);
@@ -323,5 +461,28 @@ mod tests {
             info: None,
         };
         assert_eq!(broken.last_alive(), entry.meta.last_modified);
+    }
+
+    #[test]
+    fn a_holder_clock_far_ahead_cannot_keep_a_dead_lock_alive_forever() {
+        let modified = SystemTime::now();
+        let entry = LockEntry {
+            meta: ObjectMeta {
+                key: "locks/x".into(),
+                size: 1,
+                last_modified: modified,
+            },
+            info: Some(LockInfo {
+                version: LOCK_VERSION,
+                kind: "backup".into(),
+                host: "h".into(),
+                pid: 1,
+                started: "2100-01-01T00:00:00Z".into(),
+                heartbeat: "2100-01-01T00:00:00Z".into(),
+            }),
+        };
+        assert_eq!(entry.last_alive(), modified + LOCK_STALE_AFTER);
+        assert!(!entry.is_stale(modified + LOCK_STALE_AFTER));
+        assert!(entry.is_stale(modified + 3 * LOCK_STALE_AFTER));
     }
 }

@@ -241,6 +241,11 @@ impl Repository {
     pub async fn load_index(&self) -> Result<()> {
         let (index, problems) = self.load_index_lenient().await?;
         if let Some((_, e)) = problems.into_iter().next() {
+            // The in-memory index was not replaced, so it does not reflect
+            // the files just listed: forget them, or a later miss would not
+            // reload (after a transient read error, or once the file is
+            // repaired) and call present data missing.
+            self.index_files.lock().expect("index files").clear();
             if let Error::Unsupported(_) = e {
                 return Err(e);
             }

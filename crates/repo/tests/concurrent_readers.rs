@@ -77,3 +77,54 @@ async fn a_reader_whose_index_predates_a_backup_reads_it_after_reloading() {
     let data = reader.read_blob(&tree.nodes[0].content[0]).await.unwrap();
     assert_eq!(data, content);
 }
+
+/// A reload that failed (an index file unreadable for a moment) must not
+/// leave the reader believing it is up to date: once the file reads again,
+/// the next miss reloads and finds the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_reload_is_retried_on_the_next_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path().join("repo")));
+    let fast = KdfParams {
+        m_cost: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    let writer = Repository::init(storage.clone(), b"pw", fast, KeyMeta::default())
+        .await
+        .unwrap();
+    backup(&writer, "2026-01-01T00:00:00Z", b"first backup").await;
+    let reader = Repository::open(
+        storage.clone(),
+        Credentials::Password(b"pw".to_vec().into()),
+    )
+    .await
+    .unwrap();
+    reader.load_index().await.unwrap();
+    let before: Vec<String> = storage
+        .list("index/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    let (_, content) = backup(&writer, "2026-01-02T00:00:00Z", b"second backup").await;
+    let new_index = storage
+        .list("index/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .find(|k| !before.contains(k))
+        .expect("the second backup wrote an index file");
+    let (_, snap) = writer.find_snapshot("latest", None).await.unwrap();
+    let tree = writer.load_tree(&snap.tree).await.unwrap();
+    let blob = tree.nodes[0].content[0];
+    // The new index file is unreadable while the reader misses: the reload fails.
+    let good = storage.get(&new_index).await.unwrap();
+    storage.put(&new_index, b"garbage".to_vec()).await.unwrap();
+    assert!(reader.read_blob(&blob).await.is_err());
+    // It reads again: the next miss must reload, not trust the failed reload.
+    storage.put(&new_index, good).await.unwrap();
+    assert_eq!(reader.read_blob(&blob).await.unwrap(), content);
+}

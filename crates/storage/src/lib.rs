@@ -128,7 +128,9 @@ pub struct ListPage {
 /// - **`put_if_absent`** creates the object only if the key is free: of
 ///   several concurrent writers of one key (threads, processes, machines)
 ///   exactly one succeeds and the object is exactly its bytes; the others
-///   get [`StorageError::AlreadyExists`] and change nothing.
+///   get [`StorageError::AlreadyExists`] and change nothing. (A local
+///   directory on a filesystem without hard links may show an empty object
+///   at the key while the winner writes, see [`local`].)
 /// - **Prefixes are plain string prefixes** of the key, not directories:
 ///   `list("data/a")` lists `data/a1/..` and `data/ab`, and `list("")`
 ///   lists everything. Listings are in ascending byte order of the key.

@@ -6,6 +6,10 @@
 //! `EEXIST` when the name is taken, so exactly one writer wins), and the
 //! directory is fsynced, so a crash leaves either the old state or the new
 //! object, never a torn one. Files are created 0600 and directories 0700.
+//! On a filesystem without hard links (FAT/exFAT, some FUSE/SMB mounts),
+//! `put_if_absent` claims the name with an empty `O_EXCL` file and renames
+//! the temp file over it: still exactly one winner, but a reader (or a
+//! writer killed in between) may see an empty object at the key.
 //!
 //! Temp files are named `.tmp-<32 random hex>` (random, not pid-based, so
 //! two containers that both run lifeboat as PID 1 on one repository never
@@ -119,7 +123,11 @@ impl LocalStorage {
         let (path, dir) = self.prepare_dir(key)?;
         let tmp = TempFile::write(&dir, data).map_err(|e| self.io_err("write", key, e))?;
         // link() never replaces: of several writers exactly one creates the name.
-        let linked = fs::hard_link(tmp.path(), &path);
+        let linked = match link_no_replace(tmp.path(), &path) {
+            // FAT/exFAT (USB disks), some FUSE and SMB mounts have no hard links.
+            Err(e) if no_hard_links(&e) => claim_then_rename(tmp.path(), &path),
+            other => other,
+        };
         drop(tmp);
         match linked {
             Ok(()) => sync_dir(&dir).map_err(|e| self.io_err("sync", key, e)),
@@ -325,6 +333,47 @@ impl Drop for TempFile {
     }
 }
 
+/// `link(tmp, path)`, where `EEXIST` is a loss only if `path` is not already
+/// our file: over NFS a retransmitted `LINK` whose first reply was lost
+/// answers `EEXIST` although the first one created the name. The temp file
+/// has a random name nobody else links to, so a link count above 1 means
+/// the name is ours (the check that `open(2)` documents for NFS lock files).
+fn link_no_replace(tmp: &Path, path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    match fs::hard_link(tmp, path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let ours = fs::metadata(tmp).is_ok_and(|m| m.nlink() > 1);
+            if ours {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+        other => other,
+    }
+}
+
+/// `link()` failed because the filesystem has no hard links (`EPERM` on
+/// FAT/exFAT, `ENOTSUP`/`EOPNOTSUPP` on some FUSE and SMB mounts).
+fn no_hard_links(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported
+        || e.raw_os_error() == Some(1) // EPERM
+        || e.raw_os_error() == Some(95) // EOPNOTSUPP / ENOTSUP on Linux
+}
+
+/// `put_if_absent` without hard links: claim the name with an empty
+/// `O_EXCL` file (exactly one writer creates it), then rename the complete
+/// temp file over the claim. A reader may see the empty claim for a moment
+/// (and a writer killed in between leaves it behind), never a partial object.
+fn claim_then_rename(tmp: &Path, path: &Path) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    fs::rename(tmp, path)
+}
+
 /// `.tmp-` and 128 random bits in hex.
 fn temp_name() -> String {
     let mut bytes = [0u8; 16];
@@ -440,6 +489,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalStorage::new(dir.path().join("repo"));
         crate::conformance::run_all(&s).await;
+    }
+
+    #[test]
+    fn a_link_whose_reply_was_lost_is_a_win_and_another_file_is_a_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(".tmp-x");
+        let path = dir.path().join("obj");
+        fs::write(&tmp, b"mine").unwrap();
+        // First LINK went through, its reply was lost; the retry sees EEXIST.
+        fs::hard_link(&tmp, &path).unwrap();
+        link_no_replace(&tmp, &path).unwrap();
+        // Another writer's object at the name: a loss.
+        let other = dir.path().join("other");
+        fs::write(&other, b"theirs").unwrap();
+        let tmp2 = dir.path().join(".tmp-y");
+        fs::write(&tmp2, b"mine").unwrap();
+        let e = link_no_replace(&tmp2, &other).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&other).unwrap(), b"theirs");
+    }
+
+    #[test]
+    fn without_hard_links_the_first_claim_wins_and_the_loser_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("obj");
+        let (a, b) = (dir.path().join(".tmp-a"), dir.path().join(".tmp-b"));
+        fs::write(&a, b"first").unwrap();
+        fs::write(&b, b"second").unwrap();
+        claim_then_rename(&a, &path).unwrap();
+        let e = claim_then_rename(&b, &path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        assert!(!a.exists() && b.exists());
+        assert!(no_hard_links(&io::Error::from_raw_os_error(1)));
+        assert!(no_hard_links(&io::Error::from_raw_os_error(95)));
+        assert!(!no_hard_links(&io::Error::from_raw_os_error(28))); // ENOSPC
     }
 
     #[tokio::test]
