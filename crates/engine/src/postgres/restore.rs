@@ -217,7 +217,7 @@ fn apply_globals(
                 "reading globals: {e}"
             )))
         })?;
-    let mut cmd = Command::new(&tools.psql);
+    let mut cmd = lifeboat_sources::process::command(&tools.psql);
     cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", "-"]);
     target.apply_env(&mut cmd);
     cmd.stdin(Stdio::piped())

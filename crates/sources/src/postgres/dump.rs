@@ -197,7 +197,7 @@ pub struct DumpOptions {
 /// stdout (piped) and messages to stderr (piped). The database name, like every
 /// connection detail, travels in the environment.
 pub fn dump_command(tools: &ClientTools, target: &PgTarget, opts: &DumpOptions) -> Command {
-    let mut cmd = Command::new(&tools.pg_dump);
+    let mut cmd = crate::process::command(&tools.pg_dump);
     cmd.args(["--format=custom", "--compress=0", "--no-password"]);
     if opts.schema_only {
         cmd.arg("--schema-only");
@@ -242,7 +242,7 @@ pub fn globals_command(
     target: &PgTarget,
     roles_with_passwords: bool,
 ) -> Command {
-    let mut cmd = Command::new(&tools.pg_dumpall);
+    let mut cmd = crate::process::command(&tools.pg_dumpall);
     cmd.args(["--globals-only", "--no-password"]);
     if !roles_with_passwords {
         cmd.arg("--no-role-passwords");

@@ -27,7 +27,7 @@ pub(crate) const SYSTEM_SCHEMA_FILTER: &str =
 
 /// The `psql` command for `target`, reading SQL from stdin; stdout carries rows.
 pub fn psql_command(tools: &ClientTools, target: &PgTarget) -> Command {
-    let mut cmd = Command::new(&tools.psql);
+    let mut cmd = crate::process::command(&tools.psql);
     cmd.args([
         "-X",
         "-q",

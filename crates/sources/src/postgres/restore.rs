@@ -239,7 +239,7 @@ pub fn parse_toc(listing: &str) -> Vec<TocEntry> {
 
 /// The `pg_restore -l` command; reads the archive from stdin when `archive` is None.
 pub fn toc_list_command(tools: &ClientTools, archive: Option<&Path>) -> Command {
-    let mut cmd = Command::new(&tools.pg_restore);
+    let mut cmd = crate::process::command(&tools.pg_restore);
     cmd.arg("--list");
     match archive {
         Some(a) => {
@@ -624,7 +624,7 @@ pub fn restore_command(
     list_file: Option<&Path>,
     archive: Option<&Path>,
 ) -> Command {
-    let mut cmd = Command::new(&tools.pg_restore);
+    let mut cmd = crate::process::command(&tools.pg_restore);
     cmd.arg("--no-password");
     if let Some(db) = target.database() {
         cmd.arg(format!("--dbname=dbname={}", quote_literal(db)));
