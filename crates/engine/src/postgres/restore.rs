@@ -203,7 +203,7 @@ fn prepare_database(
     Ok(false)
 }
 
-fn apply_globals(
+pub(crate) fn apply_globals(
     repo: &Arc<Repository>,
     tools: &ClientTools,
     target: &PgTarget,
@@ -271,13 +271,16 @@ fn read_toc(
 }
 
 /// The archive's TOC with dependencies, read from its first blobs.
-fn archive_toc(repo: &Arc<Repository>, dump: &[Id]) -> Result<Vec<TocInfo>> {
+pub(crate) fn archive_toc(repo: &Arc<Repository>, dump: &[Id]) -> Result<Vec<TocInfo>> {
     let mut inspector = ArchiveInspector::new();
     let mut reader = ContentReader::new(repo.clone(), dump.to_vec(), 1);
     while !inspector.toc_complete() {
         match reader.next_blob()? {
             Some(blob) => inspector.feed(&blob),
-            None => break,
+            None => {
+                inspector.end_of_stream();
+                break;
+            }
         }
     }
     Ok(inspector.toc())
