@@ -86,6 +86,17 @@ fn inherit(cmd: &mut Command, names: &[&str]) {
     }
 }
 
+/// Creates a new file (it must not exist) with mode 0600 from the start, for
+/// plaintext that must never be readable by others (spools, list files).
+pub fn create_private(path: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Unlinked password files, one per distinct password, open for the life of the process.
 static PASSFILES: Mutex<Vec<(String, File)>> = Mutex::new(Vec::new());
 

@@ -293,7 +293,8 @@ fn spool_archive(
     progress: &Progress,
 ) -> Result<()> {
     progress.set_phase("spooling archive for parallel restore");
-    let mut out = std::fs::File::create(path)
+    // Plaintext database content: created 0600, never readable by others.
+    let mut out = lifeboat_sources::process::create_private(path)
         .map_err(EngineError::io(format!("creating {}", path.display())))?;
     write_blobs(repo, dump, &mut out, None)?
         .map_err(EngineError::io(format!("writing {}", path.display())))?;

@@ -278,7 +278,10 @@ pub fn write_list_file(entries: &[TocEntry], path: &Path) -> Result<()> {
         text.push_str(&e.line);
         text.push('\n');
     }
-    std::fs::write(path, text).map_err(|e| PgError::io(format!("writing {}", path.display()), e))
+    use std::io::Write;
+    crate::process::create_private(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| PgError::io(format!("writing {}", path.display()), e))
 }
 
 /// The outcome of [`select_entries`]: what will be restored and what was left out on purpose.
