@@ -621,11 +621,12 @@ fn a_full_repository_disk_during_a_dump_is_exit_17_not_a_pg_dump_failure() {
     };
     let src = cluster();
     src.create_database("big").unwrap();
-    // About 25 MB of hex text: far more than 2 MiB even compressed.
+    // About 90 MB of hex text, over 40 MB compressed: several 16 MiB packs,
+    // so the disk fills while pg_dump is still streaming (not only at the end).
     src.run_sql_in(
         "big",
         "CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) \
-         || md5((g * 13)::text) || md5((g * 31)::text) AS v FROM generate_series(1, 200000) g;",
+         || md5((g * 13)::text) || md5((g * 31)::text) AS v FROM generate_series(1, 700000) g;",
     )
     .unwrap();
     let mut ws = Workspace::new(&url(&src, "big"), "");
