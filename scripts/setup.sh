@@ -10,6 +10,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then need_apt+=(postgresql postgresql-contrib); fi
 have psql || need_apt+=(postgresql-client)
 have runuser || need_apt+=(util-linux)
+# A real PgBouncer for the transaction-pooler tests.
+have pgbouncer || [ -x /usr/sbin/pgbouncer ] || need_apt+=(pgbouncer)
 [ -x /usr/bin/time ] || need_apt+=(time)
 have cc || need_apt+=(build-essential)
 

@@ -529,10 +529,7 @@ fn restore_url_without_a_database_name_is_a_clear_config_error() {
         "postgres",
         "SELECT datname FROM pg_database ORDER BY 1",
     );
-    for to in [
-        format!("postgres://postgres@127.0.0.1:{}", src.port()),
-        format!("postgres://postgres@127.0.0.1:{}/", src.port()),
-    ] {
+    for to in [url(&src, "").replace("@/?", "@?"), url(&src, "")] {
         let r = ws.restore("latest", &to, &[]);
         r.error(15, &["must name a database"]);
     }

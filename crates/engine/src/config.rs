@@ -125,6 +125,9 @@ pub struct SourceConfig {
     /// Keep role passwords in the globals (default false).
     #[serde(default)]
     pub role_passwords: bool,
+    /// Seconds a logical backup waits for a lock (its catalog queries, and each
+    /// table `pg_dump` locks) before failing (default 30).
+    pub lock_wait_timeout: Option<u64>,
     /// Supabase profile: keep the data of auth tables.
     #[serde(default)]
     pub keep_auth_data: bool,

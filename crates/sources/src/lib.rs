@@ -3,7 +3,8 @@
 //! Each source reads from, and restores into, one real system:
 //! - [`files`]: directory trees (walk with include/exclude globs, apply metadata on restore);
 //! - [`env`]: a capture of environment variables with secrets redacted;
-//! - [`postgres`]: PostgreSQL via its own client tools (`pg_dump`, `pg_restore`, `psql`).
+//! - [`postgres`]: PostgreSQL via its own client tools (`pg_dump`, `pg_restore`, `psql`);
+//! - [`process`]: every child process starts from an empty environment plus an allowlist.
 //!
 //! The engine crate connects sources to the repository; sources only speak
 //! the language of the system they serve.
@@ -11,3 +12,4 @@
 pub mod env;
 pub mod files;
 pub mod postgres;
+pub mod process;

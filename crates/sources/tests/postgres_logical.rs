@@ -430,15 +430,22 @@ fn errors_name_the_problem() {
     let sql_err = c.run_sql("SELECT * FROM no_such_table").unwrap_err();
     assert!(sql_err.to_string().contains("no_such_table"), "{sql_err}");
 
-    // A port nobody listens on: take the cluster's port after it is gone.
-    let port = c.port();
-    c.stop().unwrap();
+    // A port nobody listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
     let gone = PgTarget::parse(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).unwrap();
     let err = query::run_sql(&tools, &gone, "SELECT 1").unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("could not connect to server at 127.0.0.1:{port}: connection refused — is PostgreSQL running? check the URL")
     );
+    // A socket that is gone with its cluster.
+    let socket = c.target();
+    c.stop().unwrap();
+    let err = query::run_sql(&tools, &socket, "SELECT 1").unwrap_err();
+    assert!(matches!(err, PgError::Unreachable { .. }), "{err:?}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _, Result};
 use lifeboat_engine::backup_files::{backup_files, BackupOutcome, FilesBackup};
 use lifeboat_engine::config::resolve_secret;
 use lifeboat_engine::config::{SourceConfig, SourceKind};
-use lifeboat_engine::postgres::{backup_logical, PgLogicalBackup};
+use lifeboat_engine::postgres::{backup_logical, PgLogicalBackup, DEFAULT_LOCK_WAIT_TIMEOUT};
 use lifeboat_engine::progress::Progress;
 use lifeboat_engine::store::run_locked;
 use lifeboat_repo::Repository;
@@ -141,6 +141,10 @@ async fn postgres_from_config(
         dump: dump_options(src, a)?,
         globals: src.globals,
         role_passwords: src.role_passwords,
+        lock_wait_timeout: src
+            .lock_wait_timeout
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(DEFAULT_LOCK_WAIT_TIMEOUT),
         time: a.time.clone(),
         tags: a.tags.clone(),
     };

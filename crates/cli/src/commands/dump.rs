@@ -5,6 +5,7 @@ use crate::args::DumpCommand;
 use crate::output::{self, size};
 use anyhow::{bail, Context as _, Result};
 use lifeboat_engine::postgres::{export_dump, ExportFormat};
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 
 pub async fn run(ctx: &Context, cmd: DumpCommand) -> Result<ExitCode> {
@@ -22,6 +23,8 @@ pub async fn run(ctx: &Context, cmd: DumpCommand) -> Result<ExitCode> {
             std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                // A plaintext dump: private from its first byte (not chmod after).
+                .mode(0o600)
                 .open(p)
                 .with_context(|| {
                     format!("cannot create {} (it must not exist yet)", p.display())

@@ -47,9 +47,10 @@ pub fn kitchen_sink_cluster() -> ScratchCluster {
     c
 }
 
-/// `postgres://postgres@127.0.0.1:PORT/db`.
+/// `postgres://postgres:PASSWORD@/db?host=SOCKET_DIR&port=PORT` (scratch
+/// clusters listen on a private socket only, and require the password).
 pub fn url(c: &ScratchCluster, db: &str) -> String {
-    format!("postgres://postgres@127.0.0.1:{}/{db}", c.port())
+    c.url_for("postgres", db)
 }
 
 /// Connection target for `db` on `c`.
@@ -286,7 +287,8 @@ impl Workspace {
 }
 
 /// Run a stock PostgreSQL client tool of `c` against database `db`
-/// (`-h 127.0.0.1 -p PORT -U postgres -d db` appended by the caller's args).
+/// (`-h SOCKET_DIR -p PORT -U postgres -d db` appended by the caller's args,
+/// the password in `PGPASSWORD`).
 pub fn stock_tool(c: &ScratchCluster, program: &Path, db: &str, args: &[&str]) -> Run {
     let mut cmd = Command::new(program);
     for (k, _) in std::env::vars_os() {
@@ -294,17 +296,13 @@ pub fn stock_tool(c: &ScratchCluster, program: &Path, db: &str, args: &[&str]) -
             cmd.env_remove(k);
         }
     }
-    cmd.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &c.port().to_string(),
-        "-U",
-        "postgres",
-    ])
-    .arg(format!("--dbname={db}"))
-    .args(args)
-    .stdin(Stdio::null());
+    cmd.arg("-h")
+        .arg(c.socket_dir())
+        .args(["-p", &c.port().to_string(), "-U", "postgres"])
+        .env("PGPASSWORD", c.password())
+        .arg(format!("--dbname={db}"))
+        .args(args)
+        .stdin(Stdio::null());
     let o = cmd.output().expect("run stock tool");
     Run {
         code: o.status.code().unwrap_or(-1),

@@ -1,10 +1,16 @@
 //! Logical backup: `pg_dump -Fc -Z0` streamed through the archive inspector
 //! into the repository (no temporary file), plus the globals.
 //!
-//! Steps: learn the server version and pick matching tools; record table
-//! sizes and dependency facts; stream the dump into content-defined chunks
-//! (an unchanged table produces the same chunks, so it costs nothing the
-//! next time); capture `pg_dumpall --globals-only`; seal the snapshot.
+//! Steps: learn the server version and pick matching tools; open one held
+//! session, refuse a transaction-mode pooler (judged by behaviour), export a
+//! snapshot (`REPEATABLE READ READ ONLY`, `pg_export_snapshot()`) and record
+//! table sizes and dependency facts in it; stream `pg_dump --snapshot` (so the
+//! facts describe exactly what was dumped) into content-defined chunks (an
+//! unchanged table produces the same chunks, so it costs nothing the next
+//! time), with `--lock-wait-timeout` so it never queues behind an exclusive
+//! lock forever; close the session; capture `pg_dumpall --globals-only`;
+//! seal the snapshot. A repository error while the dump streams (a full disk)
+//! is reported as such, not as the pg_dump failure it causes.
 
 use super::{tools_for, LogicalMeta, TableRecord, DUMP_FILE, GLOBALS_FILE, KIND_LOGICAL};
 use crate::backup_files::BackupOutcome;
@@ -13,8 +19,11 @@ use crate::progress::Progress;
 use crate::store::{seal_snapshot, snapshot_time, store_stream, store_tree, stream_node};
 use lifeboat_repo::{BlobKind, BlobWriter, Repository, Snapshot, SnapshotStats, Tree};
 use lifeboat_sources::postgres::archive::ArchiveInspector;
-use lifeboat_sources::postgres::dump::{dump_command, filter_globals, globals_command};
-use lifeboat_sources::postgres::{query, DumpOptions, PgTarget};
+use lifeboat_sources::postgres::dump::{
+    dump_command_for, filter_globals, globals_command, DumpRun,
+};
+use lifeboat_sources::postgres::session::{is_transaction_pooler, Session};
+use lifeboat_sources::postgres::{query, ClientTools, DumpOptions, PgError, PgTarget};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,11 +42,16 @@ pub struct PgLogicalBackup {
     pub globals: bool,
     /// Keep role passwords in the globals.
     pub role_passwords: bool,
+    /// How long to wait for a lock (catalog queries and each table pg_dump locks).
+    pub lock_wait_timeout: std::time::Duration,
     /// Snapshot time (RFC 3339) instead of now.
     pub time: Option<String>,
     /// Tags.
     pub tags: Vec<String>,
 }
+
+/// Default for [`PgLogicalBackup::lock_wait_timeout`].
+pub const DEFAULT_LOCK_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Run a logical backup.
 pub async fn backup_logical(
@@ -61,75 +75,80 @@ pub async fn backup_logical(
         .unwrap_or(0);
     let (source, tags) = (req.source.clone(), req.tags.clone());
     let repo_for_dump = repo.clone();
-    let (writer, tree, meta, mut stats, warnings) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let mut warnings = Vec::new();
-        let (tools, version_num) = tools_for(&req.target, req.bin_dir.as_deref())?;
-        if req.target.looks_like_transaction_pooler() {
-            warnings.push(format!(
-                "{} looks like a transaction pooler (port 6543): pg_dump needs a session; use the direct connection (port 5432) or the session pooler",
-                req.target
-            ));
-        }
-        progress.set_phase("reading catalog");
-        let table_stats = query::table_stats(&tools, &req.target)?;
-        let dependencies = query::dependency_info(&tools, &req.target)?;
-        let database_size = query::database_size(&tools, &req.target)?;
+    let (writer, tree, meta, mut stats, warnings) =
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut warnings = Vec::new();
+            let (tools, version_num) = tools_for(&req.target, req.bin_dir.as_deref())?;
+            progress.set_phase("reading catalog");
+            let (mut session, snapshot) = snapshot_session(&tools, &req)?;
+            let table_stats = query::table_stats_in(&mut session)?;
+            let dependencies = query::dependency_info_in(&mut session)?;
+            let database_size = query::database_size_in(&mut session)?;
 
-        progress.set_phase("dumping");
-        let (content, dump_bytes, archive) = dump_into(&writer, &repo_for_dump, &tools, &req, &progress)?;
-        let mut tree = Tree::default();
-        tree.nodes.push(stream_node(DUMP_FILE, content, dump_bytes, mtime));
-        let globals = if req.globals {
-            match capture_globals(&tools, &req) {
-                Ok(sql) => {
-                    let size = sql.len() as u64;
-                    let id = writer.add(BlobKind::Data, sql.into_bytes())?;
-                    tree.nodes.push(stream_node(GLOBALS_FILE, vec![id], size, mtime));
-                    true
+            progress.set_phase("dumping");
+            let run = DumpRun {
+                snapshot: Some(snapshot),
+                lock_wait_timeout: Some(req.lock_wait_timeout),
+            };
+            let dumped = dump_into(&writer, &repo_for_dump, &tools, &req, &run, &progress);
+            // The snapshot must stay valid until pg_dump has finished with it.
+            session.close();
+            let (content, dump_bytes, archive) = dumped?;
+            let mut tree = Tree::default();
+            tree.nodes
+                .push(stream_node(DUMP_FILE, content, dump_bytes, mtime));
+            let globals = if req.globals {
+                match capture_globals(&tools, &req) {
+                    Ok(sql) => {
+                        let size = sql.len() as u64;
+                        let id = writer.add(BlobKind::Data, sql.into_bytes())?;
+                        tree.nodes
+                            .push(stream_node(GLOBALS_FILE, vec![id], size, mtime));
+                        true
+                    }
+                    Err(e) => {
+                        warnings.push(format!("globals (roles, tablespaces) not captured: {e}"));
+                        false
+                    }
                 }
-                Err(e) => {
-                    warnings.push(format!("globals (roles, tablespaces) not captured: {e}"));
-                    false
-                }
-            }
-        } else {
-            false
-        };
-        let tables = table_stats
-            .iter()
-            .map(|t| TableRecord {
-                name: t.qualified(),
-                kind: t.kind.clone(),
-                rows: archive.table_rows.get(&t.qualified()).copied(),
-                estimate: t.row_estimate,
-                bytes: t.bytes,
-            })
-            .collect();
-        let meta = LogicalMeta {
-            database: req.target.database().unwrap_or_default().to_string(),
-            server_version: archive.server_version.clone(),
-            server_version_num: version_num,
-            server_major: query::major_of(version_num),
-            pg_dump_version: tools.version.clone(),
-            pg_dump_major: tools.major,
-            options: req.dump.clone(),
-            dump_bytes,
-            database_size,
-            globals,
-            archive,
-            tables,
-            dependencies,
-        };
-        let stats = SnapshotStats {
-            files: tree.nodes.len() as u64,
-            bytes: tree.nodes.iter().map(|n| n.size).sum(),
-            ..Default::default()
-        };
-        let tree_id = store_tree(&writer, tree)?;
-        Ok((writer, tree_id, meta, stats, warnings))
-    })
-    .await
-    .expect("backup thread panicked")?;
+            } else {
+                false
+            };
+            let tables = table_stats
+                .iter()
+                .map(|t| TableRecord {
+                    name: t.qualified(),
+                    kind: t.kind.clone(),
+                    rows: archive.table_rows.get(&t.qualified()).copied(),
+                    estimate: t.row_estimate,
+                    bytes: t.bytes,
+                })
+                .collect();
+            let meta = LogicalMeta {
+                database: req.target.database().unwrap_or_default().to_string(),
+                server_version: archive.server_version.clone(),
+                server_version_num: version_num,
+                server_major: query::major_of(version_num),
+                pg_dump_version: tools.version.clone(),
+                pg_dump_major: tools.major,
+                options: req.dump.clone(),
+                dump_bytes,
+                database_size,
+                globals,
+                archive,
+                tables,
+                dependencies,
+            };
+            let stats = SnapshotStats {
+                files: tree.nodes.len() as u64,
+                bytes: tree.nodes.iter().map(|n| n.size).sum(),
+                ..Default::default()
+            };
+            let tree_id = store_tree(&writer, tree)?;
+            Ok((writer, tree_id, meta, stats, warnings))
+        })
+        .await
+        .expect("backup thread panicked")?;
     stats.duration_ms = started.elapsed().as_millis() as u64;
     let snap = Snapshot {
         version: lifeboat_repo::snapshot::SNAPSHOT_VERSION,
@@ -167,18 +186,44 @@ impl<R: Read> Read for Inspecting<'_, R> {
     }
 }
 
+/// Opens the session the backup holds, refuses a transaction pooler, sets the
+/// lock timeout and exports a snapshot; returns the session (inside the
+/// snapshot's transaction) and the snapshot id for `pg_dump --snapshot`.
+fn snapshot_session(tools: &ClientTools, req: &PgLogicalBackup) -> Result<(Session, String)> {
+    let mut session = Session::open(tools, &req.target)?;
+    if is_transaction_pooler(tools, &req.target, &mut session)? {
+        return Err(EngineError::Config(
+            PgError::TransactionPooler {
+                address: req.target.address(),
+            }
+            .to_string(),
+        ));
+    }
+    let ms = req.lock_wait_timeout.as_millis().max(1);
+    let rows = session.query(&format!(
+        "SET lock_timeout = {ms};\nBEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSELECT pg_export_snapshot();"
+    ))?;
+    let id = rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next())
+        .ok_or_else(|| EngineError::Source("pg_export_snapshot() returned nothing".into()))?;
+    Ok((session, id))
+}
+
 fn dump_into(
     writer: &BlobWriter,
     repo: &Repository,
-    tools: &lifeboat_sources::postgres::ClientTools,
+    tools: &ClientTools,
     req: &PgLogicalBackup,
+    run: &DumpRun,
     progress: &Progress,
 ) -> Result<(
     Vec<lifeboat_repo::Id>,
     u64,
     lifeboat_sources::postgres::archive::ArchiveSummary,
 )> {
-    let mut child = dump_command(tools, &req.target, &req.dump)
+    let mut child = dump_command_for(tools, &req.target, &req.dump, run)
         .spawn()
         .map_err(EngineError::io(format!(
             "starting {}",
@@ -205,6 +250,9 @@ fn dump_into(
         .wait()
         .map_err(EngineError::io("waiting for pg_dump"))?;
     let err_text = stderr_thread.join().unwrap_or_default();
+    // The repository failing (e.g. a full disk) is why pg_dump was stopped:
+    // report that, not the broken pipe it caused.
+    let (content, size) = stored?;
     if !status.success() {
         return Err(query::classify_failure(
             "pg_dump",
@@ -214,7 +262,6 @@ fn dump_into(
         )
         .into());
     }
-    let (content, size) = stored?;
     let archive = inspector.finish().map_err(|e| {
         EngineError::Source(format!(
             "pg_dump output is not a complete custom-format archive: {e}"

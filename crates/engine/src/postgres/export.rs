@@ -10,7 +10,7 @@ use lifeboat_repo::{Repository, Snapshot};
 use lifeboat_sources::postgres::ClientTools;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 
 /// Output format.
@@ -62,7 +62,7 @@ fn to_plain(
     ids: Vec<lifeboat_repo::Id>,
     mut out: Box<dyn Write + Send>,
 ) -> Result<u64> {
-    let mut child = Command::new(&tools.pg_restore)
+    let mut child = lifeboat_sources::process::command(&tools.pg_restore)
         .args(["--file=-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -12,12 +12,12 @@ mod export;
 mod restore;
 mod restore_test;
 
-pub use backup::{backup_logical, PgLogicalBackup};
+pub use backup::{backup_logical, PgLogicalBackup, DEFAULT_LOCK_WAIT_TIMEOUT};
 pub use export::{export_dump, ExportFormat};
 pub use restore::{restore_logical, PgLogicalRestore, PgRestoreOutcome};
 pub use restore_test::{
     restore_test, verifications, verifications_checked, Check, RestoreTestReport,
-    VerificationRecord,
+    VerificationRecord, RESTORE_ROLE,
 };
 
 use crate::error::{EngineError, Result};

@@ -203,7 +203,7 @@ fn prepare_database(
     Ok(false)
 }
 
-fn apply_globals(
+pub(crate) fn apply_globals(
     repo: &Arc<Repository>,
     tools: &ClientTools,
     target: &PgTarget,
@@ -217,7 +217,7 @@ fn apply_globals(
                 "reading globals: {e}"
             )))
         })?;
-    let mut cmd = Command::new(&tools.psql);
+    let mut cmd = lifeboat_sources::process::command(&tools.psql);
     cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", "-"]);
     target.apply_env(&mut cmd);
     cmd.stdin(Stdio::piped())
@@ -271,13 +271,16 @@ fn read_toc(
 }
 
 /// The archive's TOC with dependencies, read from its first blobs.
-fn archive_toc(repo: &Arc<Repository>, dump: &[Id]) -> Result<Vec<TocInfo>> {
+pub(crate) fn archive_toc(repo: &Arc<Repository>, dump: &[Id]) -> Result<Vec<TocInfo>> {
     let mut inspector = ArchiveInspector::new();
     let mut reader = ContentReader::new(repo.clone(), dump.to_vec(), 1);
     while !inspector.toc_complete() {
         match reader.next_blob()? {
             Some(blob) => inspector.feed(&blob),
-            None => break,
+            None => {
+                inspector.end_of_stream();
+                break;
+            }
         }
     }
     Ok(inspector.toc())
@@ -290,7 +293,8 @@ fn spool_archive(
     progress: &Progress,
 ) -> Result<()> {
     progress.set_phase("spooling archive for parallel restore");
-    let mut out = std::fs::File::create(path)
+    // Plaintext database content: created 0600, never readable by others.
+    let mut out = lifeboat_sources::process::create_private(path)
         .map_err(EngineError::io(format!("creating {}", path.display())))?;
     write_blobs(repo, dump, &mut out, None)?
         .map_err(EngineError::io(format!("writing {}", path.display())))?;

@@ -3,14 +3,28 @@
 //! time, critical tables are non-empty, user SQL assertions hold. The
 //! result and the measured restore time (RTO) are stored in the repository
 //! (`verifications/`), so `snapshots` and `status` can show them.
+//!
+//! The scratch cluster is private (socket only, password, empty environment:
+//! see `ScratchCluster`), and the archive is restored by a role without
+//! superuser rights ([`RESTORE_ROLE`], owner of the target database, objects
+//! restored `--no-owner`), so SQL in a dump cannot act as superuser. Only an
+//! archive that needs a superuser (extensions not marked trusted, event
+//! triggers, languages, foreign data wrappers, subscriptions, text search
+//! parsers or templates) is restored as the superuser, and the record says why
+//! ([`RestoreTestReport::superuser_reason`]). Roles (the globals) are always
+//! created by the superuser, before the restore.
 
-use super::{restore_logical, tools_for, LogicalMeta, PgLogicalRestore};
+use super::restore::{apply_globals, archive_toc};
+use super::{
+    file_content, restore_logical, tools_for, LogicalMeta, PgLogicalRestore, DUMP_FILE,
+    GLOBALS_FILE,
+};
 use crate::config::VerifyConfig;
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 use lifeboat_repo::{Id, Repository, Snapshot};
 use lifeboat_sources::postgres::query::{self, quote_ident, split_qualified};
-use lifeboat_sources::postgres::{ClientTools, RestoreOptions, ScratchCluster};
+use lifeboat_sources::postgres::{ClientTools, PgTarget, RestoreOptions, ScratchCluster};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,7 +53,28 @@ pub struct RestoreTestReport {
     pub tables_checked: usize,
     /// Individual checks (failures first).
     pub checks: Vec<Check>,
+    /// The role the archive was restored as (empty in records written before
+    /// lifeboat recorded it).
+    #[serde(default)]
+    pub restored_as: String,
+    /// Why the archive had to be restored as the superuser; `None` when it
+    /// was restored by the unprivileged [`RESTORE_ROLE`].
+    #[serde(default)]
+    pub superuser_reason: Option<String>,
 }
+
+/// The role without superuser rights that restores archives in restore tests.
+pub const RESTORE_ROLE: &str = "lifeboat_restore";
+
+/// TOC entry kinds only a superuser can restore.
+const SUPERUSER_KINDS: &[&str] = &[
+    "EVENT TRIGGER",
+    "PROCEDURAL LANGUAGE",
+    "FOREIGN DATA WRAPPER",
+    "SUBSCRIPTION",
+    "TEXT SEARCH PARSER",
+    "TEXT SEARCH TEMPLATE",
+];
 
 /// What is stored under `verifications/`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,30 +110,46 @@ pub async fn restore_test(
     } else {
         meta.database.clone()
     };
-    let target = cluster.target().with_database(&dbname);
     let started = std::time::Instant::now();
-    let restored = restore_logical(
-        repo,
-        snap,
-        PgLogicalRestore {
-            target: target.clone(),
-            bin_dir: bin_dir.clone(),
-            opts: RestoreOptions::default(),
-            force: false,
-            roles: meta.globals,
-            dry_run: false,
-        },
-        Arc::new(Progress::default()),
-    )
-    .await;
+    let prepared = prepare(repo, snap, &meta, &cluster, &dbname, bin_dir.clone()).await;
+    let (restored, restore_as, superuser_reason) = match prepared {
+        Ok((restore_as, reason)) => {
+            let restored = restore_logical(
+                repo,
+                snap,
+                PgLogicalRestore {
+                    target: restore_as.clone(),
+                    bin_dir: bin_dir.clone(),
+                    opts: RestoreOptions {
+                        no_owner: true,
+                        ..RestoreOptions::default()
+                    },
+                    force: false,
+                    roles: false,
+                    dry_run: false,
+                },
+                Arc::new(Progress::default()),
+            )
+            .await;
+            (restored, restore_as, reason)
+        }
+        Err(e) => (Err(e), cluster.target(), None),
+    };
+    let target = cluster.target().with_database(&dbname);
     let restore_ms = started.elapsed().as_millis() as u64;
     let mut checks = vec![Check {
         name: "restore".into(),
         ok: restored.is_ok(),
         detail: match &restored {
             Ok(o) => format!(
-                "restored into a scratch PostgreSQL {} cluster in {:.1}s",
-                meta.server_major, o.seconds
+                "restored into a scratch PostgreSQL {} cluster in {:.1}s as {}{}",
+                meta.server_major,
+                o.seconds,
+                restore_as.user().unwrap_or_default(),
+                match &superuser_reason {
+                    Some(r) => format!(" (superuser: {r})"),
+                    None => " (no superuser rights)".to_string(),
+                }
             ),
             Err(e) => e.to_string(),
         },
@@ -106,9 +157,10 @@ pub async fn restore_test(
     let mut tables_checked = 0;
     if restored.is_ok() {
         let verify = verify.clone();
+        let user_target = restore_as.clone();
         let (c, n) = tokio::task::spawn_blocking(move || -> Result<(Vec<Check>, usize)> {
             let (tools, _) = tools_for(&target, bin_dir.as_deref())?;
-            check_restored(&tools, &target, &meta, &verify)
+            check_restored(&tools, &target, &user_target, &meta, &verify)
         })
         .await
         .expect("check thread panicked")?;
@@ -123,6 +175,8 @@ pub async fn restore_test(
         restore_ms,
         tables_checked,
         checks,
+        restored_as: restore_as.user().unwrap_or_default().to_string(),
+        superuser_reason,
     };
     let record = VerificationRecord {
         kind: "restore-test".into(),
@@ -135,9 +189,105 @@ pub async fn restore_test(
     Ok(report)
 }
 
+/// Creates the roles (as superuser) and the target database, and decides
+/// who restores: returns the restoring role's target (database `dbname`) and,
+/// when that is the superuser, why.
+async fn prepare(
+    repo: &Arc<Repository>,
+    snap: &Snapshot,
+    meta: &LogicalMeta,
+    cluster: &ScratchCluster,
+    dbname: &str,
+    bin_dir: Option<PathBuf>,
+) -> Result<(PgTarget, Option<String>)> {
+    let (dump, _) = file_content(repo, snap, DUMP_FILE).await?.ok_or_else(|| {
+        EngineError::Repo(lifeboat_repo::Error::Corrupt(format!(
+            "snapshot has no {DUMP_FILE}"
+        )))
+    })?;
+    let globals = match meta.globals {
+        true => file_content(repo, snap, GLOBALS_FILE).await?,
+        false => None,
+    };
+    let (repo, superuser, dbname) = (repo.clone(), cluster.target(), dbname.to_string());
+    let role = cluster.create_login_role(RESTORE_ROLE);
+    tokio::task::spawn_blocking(move || -> Result<(PgTarget, Option<String>)> {
+        let role = role?;
+        let (tools, _) = tools_for(&superuser, bin_dir.as_deref())?;
+        if let Some((ids, _)) = globals {
+            // Warnings (e.g. "role postgres already exists") are expected here.
+            apply_globals(&repo, &tools, &superuser, &ids)?;
+        }
+        let reason = superuser_reason(&tools, &superuser, &archive_toc(&repo, &dump)?)?;
+        let owner = match reason {
+            Some(_) => superuser.user().unwrap_or_default().to_string(),
+            None => RESTORE_ROLE.to_string(),
+        };
+        query::run_sql(
+            &tools,
+            &superuser,
+            &format!(
+                "CREATE DATABASE {} OWNER {} TEMPLATE template0;",
+                quote_ident(&dbname),
+                quote_ident(&owner)
+            ),
+        )?;
+        let restore_as = match reason {
+            Some(_) => superuser.with_database(&dbname),
+            None => role.with_database(&dbname),
+        };
+        Ok((restore_as, reason))
+    })
+    .await
+    .expect("prepare thread panicked")
+}
+
+/// Why restoring `toc` needs a superuser, or `None` when the database owner can.
+fn superuser_reason(
+    tools: &ClientTools,
+    superuser: &PgTarget,
+    toc: &[lifeboat_sources::postgres::archive::TocInfo],
+) -> Result<Option<String>> {
+    let mut needs: Vec<String> = toc
+        .iter()
+        .filter(|e| SUPERUSER_KINDS.contains(&e.desc.as_str()))
+        .map(|e| format!("{} {}", e.desc.to_lowercase(), e.tag))
+        .collect();
+    let extensions: Vec<&str> = toc
+        .iter()
+        .filter(|e| e.desc == "EXTENSION" && e.tag != "plpgsql")
+        .map(|e| e.tag.as_str())
+        .collect();
+    if !extensions.is_empty() {
+        // `trusted` exists from PostgreSQL 13; before, no extension is trusted.
+        let trusted: Vec<String> = query::run_sql(
+            tools,
+            superuser,
+            "SELECT name FROM pg_available_extension_versions WHERE trusted GROUP BY name;",
+        )
+        .map(|rows| {
+            rows.into_iter()
+                .filter_map(|r| r.into_iter().next())
+                .collect()
+        })
+        .unwrap_or_default();
+        needs.extend(
+            extensions
+                .iter()
+                .filter(|x| !trusted.iter().any(|t| t == *x))
+                .map(|x| format!("extension {x} (not trusted)")),
+        );
+    }
+    Ok((!needs.is_empty()).then(|| format!("the archive creates {}", needs.join(", "))))
+}
+
+/// Row counts and critical tables are read as the superuser (exact counts
+/// whatever the row-level security; only lifeboat's own queries); the user's
+/// assertions run as the role that restored (`user_target`).
 fn check_restored(
     tools: &ClientTools,
-    target: &lifeboat_sources::postgres::PgTarget,
+    target: &PgTarget,
+    user_target: &PgTarget,
     meta: &LogicalMeta,
     verify: &VerifyConfig,
 ) -> Result<(Vec<Check>, usize)> {
@@ -187,7 +337,7 @@ fn check_restored(
         });
     }
     for sql in &verify.assertions {
-        let (ok, detail) = match query::run_sql(tools, target, sql) {
+        let (ok, detail) = match query::run_sql(tools, user_target, sql) {
             Ok(rows) => {
                 let v = rows
                     .first()

@@ -368,6 +368,14 @@ impl ArchiveInspector {
         }
     }
 
+    /// The stream ended: parse a header and TOC still buffered (a small
+    /// archive can end before the next parse attempt is due).
+    pub fn end_of_stream(&mut self) {
+        if matches!(self.state, State::Header) {
+            self.step_buffered();
+        }
+    }
+
     /// Whether the header and TOC have been read.
     pub fn toc_complete(&self) -> bool {
         !matches!(self.state, State::Header)

@@ -1,14 +1,23 @@
-//! Throwaway PostgreSQL clusters: `initdb` + `pg_ctl` in a temporary directory on
-//! a free local port, stopped and removed on drop (also when a test panics).
+//! Throwaway PostgreSQL clusters: `initdb` + `pg_ctl` in a private temporary
+//! directory, stopped and removed on drop (also when a test panics).
 //!
 //! Used by tests, by `verify --restore-test` / `drill`, and by the README demo.
 //! PostgreSQL refuses to run as root, so when we are root the directory is handed
 //! to the `postgres` OS user and the server tools run as that user
 //! (`CommandExt::uid/gid`). Durability is switched off (`fsync=off`, ...): a
 //! scratch cluster holds nothing worth a crash guarantee.
+//!
+//! Nobody else gets in: the server listens on no TCP port
+//! (`listen_addresses = ''`), only on a Unix socket inside the cluster's 0700
+//! directory (owned by the user the server runs as, so another OS user cannot
+//! even reach the socket); every connection needs a password (SCRAM, `md5`
+//! before PostgreSQL 10) that is random per cluster and travels to our client
+//! tools only in an unlinked password file; and the server tools start from an
+//! empty environment (`crate::process::server_command`), so a superuser's
+//! `COPY ... TO PROGRAM 'env'` finds nothing of lifeboat's.
 
-use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -16,11 +25,16 @@ use std::time::{Duration, Instant};
 
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
-use super::query;
+use super::query::{self, quote_ident, quote_literal};
 use super::tools::ClientTools;
+use crate::process;
 
 /// The superuser name initdb creates.
 pub const SUPERUSER: &str = "postgres";
+
+/// The port number the socket file is named after (`.s.PGSQL.5432`). No TCP
+/// port is opened, and the socket directory is private, so it never collides.
+pub const SOCKET_PORT: u16 = 5432;
 
 /// A running scratch cluster. Dropping it stops the server and deletes its files.
 #[derive(Debug)]
@@ -30,6 +44,7 @@ pub struct ScratchCluster {
     port: u16,
     pid: Option<u32>,
     run_as: Option<(u32, u32)>,
+    password: String,
 }
 
 impl ScratchCluster {
@@ -61,33 +76,35 @@ impl ScratchCluster {
         let mut cluster = ScratchCluster {
             dir: Some(dir),
             tools,
-            port: 0,
+            port: SOCKET_PORT,
             pid: None,
             run_as,
+            password: random_password()?,
         };
-        std::fs::create_dir(cluster.socket_dir())
-            .map_err(|e| PgError::io("creating socket directory", e))?;
-        if let Some((uid, gid)) = run_as {
-            std::os::unix::fs::chown(cluster.socket_dir(), Some(uid), Some(gid))
-                .map_err(|e| PgError::io("handing the socket directory to postgres", e))?;
-        }
+        cluster.make_private_dir(&cluster.socket_dir())?;
         cluster.initdb()?;
-        // A port picked by binding port 0 can be taken by someone else before the
-        // server binds it; try a few times.
-        let mut last = None;
-        for _ in 0..3 {
-            cluster.port = free_port()?;
-            match cluster.pg_ctl_start() {
-                Ok(()) => {
-                    cluster.pid = Some(cluster.read_pid()?);
-                    return Ok(cluster);
-                }
-                Err(e) => last = Some(e),
-            }
+        cluster.pg_ctl_start()?;
+        cluster.pid = Some(cluster.read_pid()?);
+        Ok(cluster)
+    }
+
+    /// Creates `path` with mode 0700, owned by the user the server runs as.
+    fn make_private_dir(&self, path: &Path) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(path)
+            .map_err(|e| PgError::io(format!("creating {}", path.display()), e))?;
+        self.hand_over(path)
+    }
+
+    /// Hands `path` to the server's OS user (when we are root).
+    fn hand_over(&self, path: &Path) -> Result<()> {
+        match self.run_as {
+            Some((uid, gid)) => std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .map_err(|e| PgError::io(format!("handing {} to postgres", path.display()), e)),
+            None => Ok(()),
         }
-        Err(last.unwrap_or_else(|| PgError::Cluster {
-            detail: "could not start".into(),
-        }))
     }
 
     fn root(&self) -> &Path {
@@ -112,7 +129,7 @@ impl ScratchCluster {
         self.root().join("server.log")
     }
 
-    /// TCP port on 127.0.0.1.
+    /// The port number in the socket file's name (no TCP port is open).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -127,14 +144,64 @@ impl ScratchCluster {
         &self.tools
     }
 
-    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    /// The password of every role this cluster creates (random per cluster).
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// `postgres://postgres:PASSWORD@/postgres?host=SOCKET_DIR&port=PORT`.
     pub fn url(&self) -> String {
-        format!("postgres://{SUPERUSER}@127.0.0.1:{}/postgres", self.port)
+        self.url_for(SUPERUSER, "postgres")
+    }
+
+    /// The URL of database `db` as `user` (the password included: for tests
+    /// and demos, which pass it to lifeboat like a production URL).
+    pub fn url_for(&self, user: &str, db: &str) -> String {
+        let enc = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'/' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        format!(
+            "postgres://{}:{}@/{}?host={}&port={}",
+            enc(user),
+            enc(&self.password),
+            enc(db),
+            enc(&self.socket_dir().to_string_lossy()),
+            self.port
+        )
     }
 
     /// Connection target for the `postgres` database as the superuser.
     pub fn target(&self) -> PgTarget {
-        PgTarget::from_parts("127.0.0.1", self.port, SUPERUSER, "postgres")
+        self.target_as(SUPERUSER)
+    }
+
+    /// Connection target for the `postgres` database as `user`.
+    pub fn target_as(&self, user: &str) -> PgTarget {
+        PgTarget::from_parts(
+            &self.socket_dir().to_string_lossy(),
+            self.port,
+            user,
+            "postgres",
+        )
+        .with_password(Some(self.password.clone()))
+    }
+
+    /// Creates a login role without superuser, role-creation or database-creation
+    /// rights, with the cluster's password; returns its target (`postgres` database).
+    pub fn create_login_role(&self, name: &str) -> Result<PgTarget> {
+        self.run_sql(&format!(
+            "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB PASSWORD {};",
+            quote_ident(name),
+            quote_literal(&self.password)
+        ))?;
+        Ok(self.target_as(name))
     }
 
     /// Runs SQL in the `postgres` database; returns the rows.
@@ -160,20 +227,10 @@ impl ScratchCluster {
     }
 
     fn server_command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(self.tools.program(program));
-        for var in [
-            "PGDATA",
-            "PGHOST",
-            "PGPORT",
-            "PGUSER",
-            "PGDATABASE",
-            "PGOPTIONS",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.current_dir(self.root());
+        let mut cmd = process::server_command(self.tools.program(program));
+        cmd.current_dir(self.root()).env("HOME", self.root());
         if let Some((uid, gid)) = self.run_as {
-            cmd.uid(uid).gid(gid).env("HOME", self.root());
+            cmd.uid(uid).gid(gid);
         }
         cmd.stdin(Stdio::null());
         cmd
@@ -200,8 +257,19 @@ impl ScratchCluster {
 
     fn initdb(&self) -> Result<()> {
         let utf8 = locale_available("C.utf8") || locale_available("C.UTF-8");
+        // SCRAM from PostgreSQL 10 on; initdb then also sets password_encryption.
+        let auth = if self.tools.major >= 10 {
+            "scram-sha-256"
+        } else {
+            "md5"
+        };
+        let pwfile = self.root().join("pwfile");
+        self.write_private(&pwfile, &format!("{}\n", self.password))?;
         let mut cmd = self.server_command("initdb");
-        cmd.args(["-A", "trust", "-U", SUPERUSER, "-E", "UTF8", "--no-sync"])
+        cmd.arg(format!("--auth-local={auth}"))
+            .arg("--auth-host=reject")
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args(["-U", SUPERUSER, "-E", "UTF8", "--no-sync"])
             .arg(if utf8 {
                 "--locale=C.UTF-8"
             } else {
@@ -209,15 +277,34 @@ impl ScratchCluster {
             })
             .arg("-D")
             .arg(self.data_dir());
-        self.run(cmd, "initdb").map(|_| ())
+        let result = self.run(cmd, "initdb").map(|_| ());
+        let _ = std::fs::remove_file(&pwfile);
+        result
+    }
+
+    /// Writes a 0600 file (created with that mode) the server's user owns.
+    fn write_private(&self, path: &Path, text: &str) -> Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()).map(|()| f))
+            .map_err(|e| PgError::io(format!("writing {}", path.display()), e))?;
+        f.flush()
+            .map_err(|e| PgError::io(format!("writing {}", path.display()), e))?;
+        self.hand_over(path)
     }
 
     fn pg_ctl_start(&self) -> Result<()> {
+        // pg_ctl runs the postmaster through /bin/sh: quote for it.
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
+            "-p {} -k {} -c listen_addresses='' -c unix_socket_permissions=0700 \
+             -c fsync=off -c full_page_writes=off \
              -c synchronous_commit=off -c max_connections=30 -c shared_buffers=32MB",
             self.port,
-            self.socket_dir().display()
+            shell_quote(&self.socket_dir().to_string_lossy())
         );
         let mut cmd = self.server_command("pg_ctl");
         cmd.args(["-w", "-t", "60", "-D"])
@@ -255,7 +342,7 @@ impl ScratchCluster {
     }
 
     fn signal(pid: u32, sig: &str) {
-        let _ = Command::new("kill")
+        let _ = process::server_command("kill")
             .args([sig, &pid.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -337,15 +424,22 @@ fn postgres_user_ids() -> Result<(u32, u32)> {
         })
 }
 
-fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| PgError::io("finding a free port", e))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| PgError::io("finding a free port", e))
+/// 32 hex digits from the kernel's random source.
+fn random_password() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| PgError::io("reading /dev/urandom", e))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Single-quotes `s` for /bin/sh.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 fn locale_available(name: &str) -> bool {
-    Command::new("locale")
+    process::server_command("locale")
         .arg("-a")
         .output()
         .map(|o| {

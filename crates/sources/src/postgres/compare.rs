@@ -9,7 +9,7 @@
 //!   (UTC, ISO dates, full float precision) so equal data gives equal sums.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
@@ -32,7 +32,7 @@ const STABLE_SETTINGS: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';
 /// without the `Dumped from/by` version comments, `\restrict`/`\unrestrict`
 /// (random per-dump keys in recent minor releases), and runs of blank lines.
 pub fn normalized_schema_dump(tools: &ClientTools, target: &PgTarget) -> Result<String> {
-    let mut cmd = Command::new(&tools.pg_dump);
+    let mut cmd = crate::process::command(&tools.pg_dump);
     cmd.args(["--schema-only", "--no-owner", "--no-password"]);
     target.apply_env(&mut cmd);
     cmd.stdin(Stdio::null());

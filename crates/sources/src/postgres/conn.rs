@@ -1,5 +1,7 @@
 //! Connection targets: parse a `postgres://` URL and hand it to client tools through
-//! the environment, never through argv.
+//! the environment, never through argv; the password through an unlinked
+//! password file (`PGPASSFILE`, see `crate::process::password_file`), never
+//! through the environment.
 //!
 //! Parsing follows libpq's URI rules (section "Connection URIs" of the libpq
 //! documentation): `postgres[ql]://[user[:password]@][host][:port][/dbname][?param=value&...]`,
@@ -249,7 +251,14 @@ impl PgTarget {
     }
 
     /// Sets libpq environment variables for this target on `cmd`, after removing
-    /// inherited ones that could point the tool somewhere else.
+    /// inherited ones that could point the tool somewhere else. `cmd` should come
+    /// from `crate::process::command` (empty environment plus an allowlist).
+    ///
+    /// The password goes into an unlinked 0600 password file (`PGPASSFILE`), not
+    /// into `PGPASSWORD`: a child's environment is visible in `/proc/<pid>/environ`
+    /// and `ps e`, and is inherited by whatever the child starts. Only a password
+    /// libpq's file format cannot hold (a line break), or a failure to create the
+    /// file, falls back to `PGPASSWORD`.
     ///
     /// `PGAPPNAME` defaults to `lifeboat` and `PGCONNECT_TIMEOUT` to 10 seconds.
     pub fn apply_env(&self, cmd: &mut Command) {
@@ -270,9 +279,6 @@ impl PgTarget {
         if let Some(u) = &self.user {
             cmd.env("PGUSER", u);
         }
-        if let Some(pw) = &self.password {
-            cmd.env("PGPASSWORD", pw);
-        }
         if let Some(d) = &self.dbname {
             cmd.env("PGDATABASE", d);
         }
@@ -280,6 +286,11 @@ impl PgTarget {
             if let Some(v) = self.params.get(*param) {
                 cmd.env(var, v);
             }
+        }
+        // After the parameters: a password in the URL wins over a `passfile` one,
+        // as it would with libpq.
+        if let Some(pw) = &self.password {
+            set_password(cmd, pw);
         }
         if !self.params.contains_key("application_name") {
             cmd.env("PGAPPNAME", DEFAULT_APPLICATION_NAME);
@@ -352,6 +363,17 @@ impl std::str::FromStr for PgTarget {
     type Err = PgError;
     fn from_str(s: &str) -> Result<Self> {
         PgTarget::parse(s)
+    }
+}
+
+fn set_password(cmd: &mut Command, password: &str) {
+    match crate::process::password_file(password) {
+        Ok(Some(path)) => {
+            cmd.env("PGPASSFILE", path);
+        }
+        _ => {
+            cmd.env("PGPASSWORD", password);
+        }
     }
 }
 
@@ -555,7 +577,16 @@ mod tests {
         let mut cmd = Command::new("true");
         t.apply_env(&mut cmd);
         let env = env_of(&cmd);
-        assert_eq!(env["PGPASSWORD"].as_deref(), Some("hunter2"));
+        assert_eq!(
+            env.get("PGPASSWORD").cloned().flatten(),
+            None,
+            "the password is not in the environment"
+        );
+        let passfile = env["PGPASSFILE"].clone().expect("a password file");
+        assert_eq!(
+            std::fs::read_to_string(passfile).unwrap(),
+            "*:*:*:*:hunter2\n"
+        );
         assert_eq!(env["PGHOST"].as_deref(), Some("h"));
         assert_eq!(env["PGPORT"].as_deref(), Some("5000"));
         assert_eq!(env["PGUSER"].as_deref(), Some("alice"));
@@ -570,6 +601,7 @@ mod tests {
             .unwrap()
             .apply_env(&mut cmd);
         assert_eq!(env_of(&cmd)["PGPASSWORD"], None);
+        assert_eq!(env_of(&cmd).get("PGPASSFILE"), None);
     }
 
     #[test]

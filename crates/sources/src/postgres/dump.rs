@@ -193,12 +193,39 @@ pub struct DumpOptions {
     pub profile: Profile,
 }
 
+/// How one pg_dump run is tied to the rest of the backup (not stored).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DumpRun {
+    /// An exported snapshot to dump in (`--snapshot`), so what the backup
+    /// records about the database describes exactly what was dumped.
+    pub snapshot: Option<String>,
+    /// How long to wait for each table's lock before failing
+    /// (`--lock-wait-timeout`), instead of queueing behind an exclusive lock forever.
+    pub lock_wait_timeout: Option<std::time::Duration>,
+}
+
 /// The `pg_dump -Fc -Z0` command for `target`'s database, writing the archive to
 /// stdout (piped) and messages to stderr (piped). The database name, like every
 /// connection detail, travels in the environment.
 pub fn dump_command(tools: &ClientTools, target: &PgTarget, opts: &DumpOptions) -> Command {
-    let mut cmd = Command::new(&tools.pg_dump);
+    dump_command_for(tools, target, opts, &DumpRun::default())
+}
+
+/// [`dump_command`] in a snapshot and with a lock timeout.
+pub fn dump_command_for(
+    tools: &ClientTools,
+    target: &PgTarget,
+    opts: &DumpOptions,
+    run: &DumpRun,
+) -> Command {
+    let mut cmd = crate::process::command(&tools.pg_dump);
     cmd.args(["--format=custom", "--compress=0", "--no-password"]);
+    if let Some(id) = &run.snapshot {
+        cmd.arg(format!("--snapshot={id}"));
+    }
+    if let Some(t) = run.lock_wait_timeout {
+        cmd.arg(format!("--lock-wait-timeout={}", t.as_millis().max(1)));
+    }
     if opts.schema_only {
         cmd.arg("--schema-only");
     }
@@ -242,7 +269,7 @@ pub fn globals_command(
     target: &PgTarget,
     roles_with_passwords: bool,
 ) -> Command {
-    let mut cmd = Command::new(&tools.pg_dumpall);
+    let mut cmd = crate::process::command(&tools.pg_dumpall);
     cmd.args(["--globals-only", "--no-password"]);
     if !roles_with_passwords {
         cmd.arg("--no-role-passwords");

@@ -135,6 +135,19 @@ pub enum PgError {
         #[source]
         source: std::io::Error,
     },
+    /// A lock could not be had within the lock timeout (another session holds a
+    /// conflicting one, e.g. `LOCK TABLE ... IN ACCESS EXCLUSIVE MODE`).
+    #[error("gave up waiting for a lock after lock_wait_timeout: {detail} — another session holds a conflicting lock (ALTER TABLE, VACUUM FULL, LOCK TABLE ... ACCESS EXCLUSIVE); retry once it is released, or raise lock_wait_timeout (seconds) in the source config")]
+    LockTimeout {
+        /// The server's message and the statement that waited.
+        detail: String,
+    },
+    /// The connection goes through a transaction-mode pooler.
+    #[error("{address} is a transaction-mode connection pooler (the server connection changed between transactions): pg_dump needs one server session for the whole dump; connect directly to the database (usually port 5432) or through the pooler's session mode (Supabase: the session pooler, port 5432)")]
+    TransactionPooler {
+        /// Where the URL points.
+        address: String,
+    },
     /// A scratch cluster could not be created, started or stopped.
     #[error("scratch cluster: {detail}")]
     Cluster {
@@ -163,6 +176,8 @@ impl PgError {
             PgError::Parse { .. } => "pg_parse",
             PgError::Io { .. } => "pg_io",
             PgError::Cluster { .. } => "pg_cluster",
+            PgError::LockTimeout { .. } => "pg_lock_timeout",
+            PgError::TransactionPooler { .. } => "pg_transaction_pooler",
         }
     }
 

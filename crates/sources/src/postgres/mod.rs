@@ -8,6 +8,7 @@
 //!   that fits the server.
 //! - [`query`]: SQL through `psql` (server version, sizes, row counts,
 //!   [`query::DependencyInfo`] for partial restores), with classified errors.
+//! - [`session::Session`]: one held `psql` session (the backup's snapshot session).
 //! - [`dump`]: `pg_dump -Fc -Z0` and `pg_dumpall --globals-only` commands, and the
 //!   Supabase profile.
 //! - [`restore`]: `pg_restore` commands, TOC parsing and the entry selection that
@@ -25,6 +26,7 @@ pub mod dump;
 pub mod error;
 pub mod query;
 pub mod restore;
+pub mod session;
 pub mod tools;
 
 pub use cluster::ScratchCluster;

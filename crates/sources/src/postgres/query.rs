@@ -27,7 +27,7 @@ pub(crate) const SYSTEM_SCHEMA_FILTER: &str =
 
 /// The `psql` command for `target`, reading SQL from stdin; stdout carries rows.
 pub fn psql_command(tools: &ClientTools, target: &PgTarget) -> Command {
-    let mut cmd = Command::new(&tools.psql);
+    let mut cmd = crate::process::command(&tools.psql);
     cmd.args([
         "-X",
         "-q",
@@ -44,6 +44,36 @@ pub fn psql_command(tools: &ClientTools, target: &PgTarget) -> Command {
     // Stable, parseable output whatever the caller's environment says.
     cmd.env("PGCLIENTENCODING", "UTF8");
     cmd
+}
+
+/// Rows of a result: each a list of text fields.
+pub type Rows = Vec<Vec<String>>;
+
+/// Where catalog SQL runs: a `psql` per call ([`OneShot`]), or a held
+/// [`Session`](super::session::Session) (e.g. inside the backup's exported snapshot).
+pub trait Sql {
+    /// Runs `sql` and returns every row of every result set.
+    fn rows(&mut self, sql: &str) -> Result<Rows>;
+}
+
+/// One `psql` process per statement batch.
+pub struct OneShot<'a> {
+    /// Tools to use.
+    pub tools: &'a ClientTools,
+    /// Server and database.
+    pub target: &'a PgTarget,
+}
+
+impl Sql for OneShot<'_> {
+    fn rows(&mut self, sql: &str) -> Result<Rows> {
+        run_sql(self.tools, self.target, sql)
+    }
+}
+
+impl Sql for super::session::Session {
+    fn rows(&mut self, sql: &str) -> Result<Rows> {
+        self.query(sql)
+    }
 }
 
 /// Runs `sql` (one or more statements) and returns every row of every result set.
@@ -160,6 +190,21 @@ pub fn classify_failure(tool: &str, target: &PgTarget, status: &str, stderr: &st
                 .unwrap_or_default(),
         };
     }
+    // lock_timeout (our sessions), or pg_dump's --lock-wait-timeout (a
+    // statement_timeout around its LOCK TABLE).
+    if lower.contains("canceling statement due to lock timeout")
+        || (lower.contains("canceling statement due to statement timeout")
+            && lower.contains("lock table"))
+    {
+        let detail: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        return PgError::LockTimeout {
+            detail: format!("{tool}: {}", detail.join(" ")),
+        };
+    }
     PgError::ToolFailed {
         tool: tool.to_string(),
         status: status.to_string(),
@@ -239,7 +284,11 @@ pub fn server_major(tools: &ClientTools, target: &PgTarget) -> Result<u32> {
 }
 
 fn single_value(tools: &ClientTools, target: &PgTarget, sql: &str) -> Result<String> {
-    let rows = run_sql(tools, target, sql)?;
+    single_value_in(&mut OneShot { tools, target }, sql)
+}
+
+fn single_value_in(db: &mut dyn Sql, sql: &str) -> Result<String> {
+    let rows = db.rows(sql)?;
     rows.into_iter()
         .next()
         .and_then(|r| r.into_iter().next())
@@ -343,6 +392,11 @@ impl TableStat {
 /// Catalog statistics for every user table, partition, materialized view and
 /// foreign table (extension-owned relations excluded), ordered by schema and name.
 pub fn table_stats(tools: &ClientTools, target: &PgTarget) -> Result<Vec<TableStat>> {
+    table_stats_in(&mut OneShot { tools, target })
+}
+
+/// [`table_stats`] through `db` (e.g. a session in the dump's snapshot).
+pub fn table_stats_in(db: &mut dyn Sql) -> Result<Vec<TableStat>> {
     let sql = format!(
         "SELECT n.nspname, c.relname, c.relkind, c.reltuples::bigint, \
                 pg_total_relation_size(c.oid) \
@@ -352,7 +406,7 @@ pub fn table_stats(tools: &ClientTools, target: &PgTarget) -> Result<Vec<TableSt
                            AND d.objid = c.oid AND d.deptype = 'e') \
          ORDER BY 1, 2;"
     );
-    run_sql(tools, target, &sql)?
+    db.rows(&sql)?
         .into_iter()
         .map(|r| {
             let [schema, name, kind, rows, bytes]: [String; 5] = r
@@ -421,11 +475,12 @@ pub fn exact_row_counts(
 
 /// `pg_database_size` of the target database, bytes.
 pub fn database_size(tools: &ClientTools, target: &PgTarget) -> Result<i64> {
-    let v = single_value(
-        tools,
-        target,
-        "SELECT pg_database_size(current_database());",
-    )?;
+    database_size_in(&mut OneShot { tools, target })
+}
+
+/// [`database_size`] through `db`.
+pub fn database_size_in(db: &mut dyn Sql) -> Result<i64> {
+    let v = single_value_in(db, "SELECT pg_database_size(current_database());")?;
     parse_i64(&v, "database size")
 }
 
@@ -500,6 +555,11 @@ impl DependencyInfo {
 
 /// Reads [`DependencyInfo`] for every user relation of the target database.
 pub fn dependency_info(tools: &ClientTools, target: &PgTarget) -> Result<DependencyInfo> {
+    dependency_info_in(&mut OneShot { tools, target })
+}
+
+/// [`dependency_info`] through `db` (e.g. a session in the dump's snapshot).
+pub fn dependency_info_in(db: &mut dyn Sql) -> Result<DependencyInfo> {
     let sql = format!(
         "SELECT 'T', n.nspname, c.relname, '', '' FROM pg_class c \
            JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -548,7 +608,7 @@ pub fn dependency_info(tools: &ClientTools, target: &PgTarget) -> Result<Depende
              AND pn.nspname NOT IN ('pg_catalog', 'information_schema');"
     );
     let mut info = DependencyInfo::default();
-    for r in run_sql(tools, target, &sql)? {
+    for r in db.rows(&sql)? {
         let [kind, schema, name, a, b]: [String; 5] = r
             .try_into()
             .map_err(|r: Vec<String>| bad_row("dependency info", &r))?;

@@ -239,7 +239,7 @@ pub fn parse_toc(listing: &str) -> Vec<TocEntry> {
 
 /// The `pg_restore -l` command; reads the archive from stdin when `archive` is None.
 pub fn toc_list_command(tools: &ClientTools, archive: Option<&Path>) -> Command {
-    let mut cmd = Command::new(&tools.pg_restore);
+    let mut cmd = crate::process::command(&tools.pg_restore);
     cmd.arg("--list");
     match archive {
         Some(a) => {
@@ -278,7 +278,10 @@ pub fn write_list_file(entries: &[TocEntry], path: &Path) -> Result<()> {
         text.push_str(&e.line);
         text.push('\n');
     }
-    std::fs::write(path, text).map_err(|e| PgError::io(format!("writing {}", path.display()), e))
+    use std::io::Write;
+    crate::process::create_private(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| PgError::io(format!("writing {}", path.display()), e))
 }
 
 /// The outcome of [`select_entries`]: what will be restored and what was left out on purpose.
@@ -624,7 +627,7 @@ pub fn restore_command(
     list_file: Option<&Path>,
     archive: Option<&Path>,
 ) -> Command {
-    let mut cmd = Command::new(&tools.pg_restore);
+    let mut cmd = crate::process::command(&tools.pg_restore);
     cmd.arg("--no-password");
     if let Some(db) = target.database() {
         cmd.arg(format!("--dbname=dbname={}", quote_literal(db)));

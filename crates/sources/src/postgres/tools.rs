@@ -7,7 +7,6 @@
 //! `/usr/lib/postgresql/<N>/bin`, then `/usr/local/pgsql/bin`, then `PATH`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::error::{PgError, Result};
 
@@ -168,7 +167,10 @@ fn probe(dir: &Path) -> Option<ClientTools> {
     if !pg_dump.is_file() {
         return None;
     }
-    let out = Command::new(&pg_dump).arg("--version").output().ok()?;
+    let out = crate::process::command(&pg_dump)
+        .arg("--version")
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }

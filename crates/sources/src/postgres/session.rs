@@ -1,0 +1,169 @@
+//! A held database session: one `psql` process reading statements from a pipe.
+//!
+//! Used where several statements must run on one server connection: the
+//! backup's snapshot session (`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+//! SELECT pg_export_snapshot()`, catalog queries in that snapshot, kept open
+//! until `pg_dump --snapshot` has finished), and the transaction-pooler check
+//! (does `pg_backend_pid()` stay the same across transactions?).
+//!
+//! Why `psql` and not a client crate: the session connects exactly as
+//! `pg_dump` does (same libpq, same URL forms, TLS settings, password file,
+//! empty environment plus allowlist), and adds no dependency. After each batch
+//! of statements an `\echo` of a random marker line ends its output; psql
+//! flushes after every result, so the marker arrives as soon as the batch is
+//! done. With `ON_ERROR_STOP` a failing statement ends psql; its stderr is then
+//! classified like any other tool failure.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::thread::JoinHandle;
+
+use super::conn::PgTarget;
+use super::error::{PgError, Result};
+use super::query::{classify_failure, parse_rows, psql_command, Rows};
+use super::tools::ClientTools;
+
+/// One open `psql` session.
+pub struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    stderr: Option<JoinHandle<String>>,
+    target: PgTarget,
+    marker: String,
+}
+
+impl Session {
+    /// Connects to `target` (fails here when the server cannot be reached).
+    pub fn open(tools: &ClientTools, target: &PgTarget) -> Result<Self> {
+        let mut cmd = psql_command(tools, target);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
+            program: tools.psql.display().to_string(),
+            source,
+        })?;
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let mut session = Session {
+            child,
+            stdin,
+            stdout,
+            stderr: Some(stderr),
+            target: target.clone(),
+            marker: format!("lifeboat-end-of-batch-{}-{nanos}", std::process::id()),
+        };
+        session.query("SELECT 1;")?;
+        Ok(session)
+    }
+
+    /// Runs `sql` (one or more statements) in this session; returns every row
+    /// of every result set.
+    pub fn query(&mut self, sql: &str) -> Result<Rows> {
+        let batch = format!("{sql}\n\\echo {}\n", self.marker);
+        let sent = self
+            .stdin
+            .as_mut()
+            .map(|s| s.write_all(batch.as_bytes()).and_then(|()| s.flush()));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(self.failure());
+        }
+        let end = format!("{}\n", self.marker);
+        let mut out = Vec::new();
+        loop {
+            let n = self
+                .stdout
+                .read_until(b'\n', &mut out)
+                .map_err(|e| PgError::io("reading from psql", e))?;
+            if n == 0 {
+                return Err(self.failure());
+            }
+            if out.ends_with(end.as_bytes()) {
+                let body = out.len() - end.len();
+                if body == 0 || out[body - 1] == 0 {
+                    out.truncate(body);
+                    break;
+                }
+            }
+        }
+        let text = String::from_utf8(out).map_err(|_| PgError::Parse {
+            what: "psql output".into(),
+            detail: "not UTF-8".into(),
+        })?;
+        Ok(parse_rows(&text))
+    }
+
+    /// The error that ended the session (psql exited: its status and stderr).
+    fn failure(&mut self) -> PgError {
+        self.stdin.take();
+        let status = self
+            .child
+            .wait()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| e.to_string());
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        classify_failure("psql", &self.target, &status, &stderr)
+    }
+
+    /// Ends the session (an open transaction is rolled back by the server).
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if self.stdin.take().is_some() {
+            let _ = self.child.wait();
+        }
+        if let Some(h) = self.stderr.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Closing stdin makes psql disconnect and exit.
+        self.shutdown();
+    }
+}
+
+/// Whether `session` goes through a transaction-mode pooler, judged by
+/// behaviour, whatever the port: on a direct (or session-pooled) connection
+/// the backend process id stays the same for the whole session, and no other
+/// connection opened meanwhile shares it. Behind a transaction pooler one of
+/// the two fails: two transactions of the session land on different server
+/// connections, or a second client gets the server connection the idle
+/// session just used.
+pub fn is_transaction_pooler(
+    tools: &ClientTools,
+    target: &PgTarget,
+    session: &mut Session,
+) -> Result<bool> {
+    let pid = |rows: Rows| rows.into_iter().next().and_then(|r| r.into_iter().next());
+    let first = pid(session.query("SELECT pg_backend_pid();")?);
+    let second = pid(session.query("SELECT pg_backend_pid();")?);
+    if first != second {
+        return Ok(true);
+    }
+    let other = pid(super::query::run_sql(
+        tools,
+        target,
+        "SELECT pg_backend_pid();",
+    )?);
+    Ok(other == first)
+}
