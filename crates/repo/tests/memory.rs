@@ -18,7 +18,7 @@ use lifeboat_storage::local::LocalStorage;
 use lifeboat_storage::Storage;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 struct Counting;
 
@@ -68,7 +68,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Run `f` and return its result and the peak heap above the start.
 async fn peak_of<T>(f: impl std::future::Future<Output = T>) -> (T, usize) {
@@ -163,7 +163,7 @@ const BLOBS: usize = 150_000;
 /// opened) at a time: no intermediate records, no doubling of the vector.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loading_the_index_costs_its_entries_plus_one_file() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
     build(storage.clone(), BLOBS).await;
@@ -198,7 +198,7 @@ async fn loading_the_index_costs_its_entries_plus_one_file() {
 /// the index grouped by pack, no cache of every tree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_costs_the_index_plus_a_few_bytes_per_blob() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
     build(storage.clone(), BLOBS).await;
@@ -235,7 +235,7 @@ async fn verify_costs_the_index_plus_a_few_bytes_per_blob() {
 /// Listing snapshots does not hold every snapshot's `meta`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_snapshots_does_not_hold_their_meta() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
     let root = build(storage.clone(), 10).await;
