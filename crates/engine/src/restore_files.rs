@@ -1,11 +1,14 @@
 //! Restore of files from a snapshot: plan, then execute.
 //!
-//! [`plan`] walks the snapshot's trees (or the chosen sub-paths) and lists
-//! every entry to create under the target, with the ones that already exist
-//! as conflicts. [`execute`] refuses conflicts unless forced, then creates
-//! directories, writes files in parallel, makes symlinks, and finally
-//! applies directory metadata deepest first (so writing children does not
-//! disturb their parent's mtime).
+//! [`plan`] walks the snapshot's trees (or the chosen sub-paths), counts
+//! what it will create under the target and lists the entries that already
+//! exist as conflicts. [`execute`] refuses conflicts unless forced, then
+//! walks the trees again: it creates each directory as it comes to it,
+//! hands files to parallel writers through a bounded queue, then makes
+//! symlinks, and finally applies directory metadata deepest first (so
+//! writing children does not disturb their parent's mtime). Both walks are
+//! depth first and hold one directory per level, never the whole snapshot:
+//! memory grows with the number of directories, not files.
 
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
@@ -16,24 +19,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// One entry to create.
-#[derive(Debug, Clone)]
-pub struct PlanItem {
-    /// Path relative to the target.
-    pub rel: PathBuf,
-    /// The node (metadata and content).
-    pub node: Node,
-}
-
 /// What a restore will do.
 #[derive(Debug, Default)]
 pub struct RestorePlan {
     /// Target directory.
     pub target: PathBuf,
-    /// Entries in pre-order (parents before children).
-    pub items: Vec<PlanItem>,
+    /// The entries restored at the top (relative path, node); everything
+    /// below them is read from their trees as the restore goes.
+    starts: Vec<(PathBuf, Node)>,
     /// Existing paths the restore would overwrite.
     pub conflicts: Vec<PathBuf>,
+    summary: RestoreSummary,
 }
 
 /// Figures of a plan or a finished restore.
@@ -52,18 +48,46 @@ pub struct RestoreSummary {
 impl RestorePlan {
     /// Counts of what the plan creates.
     pub fn summary(&self) -> RestoreSummary {
-        let mut s = RestoreSummary::default();
-        for i in &self.items {
-            match i.node.kind {
-                NodeKind::File => {
-                    s.files += 1;
-                    s.bytes += i.node.size;
-                }
-                NodeKind::Dir => s.dirs += 1,
-                NodeKind::Symlink => s.symlinks += 1,
+        self.summary.clone()
+    }
+
+    /// Call `f` with every entry to create (path relative to the target),
+    /// in pre-order (parents before children).
+    pub async fn for_each(&self, repo: &Repository, mut f: impl FnMut(&Path, &Node)) -> Result<()> {
+        let mut walk = PreOrder::new(&self.starts);
+        while let Some((rel, node)) = walk.pop() {
+            f(&rel, &node);
+            if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+                walk.push_children(&rel, repo.load_tree(&sub).await?)?;
             }
         }
-        s
+        Ok(())
+    }
+}
+
+/// A depth-first walk of trees in pre-order; the caller loads each
+/// directory's tree and pushes its children (so the walk can be async or
+/// blocking). Holds the pending siblings along one path only.
+struct PreOrder {
+    stack: Vec<(PathBuf, Node)>,
+}
+
+impl PreOrder {
+    fn new(starts: &[(PathBuf, Node)]) -> Self {
+        PreOrder {
+            stack: starts.iter().rev().cloned().collect(),
+        }
+    }
+
+    fn pop(&mut self) -> Option<(PathBuf, Node)> {
+        self.stack.pop()
+    }
+
+    fn push_children(&mut self, rel: &Path, tree: lifeboat_repo::Tree) -> Result<()> {
+        for child in tree.nodes.into_iter().rev() {
+            self.stack.push((rel.join(entry_name(&child)?), child));
+        }
+        Ok(())
     }
 }
 
@@ -88,23 +112,28 @@ pub async fn plan(
     }
     let mut plan = RestorePlan {
         target: target.to_path_buf(),
+        starts,
         ..Default::default()
     };
-    let mut stack: Vec<(PathBuf, Node)> = starts.into_iter().rev().collect();
-    while let Some((rel, node)) = stack.pop() {
-        let abs = target.join(&rel);
+    let (mut conflicts, mut summary) = (Vec::new(), RestoreSummary::default());
+    plan.for_each(repo, |rel, node| {
+        let abs = target.join(rel);
         let exists = std::fs::symlink_metadata(&abs).is_ok();
         if exists && !(node.kind == NodeKind::Dir && abs.is_dir() && !abs.is_symlink()) {
-            plan.conflicts.push(abs);
+            conflicts.push(abs);
         }
-        if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-            let tree = repo.load_tree(&sub).await?;
-            for child in tree.nodes.into_iter().rev() {
-                stack.push((rel.join(entry_name(&child)?), child));
+        match node.kind {
+            NodeKind::File => {
+                summary.files += 1;
+                summary.bytes += node.size;
             }
+            NodeKind::Dir => summary.dirs += 1,
+            NodeKind::Symlink => summary.symlinks += 1,
         }
-        plan.items.push(PlanItem { rel, node });
-    }
+    })
+    .await?;
+    plan.conflicts = conflicts;
+    plan.summary = summary;
     Ok(plan)
 }
 
@@ -183,83 +212,105 @@ fn execute_blocking(
     progress: &Progress,
 ) -> Result<RestoreSummary> {
     let chown = files::can_chown();
-    std::fs::create_dir_all(&plan.target).map_err(EngineError::io(format!(
-        "creating {}",
-        plan.target.display()
-    )))?;
-    for item in plan.items.iter().filter(|i| i.node.kind == NodeKind::Dir) {
-        files::create_dir(&plan.target.join(&item.rel))?;
-    }
-    let file_items: Vec<&PlanItem> = plan
-        .items
-        .iter()
-        .filter(|i| i.node.kind == NodeKind::File)
-        .collect();
-    let next = Mutex::new(0usize);
+    let target = &plan.target;
+    std::fs::create_dir_all(target)
+        .map_err(EngineError::io(format!("creating {}", target.display())))?;
     let failure: Mutex<Option<EngineError>> = Mutex::new(None);
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(2, 8);
-    std::thread::scope(|s| {
+    let (files_tx, files_rx) = std::sync::mpsc::sync_channel::<(PathBuf, Node)>(2 * threads);
+    let files_rx = Mutex::new(files_rx);
+    let walked = std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().expect("next lock");
-                    *n += 1;
-                    *n - 1
-                };
-                if i >= file_items.len() || failure.lock().expect("failure lock").is_some() {
-                    return;
+                let job = files_rx.lock().expect("files lock").recv();
+                let Ok((rel, node)) = job else { return };
+                if failure.lock().expect("failure lock").is_some() {
+                    continue;
                 }
-                if let Err(e) =
-                    restore_file(repo, &plan.target, file_items[i], force, chown, progress)
-                {
+                if let Err(e) = restore_file(repo, target, &rel, &node, force, chown, progress) {
                     failure.lock().expect("failure lock").get_or_insert(e);
                 }
             });
         }
+        let walked = create_dirs_and_queue_files(repo, plan, &files_tx, &failure);
+        drop(files_tx);
+        walked
     });
     if let Some(e) = failure.into_inner().expect("failure lock") {
         return Err(e);
     }
-    for item in plan
-        .items
-        .iter()
-        .filter(|i| i.node.kind == NodeKind::Symlink)
-    {
-        let path = plan.target.join(&item.rel);
-        files::create_symlink(&item.node.target_bytes().unwrap_or_default(), &path, force)?;
-        files::apply_meta(&path, EntryKind::Symlink, &meta_of(&item.node), chown)?;
+    let Walked { dirs, symlinks } = walked?;
+    for (rel, node) in symlinks {
+        let path = target.join(&rel);
+        files::create_symlink(&node.target_bytes().unwrap_or_default(), &path, force)?;
+        files::apply_meta(&path, EntryKind::Symlink, &meta_of(&node), chown)?;
     }
-    for item in plan
-        .items
-        .iter()
-        .rev()
-        .filter(|i| i.node.kind == NodeKind::Dir)
-    {
-        files::apply_meta(
-            &plan.target.join(&item.rel),
-            EntryKind::Dir,
-            &meta_of(&item.node),
-            chown,
-        )?;
+    for (rel, meta) in dirs.iter().rev() {
+        files::apply_meta(&target.join(rel), EntryKind::Dir, meta, chown)?;
     }
     Ok(plan.summary())
+}
+
+/// What the restore walk leaves for after the files: directories (for
+/// their metadata, in pre-order) and symlinks.
+struct Walked {
+    dirs: Vec<(PathBuf, RestoreMeta)>,
+    symlinks: Vec<(PathBuf, Node)>,
+}
+
+/// Walk the plan's trees: create each directory, queue each file for the
+/// writers; stops early when a writer failed.
+fn create_dirs_and_queue_files(
+    repo: &Repository,
+    plan: &RestorePlan,
+    files_tx: &std::sync::mpsc::SyncSender<(PathBuf, Node)>,
+    failure: &Mutex<Option<EngineError>>,
+) -> Result<Walked> {
+    let mut out = Walked {
+        dirs: Vec::new(),
+        symlinks: Vec::new(),
+    };
+    let mut walk = PreOrder::new(&plan.starts);
+    while let Some((rel, node)) = walk.pop() {
+        if failure.lock().expect("failure lock").is_some() {
+            break;
+        }
+        match node.kind {
+            NodeKind::Dir => {
+                files::create_dir(&plan.target.join(&rel))?;
+                if let Some(sub) = node.subtree {
+                    let tree = repo.runtime().block_on(repo.load_tree(&sub))?;
+                    walk.push_children(&rel, tree)?;
+                }
+                out.dirs.push((rel, meta_of(&node)));
+            }
+            NodeKind::File => {
+                if files_tx.send((rel, node)).is_err() {
+                    break;
+                }
+            }
+            NodeKind::Symlink => out.symlinks.push((rel, node)),
+        }
+    }
+    Ok(out)
 }
 
 fn restore_file(
     repo: &Arc<Repository>,
     target: &Path,
-    item: &PlanItem,
+    rel: &Path,
+    node: &Node,
     force: bool,
     chown: bool,
     progress: &Progress,
 ) -> Result<()> {
-    let path = target.join(&item.rel);
+    let path = target.join(rel);
     // Blobs are written whole (KiB to MiB each), so no extra buffering.
     let mut out = files::create_file(&path, force)?;
-    let threads = if item.node.content.len() > 4 { 2 } else { 1 };
-    let mut reader = ContentReader::new(repo.clone(), item.node.content.clone(), threads);
+    let threads = if node.content.len() > 4 { 2 } else { 1 };
+    let mut reader = ContentReader::new(repo.clone(), node.content.clone(), threads);
     let mut written = 0u64;
     while let Some(blob) = reader.next_blob()? {
         out.write_all(&blob)
@@ -269,15 +320,15 @@ fn restore_file(
     }
     out.flush()
         .map_err(EngineError::io(format!("writing {}", path.display())))?;
-    if written != item.node.size {
+    if written != node.size {
         return Err(EngineError::Repo(lifeboat_repo::Error::Corrupt(format!(
             "{}: restored {written} bytes, the snapshot records {}",
             path.display(),
-            item.node.size
+            node.size
         ))));
     }
     drop(out);
-    files::apply_meta(&path, EntryKind::File, &meta_of(&item.node), chown)?;
+    files::apply_meta(&path, EntryKind::File, &meta_of(node), chown)?;
     progress.add_file();
     Ok(())
 }
