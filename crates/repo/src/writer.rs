@@ -427,3 +427,38 @@ fn write_index(shared: &Shared, records: &[PackRecord]) -> Result<()> {
     shared.counters.index_files.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sealed packs waiting for or in upload never exceed the byte budget
+    /// (here two packs), however many workers close packs at once.
+    #[test]
+    fn packs_in_flight_stay_within_the_byte_budget() {
+        let pack = 4;
+        let budget = InFlight {
+            bytes: Mutex::new(0),
+            freed: Condvar::new(),
+            limit: 2 * pack,
+        };
+        let most = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..2000 {
+                        budget.acquire(pack);
+                        let now = *budget.bytes.lock().unwrap();
+                        most.fetch_max(now as u64, Ordering::Relaxed);
+                        budget.release(pack);
+                    }
+                });
+            }
+        });
+        assert!(most.load(Ordering::Relaxed) <= 2 * pack as u64);
+        assert_eq!(*budget.bytes.lock().unwrap(), 0);
+        // One pack larger than the budget still goes when nothing else is in flight.
+        budget.acquire(10 * pack);
+        budget.release(10 * pack);
+    }
+}
