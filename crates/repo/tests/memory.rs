@@ -146,7 +146,7 @@ async fn build(storage: Arc<dyn Storage>, files: usize) -> Id {
 }
 
 async fn open(storage: Arc<dyn Storage>) -> Arc<Repository> {
-    Repository::open(storage, Credentials::Password(b"pw".to_vec()))
+    Repository::open(storage, Credentials::Password(b"pw".to_vec().into()))
         .await
         .unwrap()
 }
