@@ -1,11 +1,16 @@
 //! Restore of files from a snapshot: plan, then execute.
 //!
-//! [`plan`] walks the snapshot's trees (or the chosen sub-paths) and lists
-//! every entry to create under the target, with the ones that already exist
-//! as conflicts. [`execute`] refuses conflicts unless forced, then creates
-//! directories, writes files in parallel, makes symlinks, and finally
-//! applies directory metadata deepest first (so writing children does not
-//! disturb their parent's mtime).
+//! [`plan`] walks the snapshot's trees (or the chosen sub-paths), counts
+//! what it will create under the target and lists the entries that already
+//! exist as conflicts, and reads the marker of an unfinished restore (resume
+//! info). [`execute`] refuses conflicts unless forced or resuming, then
+//! walks the trees again: it creates each directory as it comes to it, makes
+//! each symlink, hands files to parallel writers through a bounded queue,
+//! then links the later paths of hardlink groups, and finally applies
+//! directory metadata deepest first (so writing children does not disturb
+//! their parent's mtime). Both walks are depth first and hold one directory
+//! per level, never the whole snapshot: memory grows with the number of
+//! directories (and of hardlinked files), not files.
 //!
 //! Atomic and resumable: every file, link and symlink is made under a
 //! temporary name ([`files::TEMP_PREFIX`]) in its directory, its data
@@ -45,28 +50,21 @@ pub struct Marker {
     pub paths: Vec<String>,
 }
 
-/// One entry to create.
-#[derive(Debug, Clone)]
-pub struct PlanItem {
-    /// Path relative to the target.
-    pub rel: PathBuf,
-    /// The node (metadata and content).
-    pub node: Node,
-}
-
 /// What a restore will do.
 #[derive(Debug, Default)]
 pub struct RestorePlan {
     /// Target directory.
     pub target: PathBuf,
-    /// Entries in pre-order (parents before children).
-    pub items: Vec<PlanItem>,
+    /// The entries restored at the top (relative path, node); everything
+    /// below them is read from their trees as the restore goes.
+    starts: Vec<(PathBuf, Node)>,
     /// Existing paths the restore would overwrite.
     pub conflicts: Vec<PathBuf>,
     /// The restore this plan is (snapshot and paths), written to [`MARKER`].
     pub marker: Marker,
     /// The marker of an unfinished restore found in the target, if any.
     pub found_marker: Option<Marker>,
+    summary: RestoreSummary,
 }
 
 impl RestorePlan {
@@ -93,18 +91,46 @@ pub struct RestoreSummary {
 impl RestorePlan {
     /// Counts of what the plan creates.
     pub fn summary(&self) -> RestoreSummary {
-        let mut s = RestoreSummary::default();
-        for i in &self.items {
-            match i.node.kind {
-                NodeKind::File => {
-                    s.files += 1;
-                    s.bytes += i.node.size;
-                }
-                NodeKind::Dir => s.dirs += 1,
-                NodeKind::Symlink => s.symlinks += 1,
+        self.summary.clone()
+    }
+
+    /// Call `f` with every entry to create (path relative to the target),
+    /// in pre-order (parents before children).
+    pub async fn for_each(&self, repo: &Repository, mut f: impl FnMut(&Path, &Node)) -> Result<()> {
+        let mut walk = PreOrder::new(&self.starts);
+        while let Some((rel, node)) = walk.pop() {
+            f(&rel, &node);
+            if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+                walk.push_children(&rel, repo.load_tree(&sub).await?)?;
             }
         }
-        s
+        Ok(())
+    }
+}
+
+/// A depth-first walk of trees in pre-order; the caller loads each
+/// directory's tree and pushes its children (so the walk can be async or
+/// blocking). Holds the pending siblings along one path only.
+struct PreOrder {
+    stack: Vec<(PathBuf, Node)>,
+}
+
+impl PreOrder {
+    fn new(starts: &[(PathBuf, Node)]) -> Self {
+        PreOrder {
+            stack: starts.iter().rev().cloned().collect(),
+        }
+    }
+
+    fn pop(&mut self) -> Option<(PathBuf, Node)> {
+        self.stack.pop()
+    }
+
+    fn push_children(&mut self, rel: &Path, tree: lifeboat_repo::Tree) -> Result<()> {
+        for child in tree.nodes.into_iter().rev() {
+            self.stack.push((rel.join(entry_name(&child)?), child));
+        }
+        Ok(())
     }
 }
 
@@ -144,23 +170,28 @@ pub async fn plan(
             paths: subpaths.to_vec(),
         },
         found_marker: read_marker(target),
+        starts,
         ..Default::default()
     };
-    let mut stack: Vec<(PathBuf, Node)> = starts.into_iter().rev().collect();
-    while let Some((rel, node)) = stack.pop() {
-        let abs = target.join(&rel);
+    let (mut conflicts, mut summary) = (Vec::new(), RestoreSummary::default());
+    plan.for_each(repo, |rel, node| {
+        let abs = target.join(rel);
         let exists = std::fs::symlink_metadata(&abs).is_ok();
         if exists && !(node.kind == NodeKind::Dir && abs.is_dir() && !abs.is_symlink()) {
-            plan.conflicts.push(abs);
+            conflicts.push(abs);
         }
-        if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-            let tree = repo.load_tree(&sub).await?;
-            for child in tree.nodes.into_iter().rev() {
-                stack.push((rel.join(entry_name(&child)?), child));
+        match node.kind {
+            NodeKind::File => {
+                summary.files += 1;
+                summary.bytes += node.size;
             }
+            NodeKind::Dir => summary.dirs += 1,
+            NodeKind::Symlink => summary.symlinks += 1,
         }
-        plan.items.push(PlanItem { rel, node });
-    }
+    })
+    .await?;
+    plan.conflicts = conflicts;
+    plan.summary = summary;
     Ok(plan)
 }
 
@@ -279,35 +310,14 @@ fn write_marker(target: &Path, marker: &Marker) -> Result<()> {
 
 /// Sync every directory, then remove the marker: a target without the
 /// marker is complete and durable.
-fn finish(plan: &RestorePlan) -> Result<()> {
-    for item in plan.items.iter().filter(|i| i.node.kind == NodeKind::Dir) {
-        files::sync_dir(&plan.target.join(&item.rel))?;
+fn finish(target: &Path, dirs: &[(PathBuf, RestoreMeta)]) -> Result<()> {
+    for (rel, _) in dirs {
+        files::sync_dir(&target.join(rel))?;
     }
-    let marker = plan.target.join(MARKER);
+    let marker = target.join(MARKER);
     std::fs::remove_file(&marker)
         .map_err(EngineError::io(format!("removing {}", marker.display())))?;
-    Ok(files::sync_dir(&plan.target)?)
-}
-
-/// Split the plan's files into those to write and the later paths of a
-/// hardlink group (with the path of the group's first file) to link.
-fn split_hardlinks(plan: &RestorePlan) -> (Vec<&PlanItem>, Vec<(&PlanItem, &PlanItem)>) {
-    let mut first: HashMap<(u64, u64), &PlanItem> = HashMap::new();
-    let mut write = Vec::new();
-    let mut link = Vec::new();
-    for item in plan.items.iter().filter(|i| i.node.kind == NodeKind::File) {
-        match item.node.hardlink_group() {
-            Some(g) => match first.get(&g) {
-                Some(leader) => link.push((item, *leader)),
-                None => {
-                    first.insert(g, item);
-                    write.push(item);
-                }
-            },
-            None => write.push(item),
-        }
-    }
-    (write, link)
+    Ok(files::sync_dir(target)?)
 }
 
 fn execute_blocking(
@@ -323,74 +333,124 @@ fn execute_blocking(
         chown: files::can_chown(),
         progress,
     };
-    std::fs::create_dir_all(&plan.target).map_err(EngineError::io(format!(
-        "creating {}",
-        plan.target.display()
-    )))?;
-    write_marker(&plan.target, &plan.marker)?;
-    files::remove_temp_entries(&plan.target)?;
-    for item in plan.items.iter().filter(|i| i.node.kind == NodeKind::Dir) {
-        let dir = plan.target.join(&item.rel);
-        files::create_dir(&dir)?;
-        files::remove_temp_entries(&dir)?;
-    }
-    let (write, link) = split_hardlinks(plan);
-    write_files(repo, &put, &write)?;
-    for (item, leader) in link {
-        put.hardlink(item, leader)?;
-    }
-    for item in plan
-        .items
-        .iter()
-        .filter(|i| i.node.kind == NodeKind::Symlink)
-    {
-        put.symlink(item)?;
-    }
-    for item in plan
-        .items
-        .iter()
-        .rev()
-        .filter(|i| i.node.kind == NodeKind::Dir)
-    {
-        files::apply_meta(
-            &plan.target.join(&item.rel),
-            EntryKind::Dir,
-            &meta_of(&item.node),
-            put.chown,
-        )?;
-    }
-    finish(plan)?;
-    Ok(plan.summary())
-}
-
-/// Write files on a few threads; the first error stops the others.
-fn write_files(repo: &Arc<Repository>, put: &Put<'_>, items: &[&PlanItem]) -> Result<()> {
-    let next = Mutex::new(0usize);
+    let target = &plan.target;
+    std::fs::create_dir_all(target)
+        .map_err(EngineError::io(format!("creating {}", target.display())))?;
+    write_marker(target, &plan.marker)?;
+    files::remove_temp_entries(target)?;
     let failure: Mutex<Option<EngineError>> = Mutex::new(None);
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(2, 8);
-    std::thread::scope(|s| {
+    let (files_tx, files_rx) = std::sync::mpsc::sync_channel::<(PathBuf, Node)>(2 * threads);
+    let files_rx = Mutex::new(files_rx);
+    let walked = std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().expect("next lock");
-                    *n += 1;
-                    *n - 1
-                };
-                if i >= items.len() || failure.lock().expect("failure lock").is_some() {
-                    return;
+                let job = files_rx.lock().expect("files lock").recv();
+                let Ok((rel, node)) = job else { return };
+                if failure.lock().expect("failure lock").is_some() {
+                    continue;
                 }
-                if let Err(e) = put.file(repo, items[i]) {
+                if let Err(e) = put.file(repo, &rel, &node) {
                     failure.lock().expect("failure lock").get_or_insert(e);
                 }
             });
         }
+        let walked = walk_and_queue_files(repo, plan, &put, &files_tx, &failure);
+        drop(files_tx);
+        walked
     });
-    match failure.into_inner().expect("failure lock") {
-        Some(e) => Err(e),
-        None => Ok(()),
+    if let Some(e) = failure.into_inner().expect("failure lock") {
+        return Err(e);
     }
+    let Walked { dirs, links } = walked?;
+    // Every group's first file is written now: link the later paths to it.
+    for link in &links {
+        put.hardlink(link)?;
+    }
+    for (rel, meta) in dirs.iter().rev() {
+        files::apply_meta(&target.join(rel), EntryKind::Dir, meta, put.chown)?;
+    }
+    finish(target, &dirs)?;
+    Ok(plan.summary())
+}
+
+/// A later path of a hardlink group, to link to the group's first file
+/// once that is written.
+struct Link {
+    /// Path relative to the target.
+    rel: PathBuf,
+    /// The group's first restored path, relative to the target.
+    leader: PathBuf,
+    /// Size of the file (for progress).
+    size: u64,
+}
+
+/// What the restore walk leaves for after the files: directories (for
+/// their metadata, in pre-order, and their fsync) and the later paths of
+/// hardlink groups.
+struct Walked {
+    dirs: Vec<(PathBuf, RestoreMeta)>,
+    links: Vec<Link>,
+}
+
+/// Walk the plan's trees: create each directory (removing leftover
+/// temporary entries of an earlier run), make each symlink, queue each file
+/// for the writers, or remember it as a later path of a hardlink group;
+/// stops early when a writer failed.
+fn walk_and_queue_files(
+    repo: &Repository,
+    plan: &RestorePlan,
+    put: &Put<'_>,
+    files_tx: &std::sync::mpsc::SyncSender<(PathBuf, Node)>,
+    failure: &Mutex<Option<EngineError>>,
+) -> Result<Walked> {
+    let mut out = Walked {
+        dirs: Vec::new(),
+        links: Vec::new(),
+    };
+    // Hardlink group -> the first path restored of it. This (and `links`)
+    // is the one part of the restore's state that grows with files, and
+    // only with files that are hardlinked in the snapshot (link count > 1):
+    // ordinary files are never remembered.
+    let mut first: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut walk = PreOrder::new(&plan.starts);
+    while let Some((rel, node)) = walk.pop() {
+        if failure.lock().expect("failure lock").is_some() {
+            break;
+        }
+        match node.kind {
+            NodeKind::Dir => {
+                let dir = plan.target.join(&rel);
+                files::create_dir(&dir)?;
+                files::remove_temp_entries(&dir)?;
+                if let Some(sub) = node.subtree {
+                    let tree = repo.runtime().block_on(repo.load_tree(&sub))?;
+                    walk.push_children(&rel, tree)?;
+                }
+                out.dirs.push((rel, meta_of(&node)));
+            }
+            NodeKind::File => {
+                if let Some(g) = node.hardlink_group() {
+                    if let Some(leader) = first.get(&g) {
+                        out.links.push(Link {
+                            rel,
+                            leader: leader.clone(),
+                            size: node.size,
+                        });
+                        continue;
+                    }
+                    first.insert(g, rel.clone());
+                }
+                if files_tx.send((rel, node)).is_err() {
+                    break;
+                }
+            }
+            NodeKind::Symlink => put.symlink(&rel, &node)?,
+        }
+    }
+    Ok(out)
 }
 
 /// File system block size that holes are made of.
@@ -433,21 +493,21 @@ impl Put<'_> {
             && (!self.chown || (m.uid() == node.uid && m.gid() == node.gid))
     }
 
-    fn file(&self, repo: &Arc<Repository>, item: &PlanItem) -> Result<()> {
-        let path = self.target.join(&item.rel);
-        if self.already_done(&path, &item.node) {
-            self.progress.add_bytes(item.node.size);
+    fn file(&self, repo: &Arc<Repository>, rel: &Path, node: &Node) -> Result<()> {
+        let path = self.target.join(rel);
+        if self.already_done(&path, node) {
+            self.progress.add_bytes(node.size);
             self.progress.add_file();
             return Ok(());
         }
         let (mut out, temp) = files::temp_file_in(Self::parent_of(&path))?.into_parts();
         let write_err = || EngineError::io(format!("writing {}", path.display()));
-        let threads = if item.node.content.len() > 4 { 2 } else { 1 };
-        let mut reader = ContentReader::new(repo.clone(), item.node.content.clone(), threads);
+        let threads = if node.content.len() > 4 { 2 } else { 1 };
+        let mut reader = ContentReader::new(repo.clone(), node.content.clone(), threads);
         let mut written = 0u64;
         // Blobs are written whole (KiB to MiB each), so no extra buffering.
         while let Some(blob) = reader.next_blob()? {
-            if item.node.sparse {
+            if node.sparse {
                 write_sparse(&mut out, &blob, written).map_err(write_err())?;
             } else {
                 out.write_all(&blob).map_err(write_err())?;
@@ -455,11 +515,11 @@ impl Put<'_> {
             written += blob.len() as u64;
             self.progress.add_bytes(blob.len() as u64);
         }
-        if written != item.node.size {
+        if written != node.size {
             return Err(EngineError::Repo(lifeboat_repo::Error::Corrupt(format!(
                 "{}: restored {written} bytes, the snapshot records {}",
                 path.display(),
-                item.node.size
+                node.size
             ))));
         }
         // Trailing holes: extend to the size without writing.
@@ -467,16 +527,16 @@ impl Put<'_> {
         // The data is durable before the file gets its real name.
         out.sync_data().map_err(write_err())?;
         drop(out);
-        files::apply_meta(&temp, EntryKind::File, &meta_of(&item.node), self.chown)?;
+        files::apply_meta(&temp, EntryKind::File, &meta_of(node), self.chown)?;
         files::put_in_place(temp, &path, self.replace)?;
         self.progress.add_file();
         Ok(())
     }
 
     /// Link a hardlink group's later path to the group's written file.
-    fn hardlink(&self, item: &PlanItem, leader: &PlanItem) -> Result<()> {
-        let path = self.target.join(&item.rel);
-        let leader = self.target.join(&leader.rel);
+    fn hardlink(&self, link: &Link) -> Result<()> {
+        let path = self.target.join(&link.rel);
+        let leader = self.target.join(&link.leader);
         let same = |a: &Path, b: &Path| match (std::fs::symlink_metadata(a), std::fs::metadata(b)) {
             (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
             _ => false,
@@ -485,16 +545,16 @@ impl Put<'_> {
             let temp = files::temp_hardlink_in(Self::parent_of(&path), &leader)?;
             files::put_in_place(temp, &path, self.replace)?;
         }
-        self.progress.add_bytes(item.node.size);
+        self.progress.add_bytes(link.size);
         self.progress.add_file();
         Ok(())
     }
 
-    fn symlink(&self, item: &PlanItem) -> Result<()> {
-        let path = self.target.join(&item.rel);
-        let target = item.node.target_bytes().unwrap_or_default();
+    fn symlink(&self, rel: &Path, node: &Node) -> Result<()> {
+        let path = self.target.join(rel);
+        let target = node.target_bytes().unwrap_or_default();
         let temp = files::temp_symlink_in(Self::parent_of(&path), &target)?;
-        files::apply_meta(&temp, EntryKind::Symlink, &meta_of(&item.node), self.chown)?;
+        files::apply_meta(&temp, EntryKind::Symlink, &meta_of(node), self.chown)?;
         Ok(files::put_in_place(temp, &path, self.replace)?)
     }
 }

@@ -37,11 +37,9 @@ pub async fn run(ctx: &Context, a: RestoreArgs) -> Result<ExitCode> {
     let summary = plan.summary();
     if a.dry_run {
         if ctx.global.json {
-            let items: Vec<_> = plan
-                .items
-                .iter()
-                .map(|i| i.rel.display().to_string())
-                .collect();
+            let mut items = Vec::new();
+            plan.for_each(&repo, |rel, _| items.push(rel.display().to_string()))
+                .await?;
             let conflicts: Vec<_> = plan
                 .conflicts
                 .iter()
@@ -51,9 +49,10 @@ pub async fn run(ctx: &Context, a: RestoreArgs) -> Result<ExitCode> {
                 &serde_json::json!({"snapshot": id, "target": target, "summary": summary, "items": items, "conflicts": conflicts, "resumes": plan.resumes()}),
             );
         } else {
-            for i in &plan.items {
-                crate::outln!("would restore {}", target.join(&i.rel).display());
-            }
+            plan.for_each(&repo, |rel, _| {
+                crate::outln!("would restore {}", target.join(rel).display());
+            })
+            .await?;
             for c in &plan.conflicts {
                 crate::outln!("would overwrite {}", c.display());
             }
