@@ -279,6 +279,12 @@ pub fn apply_meta(path: &Path, kind: EntryKind, m: &RestoreMeta, chown: bool) ->
         std::os::unix::fs::lchown(path, Some(m.uid), Some(m.gid)).map_err(io_err(path))?;
     }
     for (name, value) in &m.xattrs {
+        // Like owners, the privileged namespaces (file capabilities, SELinux
+        // labels, trusted.*) are restored only as root; a user restoring a
+        // server's backup gets its files, not an EPERM on every one.
+        if !chown && is_privileged_xattr(name) {
+            continue;
+        }
         xattr::set(path, name, value).map_err(|e| FilesError::Io {
             path: path.to_path_buf(),
             source: io::Error::new(
@@ -323,6 +329,11 @@ pub fn apply_meta(path: &Path, kind: EntryKind, m: &RestoreMeta, chown: bool) ->
         filetime::set_file_handle_times(&f, Some(t), Some(t)).map_err(io_err(path))?;
     }
     Ok(())
+}
+
+/// Extended attributes only root may set (`security.*`, `trusted.*`).
+pub fn is_privileged_xattr(name: &str) -> bool {
+    name.starts_with("security.") || name.starts_with("trusted.")
 }
 
 /// Create a directory (existing directories are fine).
@@ -475,6 +486,37 @@ mod tests {
         assert_eq!((fm.mode() & 0o7777, fm.mtime()), (0o4777, 1));
         apply_meta(&d, EntryKind::Dir, &RestoreMeta { mode: 0o700, ..m }, false).unwrap();
         assert_eq!(fs::metadata(&d).unwrap().mode() & 0o7777, 0o700);
+    }
+
+    #[test]
+    fn privileged_xattrs_are_set_only_when_restoring_as_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        fs::write(&f, b"y").unwrap();
+        if xattr::set(&f, "user.probe", b"1").is_err() {
+            eprintln!("SKIPPED: no user xattrs on the test filesystem");
+            return;
+        }
+        let m = RestoreMeta {
+            mode: 0o644,
+            mtime_ns: 0,
+            uid: 0,
+            gid: 0,
+            xattrs: vec![
+                ("trusted.t".into(), b"t".to_vec()),
+                ("user.u".into(), b"u".to_vec()),
+            ],
+        };
+        apply_meta(&f, EntryKind::File, &m, false).unwrap();
+        assert_eq!(xattr::get(&f, "user.u").unwrap().as_deref(), Some(&b"u"[..]));
+        assert_eq!(xattr::get(&f, "trusted.t").unwrap(), None);
+        assert!(is_privileged_xattr("security.capability"));
+        assert!(is_privileged_xattr("security.selinux"));
+        assert!(!is_privileged_xattr("system.posix_acl_access"));
+        if can_chown() {
+            apply_meta(&f, EntryKind::File, &m, true).unwrap();
+            assert_eq!(xattr::get(&f, "trusted.t").unwrap().as_deref(), Some(&b"t"[..]));
+        }
     }
 
     #[test]
