@@ -109,8 +109,21 @@ impl RestorePlan {
 }
 
 /// The marker of an unfinished restore in `target`, if one is there.
+/// A marker that is not a regular file made by this user was not left by
+/// a restore of ours (another user planted it in a target they can write
+/// to, to have existing files replaced or kept without `--force`): it is
+/// reported as another restore's, which is refused without `--force`.
 fn read_marker(target: &Path) -> Option<Marker> {
-    let bytes = std::fs::read(target.join(MARKER)).ok()?;
+    let path = target.join(MARKER);
+    let m = std::fs::symlink_metadata(&path).ok()?;
+    let mine = std::fs::metadata("/proc/self").is_ok_and(|me| me.uid() == m.uid());
+    if !m.is_file() || !mine {
+        return Some(Marker {
+            snapshot: format!("(marker not made by this user: owner uid {})", m.uid()),
+            paths: Vec::new(),
+        });
+    }
+    let bytes = std::fs::read(&path).ok()?;
     Some(serde_json::from_slice(&bytes).unwrap_or(Marker {
         snapshot: "(unreadable marker)".into(),
         paths: Vec::new(),
