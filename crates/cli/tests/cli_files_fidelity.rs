@@ -627,17 +627,14 @@ fn a_marker_planted_by_another_user_does_not_make_a_restore_resume() {
     set_mtime(&victim, before.mtime() as u64, before.mtime_nsec() as u32);
     // Not a resume: refused without --force, the planted file untouched.
     let r = ws.run(&["restore", &id, "--to", target.to_str().unwrap()]);
-    r.error(14, &["unfinished restore", "not made by this user", "--force"]);
+    r.error(
+        14,
+        &["unfinished restore", "not made by this user", "--force"],
+    );
     assert_ne!(fs::read(&victim).unwrap(), good);
     // With --force everything is rewritten.
-    ws.run(&[
-        "restore",
-        &id,
-        "--to",
-        target.to_str().unwrap(),
-        "--force",
-    ])
-    .ok();
+    ws.run(&["restore", &id, "--to", target.to_str().unwrap(), "--force"])
+        .ok();
     assert_eq!(fs::read(&victim).unwrap(), good);
     assert!(!target.join(MARKER).exists());
 }

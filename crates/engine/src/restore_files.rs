@@ -545,7 +545,10 @@ mod tests {
             chown: false,
             progress: &progress,
         };
-        assert!(put.already_done(&path, &node), "our own finished file is kept");
+        assert!(
+            put.already_done(&path, &node),
+            "our own finished file is kept"
+        );
         std::os::unix::fs::lchown(&path, Some(65534), Some(65534)).unwrap();
         assert!(
             !put.already_done(&path, &node),

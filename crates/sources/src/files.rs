@@ -508,14 +508,20 @@ mod tests {
             ],
         };
         apply_meta(&f, EntryKind::File, &m, false).unwrap();
-        assert_eq!(xattr::get(&f, "user.u").unwrap().as_deref(), Some(&b"u"[..]));
+        assert_eq!(
+            xattr::get(&f, "user.u").unwrap().as_deref(),
+            Some(&b"u"[..])
+        );
         assert_eq!(xattr::get(&f, "trusted.t").unwrap(), None);
         assert!(is_privileged_xattr("security.capability"));
         assert!(is_privileged_xattr("security.selinux"));
         assert!(!is_privileged_xattr("system.posix_acl_access"));
         if can_chown() {
             apply_meta(&f, EntryKind::File, &m, true).unwrap();
-            assert_eq!(xattr::get(&f, "trusted.t").unwrap().as_deref(), Some(&b"t"[..]));
+            assert_eq!(
+                xattr::get(&f, "trusted.t").unwrap().as_deref(),
+                Some(&b"t"[..])
+            );
         }
     }
 
