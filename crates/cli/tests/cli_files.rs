@@ -127,6 +127,69 @@ fn backup_then_restore_is_byte_and_metadata_identical() {
 
 // ---------------------------------------------------------------- dedup
 
+/// A same-size edit with the mtime put back (as `touch -d` or a tool that
+/// preserves times would) leaves only the ctime changed: the unchanged
+/// check must see it, or the old bytes are restored from the parent.
+#[test]
+fn a_same_size_edit_with_the_old_mtime_is_backed_up_because_the_ctime_changed() {
+    use std::os::unix::fs::MetadataExt;
+    let ws = Workspace::init();
+    let src = ws.path("src");
+    let file = src.join("conf.txt");
+    write_file(&file, b"mode = primary\n", 0o644, T0);
+    write_file(&src.join("other.txt"), b"untouched\n", 0o644, T0);
+    let first = ws.backup(&[src.to_str().unwrap()]);
+    let before = fs::metadata(&file).unwrap();
+
+    fs::write(&file, b"mode = replica\n").unwrap();
+    set_mtime(&file, T0, 0);
+    let after = fs::metadata(&file).unwrap();
+    assert_eq!(
+        (after.len(), after.mtime(), after.mtime_nsec(), after.ino()),
+        (
+            before.len(),
+            before.mtime(),
+            before.mtime_nsec(),
+            before.ino()
+        ),
+        "size, mtime and inode must look unchanged"
+    );
+    assert_ne!(
+        (after.ctime(), after.ctime_nsec()),
+        (before.ctime(), before.ctime_nsec()),
+        "the edit changes the ctime"
+    );
+
+    let second = ws.backup(&[src.to_str().unwrap()]);
+    assert_eq!(second["snapshot"]["parent"], first["id"]);
+    assert_ne!(second["snapshot"]["tree"], first["snapshot"]["tree"]);
+    let out = ws.path("out");
+    ws.run(&[
+        "restore",
+        &snapshot_id(&second),
+        "--to",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        fs::read(out.join("src/conf.txt")).unwrap(),
+        b"mode = replica\n"
+    );
+    assert_eq!(fs::read(out.join("src/other.txt")).unwrap(), b"untouched\n");
+    let old = ws.path("old");
+    ws.run(&[
+        "restore",
+        &snapshot_id(&first),
+        "--to",
+        old.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        fs::read(old.join("src/conf.txt")).unwrap(),
+        b"mode = primary\n"
+    );
+}
+
 #[test]
 fn unchanged_backup_adds_no_blobs_and_a_change_adds_only_its_data_and_trees() {
     let ws = Workspace::init();
@@ -406,8 +469,8 @@ impl Damaged {
         p.into_iter().next().unwrap()
     }
 
-    /// The pack's blob list, read with the repository's exported key.
-    fn pack_entries(&self, key: &str, bytes: &[u8]) -> Vec<lifeboat_repo::pack::PackEntry> {
+    /// The repository's working keys, from an exported raw key.
+    fn keys(&self) -> lifeboat_repo::crypto::Keys {
         let raw = self.ws.path("fixture.key");
         if !raw.exists() {
             self.ws
@@ -415,8 +478,28 @@ impl Damaged {
                 .ok();
         }
         let (_, master) = lifeboat_repo::keys::RawKeyFile::parse(&fs::read(&raw).unwrap()).unwrap();
-        let keys = lifeboat_repo::crypto::Keys::derive(&master);
-        lifeboat_repo::pack::parse_pack(&keys, bytes, key).unwrap()
+        lifeboat_repo::crypto::Keys::derive(&master)
+    }
+
+    /// The pack's blob list, read with the repository's exported key.
+    fn pack_entries(&self, key: &str, bytes: &[u8]) -> Vec<lifeboat_repo::pack::PackEntry> {
+        lifeboat_repo::pack::parse_pack(&self.keys(), bytes, key).unwrap()
+    }
+
+    /// Replace the copy's only index file by `edit` of its records, sealed
+    /// with the repository's key and stored under its new name (a valid
+    /// index file with wrong content, as a buggy or malicious writer makes).
+    fn rewrite_index(&self, edit: impl FnOnce(&mut Vec<lifeboat_repo::index::PackRecord>)) {
+        let keys = self.keys();
+        let (key, path) = only_object(&self.copy, "index");
+        let name: lifeboat_repo::Id = key.trim_start_matches("index/").parse().unwrap();
+        let mut records =
+            lifeboat_repo::index::decode_index_file(&keys, &name, &fs::read(&path).unwrap())
+                .unwrap();
+        edit(&mut records);
+        let (new_name, bytes) = lifeboat_repo::index::encode_index_file(&keys, &records);
+        fs::remove_file(&path).unwrap();
+        fs::write(path.with_file_name(new_name.to_string()), bytes).unwrap();
     }
 
     /// The original is still healthy (damage was done to the copy only).
@@ -485,6 +568,70 @@ fn flipped_byte_in_a_pack_is_found_by_read_data_and_breaks_only_that_file() {
     )
     .ok();
     assert_eq!(fs::read(out2.join("a.txt")).unwrap(), b"alpha\n");
+    d.original_still_ok();
+}
+
+/// An index entry that points one blob's id at another valid blob: every
+/// byte authenticates, only re-hashing the plaintext against the id shows
+/// it. Restore and `verify --read-data` must both refuse it.
+#[test]
+fn an_index_pointing_a_blob_id_at_another_blob_fails_restore_and_read_data() {
+    let d = damage_fixture();
+    let keys = d.keys();
+    let alpha = keys.blob_id(b"alpha\n");
+    let gamma = keys.blob_id(b"gamma\n");
+    d.rewrite_index(|records| {
+        let blobs = records.iter_mut().flat_map(|r| r.blobs.iter_mut());
+        let mut by_id: std::collections::HashMap<_, _> = blobs.map(|b| (b.id, b)).collect();
+        let g = **by_id.get(&gamma).expect("gamma indexed");
+        let a = by_id.get_mut(&alpha).expect("alpha indexed");
+        **a = lifeboat_repo::pack::PackEntry { id: alpha, ..g };
+    });
+    // Structure is intact: every indexed pack exists with its size.
+    d.ws.run_on(&d.copy, &["--json", "verify"]).ok();
+    let v = d.verify(&["--read-data"]);
+    let (pack, _, _) = d.data_pack();
+    assert_problem(&v, &pack, &format!("blob {} ", alpha.short()));
+    assert_problem(&v, &pack, "does not hash to its id");
+    assert_eq!(
+        v["report"]["problems"].as_array().unwrap().len(),
+        1,
+        "{v:#}"
+    );
+    assert_damaged(&v, &d.snap, &["/app/a.txt"]);
+
+    let out = d.ws.path("out");
+    d.ws.run_on(
+        &d.copy,
+        &[
+            "restore",
+            &d.snap,
+            "--to",
+            out.to_str().unwrap(),
+            "--path",
+            "app/a.txt",
+        ],
+    )
+    .error(12, &["does not hash to its id"]);
+    assert_ne!(
+        fs::read(out.join("a.txt")).ok().as_deref(),
+        Some(&b"gamma\n"[..]),
+        "the other blob's bytes must never be restored as a.txt"
+    );
+    let out2 = d.ws.path("out2");
+    d.ws.run_on(
+        &d.copy,
+        &[
+            "restore",
+            &d.snap,
+            "--to",
+            out2.to_str().unwrap(),
+            "--path",
+            "app/b/c.txt",
+        ],
+    )
+    .ok();
+    assert_eq!(fs::read(out2.join("c.txt")).unwrap(), b"gamma\n");
     d.original_still_ok();
 }
 
@@ -1301,6 +1448,101 @@ fn a_malformed_key_file_does_not_lock_out_the_others() {
     let r = ws.run(&["--json", "snapshots"]);
     r.ok();
     assert_eq!(r.json(), serde_json::json!([]));
+}
+
+/// A key file that parses but can unlock nothing (bad hex, impossible costs).
+const UNUSABLE_KEY: &str = r#"{"version":1,"kdf":"argon2id","params":{"m_cost":4294967295,"t_cost":3,"p_cost":1},"salt":"zz","wrapped":"00","created":"","host":"","user":""}"#;
+
+/// The only key file of `ws` (its id and path).
+fn the_key_file(ws: &Workspace) -> (String, PathBuf) {
+    let (key, path) = only_object(&ws.repo, "keys");
+    (key.trim_start_matches("keys/").to_string(), path)
+}
+
+/// Run with an exported raw key file instead of the password.
+fn run_with_key_file(ws: &Workspace, key: &Path, args: &[&str]) -> Run {
+    ws.run_with(args, |c| {
+        c.env_remove("LIFEBOAT_PASSWORD_FILE")
+            .env("LIFEBOAT_KEY_FILE", key);
+    })
+}
+
+/// Regression: the last-key guard counted key files that open nothing, so a
+/// session opened with a raw key could remove the only usable key file and
+/// leave a repository no passphrase opens.
+#[test]
+fn key_remove_refuses_the_last_usable_key_when_the_others_open_nothing() {
+    let ws = Workspace::init();
+    let raw = ws.path("raw.key");
+    ws.run(&["key", "export", "-o", raw.to_str().unwrap()]).ok();
+    let (real, real_path) = the_key_file(&ws);
+    fs::write(ws.repo.join("keys").join("0".repeat(64)), UNUSABLE_KEY).unwrap();
+    run_with_key_file(&ws, &raw, &["key", "remove", &real[..12]]).error(
+        15,
+        &[&real[..8], "last key file that can unlock", "key add"],
+    );
+    assert!(
+        real_path.is_file(),
+        "the usable key file must still be there"
+    );
+    ws.run(&["snapshots"]).ok();
+    // The unusable one can be removed, the usable one stays.
+    run_with_key_file(&ws, &raw, &["key", "remove", &"0".repeat(12)]).ok();
+    assert_eq!(files_below(&ws.repo.join("keys")), vec![real.clone()]);
+    ws.run(&["snapshots"]).ok();
+}
+
+/// Regression: one key file that is not JSON made `key list` and `key
+/// remove` fail although opening skips it; it is listed as unusable and can
+/// be removed.
+#[test]
+fn a_non_json_key_file_is_listed_as_unusable_and_can_be_removed() {
+    let ws = Workspace::init();
+    let (real, _) = the_key_file(&ws);
+    let junk = "a".repeat(64);
+    fs::write(ws.repo.join("keys").join(&junk), b"\x00 not json").unwrap();
+    let keys = key_list(&ws, &ws.pass);
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys[0]["id"], real.as_str());
+    assert_eq!(keys[0]["usable"], true);
+    assert_eq!(keys[0]["current"], true);
+    assert_eq!(keys[1]["id"], junk.as_str());
+    assert_eq!(keys[1]["usable"], false);
+    let problem = keys[1]["problem"].as_str().unwrap();
+    assert!(problem.contains("not a key file"), "{problem}");
+    let table = ws.run(&["key", "list"]);
+    table.ok();
+    assert!(
+        table.stdout.contains(&junk[..8]) && table.stdout.contains("unreadable: "),
+        "{}",
+        table.stdout
+    );
+    ws.run(&["key", "remove", &junk[..12]]).ok();
+    assert_eq!(files_below(&ws.repo.join("keys")), vec![real]);
+    assert_eq!(key_list(&ws, &ws.pass).len(), 1);
+}
+
+/// Regression: a key file of a newer version was reported as a wrong
+/// password; it is exit 13 with "upgrade lifeboat" when no other key opens.
+#[test]
+fn a_key_file_of_an_unknown_version_asks_to_upgrade_lifeboat() {
+    let ws = Workspace::init();
+    let (real, path) = the_key_file(&ws);
+    let mut kf: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    kf["version"] = serde_json::json!(2);
+    fs::write(&path, serde_json::to_vec(&kf).unwrap()).unwrap();
+    ws.run(&["snapshots"]).error(
+        13,
+        &[
+            &format!("keys/{real}"),
+            "has version 2",
+            "upgrade lifeboat",
+        ],
+    );
+    // A wrong password without newer key files is still exit 11.
+    fs::remove_file(&path).unwrap();
+    fs::write(ws.repo.join("keys").join("0".repeat(64)), UNUSABLE_KEY).unwrap();
+    ws.run(&["snapshots"]).error(11, &["wrong password"]);
 }
 
 /// Environment files are always read again: a parent stored redacted must
