@@ -656,7 +656,12 @@ fn flipped_byte_in_an_index_file_is_reported() {
     let len = fs::metadata(&path).unwrap().len() as usize;
     flip_byte(&path, len / 2);
     let v = d.verify(&["--read-data"]);
-    assert_problem(&v, &key, "");
+    assert_problem(&v, &key, "content does not match its name");
+    assert_eq!(
+        v["report"]["problems"].as_array().unwrap().len(),
+        1,
+        "{v:#}"
+    );
     // Without its index nothing of the snapshot can be found.
     assert_damaged(&v, &d.snap, &["/"]);
     assert_eq!(v["report"]["unindexed_packs"], 2, "{v:#}");
@@ -692,11 +697,18 @@ fn deleted_pack_is_reported_missing_with_the_files_it_held() {
     assert_problem(&v, &key, "missing");
     assert_damaged(&v, &d.snap, &["/app/a.txt", "/app/b/c.txt", "/app/big.bin"]);
     let out = d.ws.path("out");
-    let r = d.ws.run_on(
+    d.ws.run_on(
         &d.copy,
         &["restore", &d.snap, "--to", out.to_str().unwrap()],
+    )
+    .error(12, &[&key, "not found"]);
+    assert!(
+        files_below(&out)
+            .iter()
+            .all(|f| fs::metadata(out.join(f)).unwrap().len() == 0),
+        "no data restored from a missing pack: {:?}",
+        files_below(&out)
     );
-    assert_ne!(r.code, 0, "{r:?}");
     d.original_still_ok();
 }
 
@@ -872,9 +884,8 @@ fn exported_key_file_is_0600_opens_its_repository_only_and_is_never_overwritten(
     .error(11, &["another repository"]);
 
     // Export refuses to overwrite.
-    let r = ws.run(&["key", "export", "-o", key.to_str().unwrap()]);
-    assert_ne!(r.code, 0);
-    r.error(r.code, &["must not exist"]);
+    ws.run(&["key", "export", "-o", key.to_str().unwrap()])
+        .error(14, &[key.to_str().unwrap(), "must not exist"]);
     assert_eq!(fs::read(&key).unwrap(), exported);
 }
 
@@ -1354,42 +1365,58 @@ fn killed_backup_leaves_a_consistent_repository_and_the_next_backup_succeeds() {
         .arg(&src)
         .spawn()
         .expect("spawn backup");
-    let data = ws.repo.join("data");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let killed = loop {
-        let has_pack = fs::read_dir(&data)
-            .map(|dirs| {
-                dirs.flatten().any(|d| {
-                    fs::read_dir(d.path())
-                        .map(|f| f.count() > 0)
-                        .unwrap_or(false)
-                })
-            })
-            .unwrap_or(false);
-        if let Some(status) = child.try_wait().expect("poll backup") {
-            break !status.success();
-        }
+    loop {
+        let has_pack = ws.repo.join("data").is_dir() && !packs(&ws.repo).is_empty();
+        // The kill must land mid-write: a backup that already finished
+        // would turn this into a plain backup test.
+        let status = child.try_wait().expect("poll backup");
+        assert!(
+            status.is_none(),
+            "the backup finished ({status:?}) before it was killed: use more data"
+        );
         if has_pack {
             child.kill().expect("kill backup");
-            child.wait().expect("reap backup");
-            break true;
+            let status = child.wait().expect("reap backup");
+            assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&status),
+                Some(9),
+                "killed by SIGKILL, not finished: {status:?}"
+            );
+            break;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "backup wrote no pack within 60 s"
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
-    };
-    let snapshots_after_kill = ws.snapshots().len();
-    if killed {
-        assert_eq!(
-            snapshots_after_kill, 0,
-            "a killed backup must not leave a snapshot"
-        );
     }
+    assert!(!packs(&ws.repo).is_empty());
+    let objects = |dir: &str| {
+        let d = ws.repo.join(dir);
+        if d.is_dir() {
+            files_below(&d)
+        } else {
+            Vec::new()
+        }
+    };
+    assert!(
+        objects("snapshots").is_empty(),
+        "a killed backup must not leave a snapshot"
+    );
+    assert!(
+        objects("index").is_empty(),
+        "killed before its first index file"
+    );
+    assert_eq!(ws.snapshots().len(), 0);
     let (code, report) = ws.verify(&["--read-data"]);
     assert_eq!(code, 0, "verify after a killed backup: {report}");
     assert_eq!(report["ok"], true, "{report}");
+    let unindexed = report["report"]["unindexed_packs"].as_u64().unwrap();
+    assert!(
+        unindexed >= 1 && unindexed as usize == packs(&ws.repo).len(),
+        "the killed backup's packs are noted as unindexed: {report}"
+    );
 
     ws.backup(&[src.to_str().unwrap()]);
     let out = ws.path("out");
@@ -1610,12 +1637,11 @@ fn restore_with_a_missing_index_file_exits_12() {
 /// earlier snapshot still verifies and restores.
 #[test]
 fn a_full_repository_disk_fails_the_backup_with_exit_17_and_loses_nothing() {
-    let tmpfs = match Tmpfs::mount("4m") {
-        Ok(t) => t,
-        Err(why) => {
-            println!("note: skipping the disk-full case: cannot mount a tmpfs: {why}");
-            return;
-        }
+    let Some(tmpfs) = tmpfs_or_skip(
+        "a_full_repository_disk_fails_the_backup_with_exit_17_and_loses_nothing",
+        "4m",
+    ) else {
+        return;
     };
     let ws = Workspace::new();
     let repo = tmpfs.path.join("repo");
