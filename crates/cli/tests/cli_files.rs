@@ -497,7 +497,7 @@ impl Damaged {
             lifeboat_repo::index::decode_index_file(&keys, &name, &fs::read(&path).unwrap())
                 .unwrap();
         edit(&mut records);
-        let (new_name, bytes) = lifeboat_repo::index::encode_index_file(&keys, &records);
+        let (new_name, bytes) = lifeboat_repo::index::encode_index_file(&keys, &records).unwrap();
         fs::remove_file(&path).unwrap();
         fs::write(path.with_file_name(new_name.to_string()), bytes).unwrap();
     }
