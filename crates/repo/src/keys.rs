@@ -296,6 +296,90 @@ mod tests {
         assert!(kf.unlock(b"wrong").unwrap().is_none());
     }
 
+    /// Costs beyond the limits (each one alone) and invalid Argon2 parameters
+    /// are refused before any memory is allocated; the limits themselves pass.
+    #[test]
+    fn key_files_asking_for_excessive_costs_are_refused() {
+        let at_limit = KdfParams {
+            m_cost: MAX_M_COST_KIB,
+            t_cost: MAX_T_COST,
+            p_cost: MAX_P_COST,
+        };
+        assert!(check_params(at_limit).is_ok());
+        for p in [
+            KdfParams {
+                m_cost: MAX_M_COST_KIB + 1,
+                ..at_limit
+            },
+            KdfParams {
+                t_cost: MAX_T_COST + 1,
+                ..at_limit
+            },
+            KdfParams {
+                p_cost: MAX_P_COST + 1,
+                ..at_limit
+            },
+        ] {
+            let err = check_params(p).unwrap_err().to_string();
+            assert!(err.contains("beyond the limits"), "{p:?}: {err}");
+        }
+        let err = check_params(KdfParams { m_cost: 1, ..FAST }).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid Argon2 parameters"),
+            "{err}"
+        );
+        assert_eq!(check_params(FAST).unwrap().m_cost(), FAST.m_cost);
+        let m = MasterKey::generate();
+        let mut kf = KeyFile::create(&m, b"pass", FAST, KeyMeta::default()).unwrap();
+        kf.params.t_cost = MAX_T_COST + 1;
+        assert!(kf.check().is_err() && kf.unlock(b"pass").is_err());
+    }
+
+    /// `check` accepts exactly what `create` writes and nothing malformed;
+    /// `parse` tells a newer version from a broken file.
+    #[test]
+    fn check_and_parse_tell_usable_unknown_and_broken_key_files_apart() {
+        let m = MasterKey::generate();
+        let good = KeyFile::create(&m, b"pass", FAST, KeyMeta::default()).unwrap();
+        let (salt, wrapped) = good.check().unwrap();
+        assert_eq!((salt.len(), wrapped.len()), (16, 72));
+        for broken in [
+            KeyFile {
+                kdf: "scrypt".into(),
+                ..good.clone()
+            },
+            KeyFile {
+                version: 2,
+                ..good.clone()
+            },
+            KeyFile {
+                salt: "zz".into(),
+                ..good.clone()
+            },
+            KeyFile {
+                salt: String::new(),
+                ..good.clone()
+            },
+            KeyFile {
+                wrapped: "00".into(),
+                ..good.clone()
+            },
+        ] {
+            assert!(broken.check().is_err(), "{broken:?}");
+        }
+        let bytes = serde_json::to_vec(&good).unwrap();
+        assert!(KeyFile::parse("keys/x", &bytes).is_ok());
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        v["version"] = 3.into();
+        let err = KeyFile::parse("keys/x", &serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Unsupported(m) if m.contains("has version 3")),
+            "{err:?}"
+        );
+        let err = KeyFile::parse("keys/x", b"not json").unwrap_err();
+        assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+    }
+
     #[test]
     fn raw_key_roundtrip() {
         let m = MasterKey::generate();

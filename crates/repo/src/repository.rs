@@ -378,7 +378,19 @@ impl Repository {
     /// Load a tree blob.
     /// (Blobs are addressed by content: a data blob with the same bytes as a
     /// tree serves as that tree, so the stored kind is not checked.)
+    /// A directory split into a chain of parts (`next`) is returned whole.
     pub async fn load_tree(&self, id: &Id) -> Result<Tree> {
+        let mut tree = self.load_tree_part(id).await?;
+        let mut next = tree.next.take();
+        while let Some(part_id) = next {
+            let mut part = self.load_tree_part(&part_id).await?;
+            tree.nodes.append(&mut part.nodes);
+            next = part.next;
+        }
+        Ok(tree)
+    }
+
+    async fn load_tree_part(&self, id: &Id) -> Result<Tree> {
         let bytes = self.read_blob(id).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Corrupt(format!("tree {}: {e}", id.short())))
