@@ -571,28 +571,41 @@ fn flipped_byte_in_a_pack_is_found_by_read_data_and_breaks_only_that_file() {
     d.original_still_ok();
 }
 
-/// An index entry that points one blob's id at another valid blob: every
-/// byte authenticates, only re-hashing the plaintext against the id shows
-/// it. Restore and `verify --read-data` must both refuse it.
+/// An index entry that points one blob's id at another valid blob: a blob
+/// sealed for a.txt's id (so it authenticates) whose bytes are c.txt's,
+/// in a pack of its own that the index names for a.txt. Only re-hashing
+/// the plaintext against the id shows it: restore and `verify --read-data`
+/// must both refuse it.
 #[test]
 fn an_index_pointing_a_blob_id_at_another_blob_fails_restore_and_read_data() {
+    use lifeboat_repo::pack::PackBuilder;
     let d = damage_fixture();
     let keys = d.keys();
     let alpha = keys.blob_id(b"alpha\n");
-    let gamma = keys.blob_id(b"gamma\n");
+    let sealed = keys.seal(&lifeboat_repo::crypto::ad::blob(&alpha), b"gamma\n");
+    let mut pack = PackBuilder::default();
+    pack.add(lifeboat_repo::BlobKind::Data, alpha, false, &sealed, 6)
+        .unwrap();
+    let (pack_id, bytes, entries) = pack.finish(&keys).unwrap();
+    let pack_key = lifeboat_repo::repository::pack_key(&pack_id);
+    let size = bytes.len() as u64;
+    fs::create_dir_all(d.copy.join(&pack_key).parent().unwrap()).unwrap();
+    fs::write(d.copy.join(&pack_key), bytes).unwrap();
     d.rewrite_index(|records| {
-        let blobs = records.iter_mut().flat_map(|r| r.blobs.iter_mut());
-        let mut by_id: std::collections::HashMap<_, _> = blobs.map(|b| (b.id, b)).collect();
-        let g = **by_id.get(&gamma).expect("gamma indexed");
-        let a = by_id.get_mut(&alpha).expect("alpha indexed");
-        **a = lifeboat_repo::pack::PackEntry { id: alpha, ..g };
+        for r in records.iter_mut() {
+            r.blobs.retain(|b| b.id != alpha);
+        }
+        records.push(lifeboat_repo::index::PackRecord {
+            id: pack_id,
+            size,
+            blobs: entries,
+        });
     });
     // Structure is intact: every indexed pack exists with its size.
     d.ws.run_on(&d.copy, &["--json", "verify"]).ok();
     let v = d.verify(&["--read-data"]);
-    let (pack, _, _) = d.data_pack();
-    assert_problem(&v, &pack, &format!("blob {} ", alpha.short()));
-    assert_problem(&v, &pack, "does not hash to its id");
+    assert_problem(&v, &pack_key, &format!("blob {} ", alpha.short()));
+    assert_problem(&v, &pack_key, "does not hash to its id");
     assert_eq!(
         v["report"]["problems"].as_array().unwrap().len(),
         1,
@@ -1622,11 +1635,7 @@ fn a_key_file_of_an_unknown_version_asks_to_upgrade_lifeboat() {
     fs::write(&path, serde_json::to_vec(&kf).unwrap()).unwrap();
     ws.run(&["snapshots"]).error(
         13,
-        &[
-            &format!("keys/{real}"),
-            "has version 2",
-            "upgrade lifeboat",
-        ],
+        &[&format!("keys/{real}"), "has version 2", "upgrade lifeboat"],
     );
     // A wrong password without newer key files is still exit 11.
     fs::remove_file(&path).unwrap();

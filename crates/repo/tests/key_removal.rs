@@ -72,9 +72,12 @@ async fn two_concurrent_key_removals_never_leave_zero_keys() {
         inner: LocalStorage::new(dir.path()),
         also: Mutex::new(Some(format!("keys/{k1}"))),
     });
-    let a = Repository::open(racing, Credentials::Password(zeroize::Zeroizing::new(b"one".to_vec())))
-        .await
-        .unwrap();
+    let a = Repository::open(
+        racing,
+        Credentials::Password(zeroize::Zeroizing::new(b"one".to_vec())),
+    )
+    .await
+    .unwrap();
     assert_eq!(a.key_in_use(), Some(k1));
     let err = a.remove_key(&k2).await.unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err:?}");
@@ -89,12 +92,19 @@ async fn two_concurrent_key_removals_never_leave_zero_keys() {
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0].id, k2);
     assert!(left[0].usable());
-    let reopened = Repository::open(local.clone(), Credentials::Password(zeroize::Zeroizing::new(b"two".to_vec())))
-        .await
-        .unwrap();
+    let reopened = Repository::open(
+        local.clone(),
+        Credentials::Password(zeroize::Zeroizing::new(b"two".to_vec())),
+    )
+    .await
+    .unwrap();
     assert_eq!(reopened.key_in_use(), Some(k2));
     assert!(matches!(
-        Repository::open(local, Credentials::Password(zeroize::Zeroizing::new(b"one".to_vec()))).await,
+        Repository::open(
+            local,
+            Credentials::Password(zeroize::Zeroizing::new(b"one".to_vec()))
+        )
+        .await,
         Err(Error::WrongPassword(_))
     ));
 }
