@@ -214,7 +214,11 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().contains("plaintext length"), "{err}");
-        assert!(pack.is_empty() && pack.len() == 0, "the pack is unchanged");
+        assert_eq!(
+            (pack.is_empty(), pack.len()),
+            (true, 0),
+            "the pack is unchanged"
+        );
         pack.add(BlobKind::Tree, Id([2; 32]), false, &[0; 48], 8)
             .unwrap();
         let keys = Keys::derive(&MasterKey::generate());

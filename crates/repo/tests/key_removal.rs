@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use lifeboat_repo::{Credentials, Error, KdfParams, KeyMeta, Repository};
 use lifeboat_storage::local::LocalStorage;
-use lifeboat_storage::{ObjectMeta, Storage, StorageError};
+use lifeboat_storage::{ListPage, ObjectMeta, Storage, StorageError};
 use std::sync::{Arc, Mutex};
 
 const FAST: KdfParams = KdfParams {
@@ -38,11 +38,19 @@ impl Storage for RacingDeletes {
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, StorageError> {
         self.inner.get_range(key, offset, len).await
     }
-    async fn stat(&self, key: &str) -> Result<Option<u64>, StorageError> {
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<(), StorageError> {
+        self.inner.put_if_absent(key, data).await
+    }
+    async fn stat(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
         self.inner.stat(key).await
     }
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
-        self.inner.list(prefix).await
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, StorageError> {
+        self.inner.list_page(prefix, start_after, limit).await
     }
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let other = self.also.lock().unwrap().take();
