@@ -448,7 +448,10 @@ impl Pgbouncer {
     fn start(c: &lifeboat_sources::postgres::ScratchCluster, mode: &str) -> Option<Self> {
         use std::os::unix::process::CommandExt;
         let Ok(bin) = which("pgbouncer") else {
-            println!("note: skipping: pgbouncer is not installed (scripts/setup.sh installs it)");
+            common::skip_or_fail(
+                "a_transaction_pooler_is_refused_whatever_the_port_and_a_session_pooler_is_not",
+                "pgbouncer is not installed (scripts/setup.sh installs it)",
+            );
             return None;
         };
         let dir = tempfile::Builder::new()
@@ -612,12 +615,11 @@ fn a_backup_behind_an_exclusive_lock_fails_clearly_and_leaves_no_snapshot() {
 
 #[test]
 fn a_full_repository_disk_during_a_dump_is_exit_17_not_a_pg_dump_failure() {
-    let tmpfs = match Tmpfs::mount("2m") {
-        Ok(t) => t,
-        Err(why) => {
-            println!("note: skipping the disk-full case: cannot mount a tmpfs: {why}");
-            return;
-        }
+    let Some(tmpfs) = tmpfs_or_skip(
+        "a_full_repository_disk_during_a_dump_is_exit_17_not_a_pg_dump_failure",
+        "2m",
+    ) else {
+        return;
     };
     let src = cluster();
     src.create_database("big").unwrap();
