@@ -638,3 +638,53 @@ fn a_full_repository_disk_during_a_dump_is_exit_17_not_a_pg_dump_failure() {
     assert!(!line.contains("pg_dump failed"), "{line}");
     assert!(ws.snapshots().is_empty());
 }
+
+#[test]
+fn globals_with_a_psql_meta_command_smuggled_in_a_role_name_are_refused() {
+    // A role name with a line break: pg_dumpall before 15.14 / 16.10 / 17.6
+    // (CVE-2025-8714) wrote it raw into a `--` comment ("User Config"), so the
+    // text after the break is a line of its own that psql reads as a
+    // meta-command (`\!` runs a shell command as lifeboat's OS user), and it
+    // wrote no `\restrict`. The wrapper turns today's pg_dumpall output back
+    // into that form.
+    let src = cluster();
+    src.create_database("app").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("pwned");
+    let evil = format!("x\n\\! touch {}", marker.display());
+    src.run_sql_in(
+        "app",
+        &format!(
+            "CREATE ROLE \"{evil}\"; ALTER ROLE \"{evil}\" SET work_mem = '8MB'; CREATE TABLE t (id int);"
+        ),
+    )
+    .unwrap();
+    let (bin, log) = (work.path().join("bin"), work.path().join("log"));
+    wrapper_bin(&bin, &server_bin(), &log);
+    let old_dumpall = format!(
+        "#!/bin/sh\n'{}/pg_dumpall' \"$@\" | sed -e '/^\\\\restrict /d' -e '/^\\\\unrestrict /d' -e 's/^-- User Config \"x \\\\!/-- User Config \"x\\n\\\\!/'\n",
+        server_bin().display()
+    );
+    fs::write(bin.join("pg_dumpall"), old_dumpall).unwrap();
+    let ws = Workspace::new(
+        &url(&src, "app"),
+        &format!("bin_dir = {:?}", bin.display().to_string()),
+    );
+    ws.backup(&[]);
+    let other = cluster();
+    let r = ws.restore("latest", &url(&other, "app"), &["--roles"]);
+    let line = r.error(
+        16,
+        &["globals.sql", "meta-command", "\\\\!", "without --roles"],
+    );
+    assert!(!marker.exists(), "{line}");
+    assert_eq!(
+        rows(
+            &other,
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'x%'"
+        ),
+        vec!["0".to_string()],
+        "nothing was applied"
+    );
+}
