@@ -688,3 +688,32 @@ fn globals_with_a_psql_meta_command_smuggled_in_a_role_name_are_refused() {
         "nothing was applied"
     );
 }
+
+#[test]
+fn a_role_with_too_low_a_connection_limit_gets_an_error_that_names_the_limit() {
+    // A backup holds two connections at once (the snapshot session and
+    // pg_dump); a role limited to one is told so, and what to raise.
+    let src = cluster();
+    src.create_database("app").unwrap();
+    src.create_login_role("lim").unwrap();
+    src.run_sql_in(
+        "app",
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1); GRANT SELECT ON t TO lim; \
+         ALTER ROLE lim CONNECTION LIMIT 1;",
+    )
+    .unwrap();
+    let mut ws = Workspace::new(&src.url_for("lim", "app"), "");
+    let line = ws.run(&["backup", "main"]).error(
+        16,
+        &[
+            "refused another connection",
+            "too many connections for role",
+            "CONNECTION LIMIT 3",
+        ],
+    );
+    assert!(ws.snapshots().is_empty(), "{line}");
+    // The advice is enough.
+    src.run_sql("ALTER ROLE lim CONNECTION LIMIT 3;").unwrap();
+    ws.database_url = src.url_for("lim", "app");
+    ws.backup(&[]);
+}
