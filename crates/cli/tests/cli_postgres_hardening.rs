@@ -717,3 +717,86 @@ fn a_role_with_too_low_a_connection_limit_gets_an_error_that_names_the_limit() {
     ws.database_url = src.url_for("lim", "app");
     ws.backup(&[]);
 }
+
+fn scratch_dirs(base: &Path) -> Vec<PathBuf> {
+    fs::read_dir(base)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("lifeboat-pg-")
+        })
+        .collect()
+}
+
+#[test]
+fn a_restore_test_cluster_left_by_a_killed_lifeboat_is_stopped_and_removed_by_the_next_one() {
+    let src = cluster();
+    src.create_database("app").unwrap();
+    src.run_sql_in(
+        "app",
+        "CREATE TABLE t (id int, pad text); \
+         INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 300000) g;",
+    )
+    .unwrap();
+    let ws = Workspace::new(&url(&src, "app"), "");
+    ws.backup(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    // The server runs as `postgres` when we are root: it must traverse TMPDIR.
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o711)).unwrap();
+
+    let mut cmd = ws.cmd();
+    cmd.env("TMPDIR", tmp.path())
+        .args(["verify", "--restore-test"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let start = std::time::Instant::now();
+    let postmaster = loop {
+        let pid = scratch_dirs(tmp.path()).iter().find_map(|d| {
+            fs::read_to_string(d.join("data/postmaster.pid"))
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+        });
+        if let Some(pid) = pid {
+            break pid;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "verify ended before its cluster was seen"
+        );
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "no scratch cluster appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let alive = |pid: u32| {
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z"))
+            .unwrap_or(false)
+    };
+    assert!(
+        alive(postmaster),
+        "the killed run's server is still running (what is reaped)"
+    );
+    let left = scratch_dirs(tmp.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    let r = ws.run_with(&["verify", "--restore-test"], |c| {
+        c.env("TMPDIR", tmp.path());
+    });
+    r.ok();
+    assert!(!alive(postmaster), "the orphaned server was stopped");
+    assert!(
+        !left[0].exists(),
+        "its directory (restored rows) was removed"
+    );
+    assert!(scratch_dirs(tmp.path()).is_empty());
+}
