@@ -15,11 +15,13 @@
 
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::index::BlobLocation;
+use crate::index::{BlobLocation, ByPack, Index, PackInfo};
 use crate::repository::{pack_key, Repository};
-use crate::tree::{NodeKind, Tree};
+use crate::tree::NodeKind;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// What to check beyond structure.
@@ -117,14 +119,10 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
         .into_iter()
         .map(|m| (m.key, m.size))
         .collect();
-    let mut by_pack: HashMap<Id, Vec<(Id, BlobLocation)>> = HashMap::new();
-    for (id, loc) in index.iter() {
-        by_pack.entry(loc.pack).or_default().push((id, loc));
-    }
+    let by_pack = index.by_pack();
     let mut readable = Vec::new();
-    for pack in index.packs() {
+    for (pos, pack) in index.packs().iter().enumerate() {
         let key = pack_key(&pack.id);
-        let blobs = by_pack.get(&pack.id).map(Vec::as_slice).unwrap_or(&[]);
         let message = match stored.get(&key) {
             None => Some("pack is missing".to_string()),
             Some(&size) if size != pack.size => Some(format!(
@@ -139,9 +137,9 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
                     object: key,
                     message,
                 });
-                bad_blobs.extend(blobs.iter().map(|(id, _)| *id));
+                bad_blobs.extend(by_pack.blobs(pos).map(|(id, _)| id));
             }
-            None => readable.push(pack.id),
+            None => readable.push(pos),
         }
     }
     let indexed: HashSet<String> = index.packs().iter().map(|p| pack_key(&p.id)).collect();
@@ -154,16 +152,21 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
     report.unindexed_packs = report.unindexed_pack_keys.len();
 
     if let Some(pct) = opts.read_data_percent {
-        for pack in sample(readable, pct) {
-            let blobs = by_pack.get(&pack).map(Vec::as_slice).unwrap_or(&[]);
-            read_pack(repo, &pack, blobs, &mut report, &mut bad_blobs).await?;
+        for pos in sample(readable, index.packs(), pct) {
+            let pack = PackBlobs {
+                id: index.packs()[pos].id,
+                by_pack: &by_pack,
+                pos,
+            };
+            read_pack(repo, &pack, &mut report, &mut bad_blobs).await?;
         }
     }
+    drop(by_pack);
 
     let mut walker = Walker {
         repo,
         bad_blobs: &bad_blobs,
-        trees: HashMap::new(),
+        done: HashMap::new(),
     };
     for id in snapshot_ids {
         report.snapshots += 1;
@@ -185,12 +188,11 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
                 });
             }
             Ok(snap) => {
-                let mut paths = Vec::new();
-                walker.walk(snap.tree, String::new(), &mut paths).await;
+                let mut paths = walker.walk(snap.tree).await;
                 if !paths.is_empty() && walker.refresh().await? {
-                    paths.clear();
-                    walker.walk(snap.tree, String::new(), &mut paths).await;
+                    paths = walker.walk(snap.tree).await;
                 }
+                paths.sort();
                 if !paths.is_empty() {
                     report.damaged_snapshots.push(DamagedSnapshot {
                         id,
@@ -205,28 +207,39 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
     Ok(report)
 }
 
-/// A random `pct`% of `packs` (at least one when any), different on each run.
-fn sample(mut packs: Vec<Id>, pct: f64) -> Vec<Id> {
+/// A random `pct`% of the packs at `positions` (at least one when any), different on each run.
+fn sample(mut positions: Vec<usize>, packs: &[PackInfo], pct: f64) -> Vec<usize> {
     if pct >= 100.0 {
-        return packs;
+        return positions;
     }
-    let want = ((packs.len() as f64) * pct / 100.0).ceil() as usize;
+    let want = ((positions.len() as f64) * pct / 100.0).ceil() as usize;
     let salt: [u8; 16] = crate::crypto::random_array();
-    packs.sort_by_key(|p| {
-        *blake3::keyed_hash(&blake3::derive_key("lifeboat sample", &salt), &p.0).as_bytes()
-    });
-    packs.truncate(want.max(1).min(packs.len()));
-    packs
+    let key = blake3::derive_key("lifeboat sample", &salt);
+    positions.sort_by_key(|&p| *blake3::keyed_hash(&key, &packs[p].id.0).as_bytes());
+    positions.truncate(want.max(1).min(positions.len()));
+    positions
+}
+
+/// One pack and its indexed blobs.
+struct PackBlobs<'a> {
+    id: Id,
+    by_pack: &'a ByPack<'a>,
+    pos: usize,
+}
+
+impl PackBlobs<'_> {
+    fn blobs(&self) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
+        self.by_pack.blobs(self.pos)
+    }
 }
 
 async fn read_pack(
     repo: &Repository,
-    pack: &Id,
-    blobs: &[(Id, BlobLocation)],
+    pack: &PackBlobs<'_>,
     report: &mut CheckReport,
     bad_blobs: &mut HashSet<Id>,
 ) -> Result<()> {
-    let key = pack_key(pack);
+    let key = pack_key(&pack.id);
     let bytes = match repo.storage().get(&key).await {
         Ok(b) => b,
         Err(e) => {
@@ -234,13 +247,13 @@ async fn read_pack(
                 object: key,
                 message: e.to_string(),
             });
-            bad_blobs.extend(blobs.iter().map(|(id, _)| *id));
+            bad_blobs.extend(pack.blobs().map(|(id, _)| id));
             return Ok(());
         }
     };
     report.packs_read += 1;
     report.bytes_read += bytes.len() as u64;
-    if Id::of_file(&bytes) != *pack {
+    if Id::of_file(&bytes) != pack.id {
         report.problems.push(Problem {
             object: key.clone(),
             message: "pack content does not match its name (damaged bytes)".into(),
@@ -256,12 +269,12 @@ async fn read_pack(
             _ => report.problems.push(problem),
         }
     }
-    for (id, loc) in blobs {
+    for (id, loc) in pack.blobs() {
         let range = loc.offset as usize..(loc.offset as usize + loc.len as usize);
         let what = format!("blob {} in {key}", id.short());
         let result = match bytes.get(range) {
             Some(sealed) => repo
-                .open_blob(id, loc.compressed, loc.raw_len, sealed, &what)
+                .open_blob(&id, loc.compressed, loc.raw_len, sealed, &what)
                 .map(|_| ()),
             None => Err(crate::error::Error::Corrupt(format!(
                 "{what}: beyond the pack's end"
@@ -272,21 +285,24 @@ async fn read_pack(
                 object: key.clone(),
                 message: e.to_string(),
             });
-            bad_blobs.insert(*id);
+            bad_blobs.insert(id);
         }
     }
     Ok(())
 }
 
+/// Walks snapshots' trees depth first, one directory per level in memory.
+/// A tree seen before (shared by snapshots) is not read again: its
+/// damaged paths, usually none, are remembered by tree id.
 struct Walker<'a> {
     repo: &'a Repository,
     bad_blobs: &'a HashSet<Id>,
-    trees: HashMap<Id, std::result::Result<Tree, String>>,
+    done: HashMap<Id, Vec<String>>,
 }
 
 impl Walker<'_> {
     /// Reload the index if index files appeared since it was loaded, and
-    /// forget trees that failed to load; whether anything changed.
+    /// forget the trees found damaged; whether anything changed.
     async fn refresh(&mut self) -> Result<bool> {
         if !self.repo.index_files_changed().await? {
             return Ok(false);
@@ -294,54 +310,56 @@ impl Walker<'_> {
         // Damaged index files were reported by the first load.
         let (index, _) = self.repo.load_index_lenient().await?;
         self.repo.set_index(index);
-        self.trees.retain(|_, t| t.is_ok());
+        self.done.retain(|_, damaged| damaged.is_empty());
         Ok(true)
     }
 
-    fn blob_ok(&self, id: &Id) -> bool {
-        !self.bad_blobs.contains(id) && self.repo.index().contains(id)
+    fn blob_ok(&self, index: &Index, id: &Id) -> bool {
+        !self.bad_blobs.contains(id) && index.contains(id)
     }
 
-    async fn walk(&mut self, root: Id, root_path: String, damaged: &mut Vec<String>) {
-        let mut stack = vec![(root, root_path)];
-        while let Some((tree_id, path)) = stack.pop() {
-            let tree = match self.load(tree_id).await {
-                Ok(t) => t,
-                Err(_) => {
-                    damaged.push(format!("{path}/"));
-                    continue;
-                }
-            };
-            for node in &tree.nodes {
-                let child = format!("{path}/{}", node.name);
-                match node.kind {
-                    NodeKind::Dir => match node.subtree {
-                        Some(sub) => stack.push((sub, child)),
-                        None => damaged.push(format!("{child}/")),
-                    },
-                    NodeKind::File => {
-                        if !node.content.iter().all(|id| self.blob_ok(id)) {
-                            damaged.push(child);
-                        }
+    /// Damaged paths below tree `id`, relative to it (`/` = the tree itself).
+    fn walk(&mut self, id: Id) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + '_>> {
+        Box::pin(async move {
+            if let Some(paths) = self.done.get(&id) {
+                return paths.clone();
+            }
+            let paths = self.walk_uncached(id).await;
+            self.done.insert(id, paths.clone());
+            paths
+        })
+    }
+
+    async fn walk_uncached(&mut self, id: Id) -> Vec<String> {
+        let loaded = if self.bad_blobs.contains(&id) {
+            None
+        } else {
+            self.repo.load_tree(&id).await.ok()
+        };
+        let Some(tree) = loaded else {
+            return vec!["/".into()];
+        };
+        let index = self.repo.index();
+        let mut damaged = Vec::new();
+        for node in &tree.nodes {
+            let child = format!("/{}", node.name);
+            match node.kind {
+                NodeKind::Dir => match node.subtree {
+                    Some(sub) => {
+                        let below = self.walk(sub).await;
+                        damaged.extend(below.into_iter().map(|p| format!("{child}{p}")));
                     }
-                    NodeKind::Symlink => {}
+                    None => damaged.push(format!("{child}/")),
+                },
+                NodeKind::File => {
+                    if !node.content.iter().all(|id| self.blob_ok(&index, id)) {
+                        damaged.push(child);
+                    }
                 }
+                NodeKind::Symlink => {}
             }
         }
-        damaged.sort();
-    }
-
-    async fn load(&mut self, id: Id) -> std::result::Result<Tree, String> {
-        if let Some(t) = self.trees.get(&id) {
-            return t.clone();
-        }
-        let result = if self.bad_blobs.contains(&id) {
-            Err("damaged".to_string())
-        } else {
-            self.repo.load_tree(&id).await.map_err(|e| e.to_string())
-        };
-        self.trees.insert(id, result.clone());
-        result
+        damaged
     }
 }
 

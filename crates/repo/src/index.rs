@@ -88,13 +88,7 @@ impl Index {
     /// Add the packs of one index file (call [`Index::finalize`] after the last).
     pub fn add_records(&mut self, records: &[PackRecord]) {
         for rec in records {
-            let pos = *self.pack_pos.entry(rec.id).or_insert_with(|| {
-                self.packs.push(PackInfo {
-                    id: rec.id,
-                    size: rec.size,
-                });
-                (self.packs.len() - 1) as u32
-            });
+            let pos = self.pack_position(rec.id, rec.size);
             for b in &rec.blobs {
                 self.entries.push(IndexEntry {
                     id: b.id,
@@ -108,6 +102,45 @@ impl Index {
             }
         }
         self.sorted = false;
+    }
+
+    /// Reserve room for `blobs` more entries, so loading does not double the vector.
+    pub fn reserve(&mut self, blobs: usize) {
+        self.entries.reserve_exact(blobs);
+    }
+
+    /// Check, open and add one sealed index file, straight into the merged
+    /// entries (no intermediate records); a damaged file adds nothing.
+    pub fn add_index_file(&mut self, keys: &Keys, name: &Id, sealed: Vec<u8>) -> Result<()> {
+        let what = format!("index/{name}");
+        let plain = open_index_file(keys, name, sealed, &what)?;
+        // Validate the whole file first, then add: all or nothing.
+        for_each_record(&plain, &what, |_| Ok(()))?;
+        let mut pack = 0;
+        for_each_record(&plain, &what, |item| {
+            match item {
+                Item::Pack(id, size) => pack = self.pack_position(id, size),
+                Item::Blob(b) => self.entries.push(IndexEntry {
+                    id: b.id,
+                    pack,
+                    offset: b.offset,
+                    len: b.len,
+                    raw_len: b.raw_len,
+                    kind: b.kind,
+                    compressed: b.compressed,
+                }),
+            }
+            Ok(())
+        })?;
+        self.sorted = false;
+        Ok(())
+    }
+
+    fn pack_position(&mut self, id: Id, size: u64) -> u32 {
+        *self.pack_pos.entry(id).or_insert_with(|| {
+            self.packs.push(PackInfo { id, size });
+            (self.packs.len() - 1) as u32
+        })
     }
 
     /// Sort for lookups; a blob stored twice (concurrent backups) keeps one location.
@@ -211,16 +244,44 @@ pub fn encode_index_file(keys: &Keys, records: &[PackRecord]) -> Result<(Id, Vec
 /// Check, open and parse an index file.
 pub fn decode_index_file(keys: &Keys, name: &Id, sealed: &[u8]) -> Result<Vec<PackRecord>> {
     let what = format!("index/{name}");
-    if Id::of_file(sealed) != *name {
+    let plain = open_index_file(keys, name, sealed.to_vec(), &what)?;
+    let mut records: Vec<PackRecord> = Vec::new();
+    for_each_record(&plain, &what, |item| {
+        match item {
+            Item::Pack(id, size) => records.push(PackRecord {
+                id,
+                size,
+                blobs: Vec::new(),
+            }),
+            Item::Blob(b) => records.last_mut().expect("pack first").blobs.push(b),
+        }
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+/// Check the name and open; the sealed bytes are freed before the caller parses.
+fn open_index_file(keys: &Keys, name: &Id, sealed: Vec<u8>, what: &str) -> Result<Vec<u8>> {
+    if Id::of_file(&sealed) != *name {
         return Err(Error::Corrupt(format!(
             "{what}: content does not match its name (damaged or truncated)"
         )));
     }
-    let plain = keys.open(sealed, ad::INDEX, &what)?;
+    keys.open(&sealed, ad::INDEX, what)
+}
+
+/// One record of an index file, in file order: a pack, then its blobs.
+enum Item {
+    Pack(Id, u64),
+    Blob(PackEntry),
+}
+
+/// Parse an index file's plaintext, calling `f` for each pack and blob.
+fn for_each_record(plain: &[u8], what: &str, mut f: impl FnMut(Item) -> Result<()>) -> Result<()> {
     let mut r = Reader {
-        buf: &plain,
+        buf: plain,
         pos: 0,
-        what: &what,
+        what,
     };
     if r.take(4)? != MAGIC {
         return Err(Error::Corrupt(format!("{what}: unknown magic")));
@@ -232,16 +293,15 @@ pub fn decode_index_file(keys: &Keys, name: &Id, sealed: &[u8]) -> Result<Vec<Pa
         )));
     }
     let npacks = r.u32()? as usize;
-    let mut records = Vec::with_capacity(npacks.min(1 << 16));
     for _ in 0..npacks {
         let id = r.id()?;
         let size = r.u64()?;
+        f(Item::Pack(id, size))?;
         let n = r.u32()? as usize;
-        let mut blobs = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
             let kind = r.u8()?;
             let flags = r.u8()?;
-            blobs.push(PackEntry {
+            let blob = PackEntry {
                 kind: match kind {
                     0 => BlobKind::Data,
                     1 => BlobKind::Tree,
@@ -256,14 +316,19 @@ pub fn decode_index_file(keys: &Keys, name: &Id, sealed: &[u8]) -> Result<Vec<Pa
                 offset: r.u32()?,
                 len: r.u32()?,
                 raw_len: r.u32()?,
-            });
+            };
+            f(Item::Blob(blob))?;
         }
-        records.push(PackRecord { id, size, blobs });
     }
     if r.pos != plain.len() {
         return Err(Error::Corrupt(format!("{what}: trailing bytes")));
     }
-    Ok(records)
+    Ok(())
+}
+
+/// An upper bound on the blobs in index files of `bytes` stored bytes in total.
+pub fn max_blobs_in(bytes: u64) -> usize {
+    (bytes / BLOB_LEN as u64) as usize
 }
 
 struct Reader<'a> {
@@ -300,7 +365,47 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The blobs of each pack, in pack order: positions into the index's
+/// entries sorted by pack and offset (4 bytes per blob, no copy of the index).
+pub struct ByPack<'a> {
+    index: &'a Index,
+    order: Vec<u32>,
+    starts: Vec<u32>,
+}
+
+impl ByPack<'_> {
+    /// The blobs of the pack at `pos` in [`Index::packs`], by offset.
+    pub fn blobs(&self, pos: usize) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
+        let range = self.starts[pos] as usize..self.starts[pos + 1] as usize;
+        self.order[range].iter().map(|&i| {
+            let e = &self.index.entries[i as usize];
+            (e.id, self.index.location(e))
+        })
+    }
+}
+
 impl Index {
+    /// Group the blobs by pack (see [`ByPack`]).
+    pub fn by_pack(&self) -> ByPack<'_> {
+        let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| {
+            let e = &self.entries[i as usize];
+            (e.pack, e.offset)
+        });
+        let mut starts = vec![0u32; self.packs.len() + 1];
+        for e in &self.entries {
+            starts[e.pack as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        ByPack {
+            index: self,
+            order,
+            starts,
+        }
+    }
+
     /// Every blob with its location.
     pub fn iter(&self) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
         self.entries.iter().map(|e| (e.id, self.location(e)))

@@ -37,6 +37,6 @@ pub use keys::{KdfParams, KeyMeta};
 pub use pack::BlobKind;
 pub use reader::ContentReader;
 pub use repository::{Credentials, KeyEntry, Repository};
-pub use snapshot::{Snapshot, SnapshotStats};
+pub use snapshot::{Snapshot, SnapshotInfo, SnapshotStats};
 pub use tree::{Node, NodeKind, Tree};
 pub use writer::{BlobWriter, WriteStats};

@@ -112,6 +112,11 @@ impl PackBuilder {
         self.buf.len()
     }
 
+    /// Blobs added so far.
+    pub fn blobs(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Whether no blob was added.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

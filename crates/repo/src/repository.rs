@@ -9,10 +9,10 @@ use crate::config::{ConfigFile, RepoConfig};
 use crate::crypto::{ad, Keys, MasterKey};
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::index::{decode_index_file, Index};
+use crate::index::{max_blobs_in, Index};
 use crate::keys::{KdfParams, KeyFile, KeyMeta, RawKeyFile};
 use crate::lock::LockHealth;
-use crate::snapshot::{decode_snapshot, Snapshot};
+use crate::snapshot::{decode_snapshot, Snapshot, SnapshotInfo};
 use crate::tree::Tree;
 use lifeboat_storage::{Storage, StorageError};
 use serde::{de::DeserializeOwned, Serialize};
@@ -265,6 +265,8 @@ impl Repository {
         let listed = self.storage.list("index/").await?;
         *self.index_files.lock().expect("index files") =
             listed.iter().map(|m| m.key.clone()).collect();
+        // Sized once from the files' sizes (an upper bound): no doubling while loading.
+        index.reserve(max_blobs_in(listed.iter().map(|m| m.size).sum()));
         for meta in listed {
             let name: Option<Id> = meta.key.trim_start_matches("index/").parse().ok();
             let result = match name {
@@ -273,13 +275,12 @@ impl Repository {
                     meta.key
                 ))),
                 Some(name) => match self.storage.get(&meta.key).await {
-                    Ok(bytes) => decode_index_file(&self.keys, &name, &bytes),
+                    Ok(bytes) => index.add_index_file(&self.keys, &name, bytes),
                     Err(e) => Err(e.into()),
                 },
             };
-            match result {
-                Ok(records) => index.add_records(&records),
-                Err(e) => problems.push((meta.key, e)),
+            if let Err(e) = result {
+                problems.push((meta.key, e));
             }
         }
         index.finalize();
@@ -435,6 +436,12 @@ impl Repository {
         decode_snapshot(&plain, &key)
     }
 
+    /// Load a snapshot without its `meta`, checked like [`Repository::load_snapshot`].
+    pub async fn load_snapshot_info(&self, id: &Id) -> Result<SnapshotInfo> {
+        let (key, plain) = self.get_sealed("snapshots", id).await?;
+        decode_snapshot(&plain, &key)
+    }
+
     /// Ids of all objects in `dir`.
     pub async fn list_ids(&self, dir: &str) -> Result<Vec<Id>> {
         let prefix = format!("{dir}/");
@@ -465,17 +472,19 @@ impl Repository {
     /// Every readable snapshot, oldest first. Damaged snapshot files are
     /// left out (so one damaged file blocks neither backups nor restores of
     /// other snapshots); [`Repository::snapshots_checked`] names them.
-    pub async fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+    /// Listings skip each snapshot's `meta` ([`SnapshotInfo`]); load one
+    /// snapshot whole with [`Repository::load_snapshot`].
+    pub async fn snapshots(&self) -> Result<Vec<(Id, SnapshotInfo)>> {
         Ok(self.snapshots_checked().await?.0)
     }
 
     /// Every snapshot, oldest first, and separately the ones that could not
     /// be read (damaged, or [`Error::Unsupported`]: written by a newer lifeboat).
-    pub async fn snapshots_checked(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<(Id, Error)>)> {
+    pub async fn snapshots_checked(&self) -> Result<(Vec<(Id, SnapshotInfo)>, Vec<(Id, Error)>)> {
         let mut out = Vec::new();
         let mut damaged = Vec::new();
         for id in self.list_ids("snapshots").await? {
-            match self.load_snapshot(&id).await {
+            match self.load_snapshot_info(&id).await {
                 Ok(snap) => out.push((id, snap)),
                 Err(e @ (Error::Corrupt(_) | Error::Storage(_) | Error::Unsupported(_))) => {
                     damaged.push((id, e))
@@ -527,16 +536,18 @@ impl Repository {
                     Error::Corrupt(message)
                 });
             }
-            let mut matching: Vec<_> = all
+            let (id, _) = all
                 .into_iter()
-                .filter(|(_, s)| source.is_none_or(|src| s.source == src))
-                .collect();
-            let latest = matching.pop().ok_or_else(|| {
-                Error::NotFound(match source {
-                    Some(s) => format!("no snapshot of source {s:?} in the repository"),
-                    None => "the repository has no snapshots yet".into(),
-                })
-            })?;
+                .rev()
+                .find(|(_, s)| source.is_none_or(|src| s.source == src))
+                .ok_or_else(|| {
+                    Error::NotFound(match source {
+                        Some(s) => format!("no snapshot of source {s:?} in the repository"),
+                        None => "the repository has no snapshots yet".into(),
+                    })
+                })?;
+            // The listing skips `meta`: load the chosen one whole.
+            let latest = (id, self.load_snapshot(&id).await?);
             return Ok((latest, damaged.into_iter().map(|(id, _)| id).collect()));
         }
         let spec = spec.to_ascii_lowercase();

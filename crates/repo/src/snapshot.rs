@@ -4,11 +4,13 @@
 //! written last, after the packs and the index that hold everything it
 //! references. `meta` is free-form per source kind (server version, table
 //! row counts for PostgreSQL, ...). A reader checks `version` and `kind`
-//! before using a snapshot ([`decode_snapshot`]).
+//! before using a snapshot ([`decode_snapshot`]); listings read
+//! [`SnapshotInfo`], which skips `meta`, so listing many snapshots does not
+//! hold every snapshot's meta.
 
 use crate::error::{Error, Result};
 use crate::id::Id;
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Snapshot format version.
 pub const SNAPSHOT_VERSION: u32 = 1;
@@ -80,7 +82,8 @@ struct Header {
 
 /// Parse a snapshot's plaintext, refusing a version or kind this build does
 /// not know ([`Error::Unsupported`], never "damaged") before the rest.
-pub fn decode_snapshot(plain: &[u8], what: &str) -> Result<Snapshot> {
+/// `T` is [`Snapshot`], or [`SnapshotInfo`] for listings.
+pub fn decode_snapshot<T: DeserializeOwned>(plain: &[u8], what: &str) -> Result<T> {
     let header: Header =
         serde_json::from_slice(plain).map_err(|e| Error::Corrupt(format!("{what}: {e}")))?;
     let version = header.version.unwrap_or(0);
@@ -97,4 +100,36 @@ pub fn decode_snapshot(plain: &[u8], what: &str) -> Result<Snapshot> {
         )));
     }
     serde_json::from_slice(plain).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+/// A snapshot without its `meta`, as listings read it: the same JSON object,
+/// with `meta` skipped while parsing (never held in memory).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SnapshotInfo {
+    /// Snapshot format version.
+    pub version: u32,
+    /// When the backup was taken, RFC 3339 UTC.
+    pub time: String,
+    /// Host that took it.
+    pub host: String,
+    /// User that took it.
+    #[serde(default)]
+    pub user: String,
+    /// Source name.
+    pub source: String,
+    /// Source kind and backup kind.
+    pub kind: String,
+    /// Paths backed up (files sources).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Root tree.
+    pub tree: Id,
+    /// Previous snapshot of the same source, if any.
+    #[serde(default)]
+    pub parent: Option<Id>,
+    /// Figures.
+    pub stats: SnapshotStats,
 }

@@ -6,8 +6,13 @@
 //!   -> bounded queue -> uploader [put pack; every 64 packs, put an index file]
 //! finish(): flush packs, upload, write the last index file.
 //! ```
-//! Memory is bounded by the queue depths: about `2 x workers` chunks, two
-//! packs being filled and up to three in flight, whatever the data size.
+//! Memory is bounded whatever the data size: about `2 x workers` chunks,
+//! two packs being filled, and sealed packs waiting for or in upload of at
+//! most two packs' size in bytes ([`InFlight`]: a worker closing a pack
+//! waits for room before it takes the pack out). A pack also closes at
+//! [`MAX_PACK_BLOBS`] blobs and an index file is written every
+//! [`PACKS_PER_INDEX`] packs or [`BLOBS_PER_INDEX`] blobs, so no index file
+//! (read whole when loading) grows with the repository.
 //! Blobs already in the repository (or already queued) are skipped, which is
 //! what makes a second backup of unchanged data nearly free.
 //!
@@ -25,11 +30,41 @@ use lifeboat_storage::StorageError;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 /// Packs per index file written during a long backup.
-const PACKS_PER_INDEX: usize = 64;
+pub const PACKS_PER_INDEX: usize = 64;
+
+/// An index file is also written once this many blobs are pending.
+pub const BLOBS_PER_INDEX: usize = 1 << 16;
+
+/// A pack closes at this many blobs even below its target size.
+pub const MAX_PACK_BLOBS: usize = 1 << 16;
+
+/// Bytes of sealed packs queued for or in upload, bounded by a budget.
+struct InFlight {
+    bytes: Mutex<usize>,
+    freed: Condvar,
+    limit: usize,
+}
+
+impl InFlight {
+    /// Wait until `n` more bytes fit (always when nothing is in flight), then take them.
+    fn acquire(&self, n: usize) {
+        let mut bytes = self.bytes.lock().expect("in-flight lock");
+        while *bytes > 0 && *bytes + n > self.limit {
+            bytes = self.freed.wait(bytes).expect("in-flight lock");
+        }
+        *bytes += n;
+    }
+
+    fn release(&self, n: usize) {
+        let mut bytes = self.bytes.lock().expect("in-flight lock");
+        *bytes = bytes.saturating_sub(n);
+        self.freed.notify_all();
+    }
+}
 
 struct Job {
     kind: BlobKind,
@@ -69,6 +104,7 @@ struct Shared {
     index: Arc<Index>,
     queued: Mutex<HashSet<Id>>,
     packers: Mutex<[PackBuilder; 2]>,
+    in_flight: InFlight,
     error: Mutex<Option<Error>>,
     counters: Counters,
 }
@@ -112,6 +148,11 @@ impl BlobWriter {
             repo,
             queued: Mutex::new(HashSet::new()),
             packers: Mutex::new([new_pack(pack_size), new_pack(pack_size)]),
+            in_flight: InFlight {
+                bytes: Mutex::new(0),
+                freed: Condvar::new(),
+                limit: 2 * pack_size,
+            },
             error: Mutex::new(None),
             counters: Counters::default(),
         });
@@ -211,11 +252,17 @@ impl BlobWriter {
         let rest = std::mem::take(&mut *self.shared.packers.lock().expect("packers lock"));
         for builder in rest {
             if !builder.is_empty() {
+                let taken = builder.len();
+                self.shared.in_flight.acquire(taken);
                 match seal_pack(&self.shared.repo, builder) {
                     Ok(pack) => {
                         let _ = up.send(pack);
                     }
-                    Err(e) => self.shared.fail(e),
+                    Err(e) => {
+                        // Nothing reaches the uploader: give the room back.
+                        self.shared.in_flight.release(taken);
+                        self.shared.fail(e);
+                    }
                 }
             }
         }
@@ -284,22 +331,32 @@ fn worker(
             let mut packers = shared.packers.lock().expect("packers lock");
             let builder = &mut packers[job.kind as usize];
             // Close the pack before a blob would take it past the target
-            // size, so a pack's buffer never has to grow.
-            let full = (!builder.is_empty() && builder.len() + sealed.len() > pack_size)
-                .then(|| std::mem::replace(builder, new_pack(pack_size)));
+            // size, so a pack's buffer never has to grow; wait for upload
+            // room first, so a closed pack is never held waiting.
+            let full = (!builder.is_empty()
+                && (builder.len() + sealed.len() > pack_size || builder.blobs() >= MAX_PACK_BLOBS))
+                .then(|| {
+                    shared.in_flight.acquire(builder.len());
+                    std::mem::replace(builder, new_pack(pack_size))
+                });
             if let Err(e) = builder.add(job.kind, job.id, compressed, &sealed, job.data.len()) {
                 shared.fail(e);
             }
             full
         };
         if let Some(builder) = full {
+            let taken = builder.len();
             match seal_pack(repo, builder) {
                 Ok(pack) => {
                     if uploads.send(pack).is_err() {
                         return;
                     }
                 }
-                Err(e) => shared.fail(e),
+                Err(e) => {
+                    // Nothing reaches the uploader: give the room back.
+                    shared.in_flight.release(taken);
+                    shared.fail(e);
+                }
             }
         }
     }
@@ -331,32 +388,56 @@ fn seal_pack(repo: &Repository, builder: PackBuilder) -> Result<(Id, Vec<u8>, Pa
 
 fn uploader(shared: &Shared, rx: Receiver<(Id, Vec<u8>, PackRecord)>) -> Vec<PackRecord> {
     let mut pending = Vec::new();
+    let mut pending_blobs = 0;
     for (id, bytes, record) in rx {
-        if shared.failed() {
+        let taken = blob_bytes(&record);
+        let stored = upload_pack(shared, &id, bytes);
+        shared.in_flight.release(taken);
+        if !stored {
             continue;
         }
-        let repo = &shared.repo;
-        if let Err(e) = repo.ensure_writable() {
-            shared.fail(e);
-            continue;
-        }
-        if let Err(e) = repo
-            .runtime()
-            .block_on(repo.storage().put(&pack_key(&id), bytes))
-        {
-            shared.fail(e.into());
-            continue;
-        }
-        shared.counters.packs.fetch_add(1, Ordering::Relaxed);
+        pending_blobs += record.blobs.len();
         pending.push(record);
-        if pending.len() >= PACKS_PER_INDEX {
+        if pending.len() >= PACKS_PER_INDEX || pending_blobs >= BLOBS_PER_INDEX {
             match write_index(shared, &pending) {
-                Ok(()) => pending.clear(),
+                Ok(()) => {
+                    pending.clear();
+                    pending_blobs = 0;
+                }
                 Err(e) => shared.fail(e),
             }
         }
     }
     pending
+}
+
+/// The blob bytes of a pack (what [`InFlight::acquire`] took for it).
+fn blob_bytes(record: &PackRecord) -> usize {
+    record
+        .blobs
+        .last()
+        .map_or(0, |b| b.offset as usize + b.len as usize)
+}
+
+/// Store one pack unless the pipeline already failed; whether it was stored.
+fn upload_pack(shared: &Shared, id: &Id, bytes: Vec<u8>) -> bool {
+    if shared.failed() {
+        return false;
+    }
+    let repo = &shared.repo;
+    if let Err(e) = repo.ensure_writable() {
+        shared.fail(e);
+        return false;
+    }
+    if let Err(e) = repo
+        .runtime()
+        .block_on(repo.storage().put(&pack_key(id), bytes))
+    {
+        shared.fail(e.into());
+        return false;
+    }
+    shared.counters.packs.fetch_add(1, Ordering::Relaxed);
+    true
 }
 
 fn write_index(shared: &Shared, records: &[PackRecord]) -> Result<()> {
@@ -367,4 +448,39 @@ fn write_index(shared: &Shared, records: &[PackRecord]) -> Result<()> {
         .block_on(repo.storage().put(&format!("index/{name}"), bytes))?;
     shared.counters.index_files.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sealed packs waiting for or in upload never exceed the byte budget
+    /// (here two packs), however many workers close packs at once.
+    #[test]
+    fn packs_in_flight_stay_within_the_byte_budget() {
+        let pack = 4;
+        let budget = InFlight {
+            bytes: Mutex::new(0),
+            freed: Condvar::new(),
+            limit: 2 * pack,
+        };
+        let most = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..2000 {
+                        budget.acquire(pack);
+                        let now = *budget.bytes.lock().unwrap();
+                        most.fetch_max(now as u64, Ordering::Relaxed);
+                        budget.release(pack);
+                    }
+                });
+            }
+        });
+        assert!(most.load(Ordering::Relaxed) <= 2 * pack as u64);
+        assert_eq!(*budget.bytes.lock().unwrap(), 0);
+        // One pack larger than the budget still goes when nothing else is in flight.
+        budget.acquire(10 * pack);
+        budget.release(10 * pack);
+    }
 }

@@ -2,10 +2,10 @@
 
 use super::Context;
 use crate::args::{LsArgs, SnapshotsArgs};
-use crate::output::{self, size};
+use crate::output::size;
 use anyhow::Result;
 use lifeboat_engine::postgres::{verifications_checked, VerificationRecord};
-use lifeboat_repo::{Id, NodeKind, Repository, Tree};
+use lifeboat_repo::{Id, Node, NodeKind, Repository, Tree};
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,16 +40,15 @@ pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
         tested.insert(v.report.snapshot, v);
     }
     if ctx.global.json {
-        let list: Vec<_> = snaps
-            .iter()
-            .map(|(id, s)| {
-                let mut v = serde_json::to_value(s).expect("json");
-                v["id"] = serde_json::json!(id);
-                v["restore_test"] = serde_json::to_value(tested.get(id)).expect("json");
-                v
-            })
-            .collect();
-        output::json(&serde_json::Value::Array(list));
+        // One whole snapshot (with its meta) in memory at a time.
+        crate::outln!("[");
+        for (i, (id, _)) in snaps.iter().enumerate() {
+            let mut v = serde_json::to_value(repo.load_snapshot(id).await?).expect("json");
+            v["id"] = serde_json::json!(id);
+            v["restore_test"] = serde_json::to_value(tested.get(id)).expect("json");
+            crate::outln!("{}{v}", if i == 0 { "" } else { "," });
+        }
+        crate::outln!("]");
         return Ok(ExitCode::SUCCESS);
     }
     crate::outln!(
@@ -123,50 +122,56 @@ pub async fn ls(ctx: &Context, a: LsArgs) -> Result<ExitCode> {
             }
         }
     }
-    let mut rows = Vec::new();
-    walk(&repo, tree, prefix, &mut rows).await?;
-    if ctx.global.json {
-        output::json(&serde_json::Value::Array(rows));
-    } else {
-        for r in rows {
-            let kind = r["type"].as_str().unwrap_or("");
-            let mode = r["mode"].as_u64().unwrap_or(0);
-            let c = match kind {
-                "dir" => 'd',
-                "symlink" => 'l',
-                _ => '-',
+    let json = ctx.global.json;
+    if json {
+        crate::outln!("[");
+    }
+    let mut first = true;
+    walk(&repo, tree, prefix, |n, path| {
+        if json {
+            let row = serde_json::json!({
+                "path": path, "type": n.kind, "mode": n.mode, "size": n.size, "mtime_ns": n.mtime_ns,
+                "uid": n.uid, "gid": n.gid, "target": n.target,
+            });
+            crate::outln!("{}{row}", if first { "" } else { "," });
+            first = false;
+        } else {
+            let c = match n.kind {
+                NodeKind::Dir => 'd',
+                NodeKind::Symlink => 'l',
+                NodeKind::File => '-',
             };
-            crate::outln!(
-                "{c}{:04o} {:>10}  {}",
-                mode,
-                size(r["size"].as_u64().unwrap_or(0)),
-                r["path"].as_str().unwrap_or("")
-            );
+            crate::outln!("{c}{:04o} {:>10}  {path}", n.mode, size(n.size));
         }
+    })
+    .await?;
+    if json {
+        crate::outln!("]");
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Call `row` for every entry below `tree`, in tree order (a directory,
+/// then its entries by name), streaming: one tree per level in memory.
 async fn walk(
     repo: &Arc<Repository>,
     tree: Tree,
     prefix: String,
-    rows: &mut Vec<serde_json::Value>,
+    mut row: impl FnMut(&Node, &str),
 ) -> Result<()> {
-    let mut stack = vec![(tree, prefix)];
-    while let Some((tree, prefix)) = stack.pop() {
-        for n in tree.nodes {
-            let path = format!("{prefix}/{}", n.name);
-            rows.push(serde_json::json!({
-                "path": path, "type": n.kind, "mode": n.mode, "size": n.size, "mtime_ns": n.mtime_ns,
-                "uid": n.uid, "gid": n.gid, "target": n.target,
-            }));
-            if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
-                stack.push((repo.load_tree(&sub).await?, path));
-            }
+    let mut stack = vec![(tree.nodes.into_iter(), prefix)];
+    while let Some((nodes, prefix)) = stack.last_mut() {
+        let Some(n) = nodes.next() else {
+            stack.pop();
+            continue;
+        };
+        let path = format!("{prefix}/{}", n.name);
+        row(&n, &path);
+        if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
+            let sub = repo.load_tree(&sub).await?;
+            stack.push((sub.nodes.into_iter(), path));
         }
     }
-    rows.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
     Ok(())
 }
 

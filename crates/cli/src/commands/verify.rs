@@ -28,10 +28,12 @@ async fn run_restore_test(ctx: &Context, a: &VerifyArgs) -> Result<ExitCode> {
     let spec = a.snapshot.as_deref().unwrap_or("latest");
     let (id, snap) = if spec == "latest" && a.source.is_none() {
         let all = repo.snapshots().await?;
-        all.into_iter()
+        let (id, _) = all
+            .into_iter()
             .rev()
             .find(|(_, s)| s.kind == lifeboat_engine::postgres::KIND_LOGICAL)
-            .ok_or_else(|| anyhow::anyhow!("no PostgreSQL logical snapshot to test"))?
+            .ok_or_else(|| anyhow::anyhow!("no PostgreSQL logical snapshot to test"))?;
+        (id, repo.load_snapshot(&id).await?)
     } else {
         repo.find_snapshot(spec, a.source.as_deref()).await?
     };
