@@ -44,6 +44,12 @@ pub fn code_for(code: &str) -> u8 {
     }
 }
 
+/// An output file that must not exist yet does (`create_new`): nothing was written.
+fn already_exists(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::AlreadyExists)
+}
+
 /// Print an error once (chain included) and pick the exit code.
 pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
     if let Some(io) = err.downcast_ref::<std::io::Error>() {
@@ -55,6 +61,7 @@ pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
         .downcast_ref::<EngineError>()
         .map(|e| e.code())
         .or_else(|| err.downcast_ref::<lifeboat_repo::Error>().map(|e| e.code()))
+        .or_else(|| already_exists(err).then_some("target_not_empty"))
         .unwrap_or("error");
     let mut message = err.to_string();
     for cause in err.chain().skip(1) {

@@ -127,6 +127,69 @@ fn backup_then_restore_is_byte_and_metadata_identical() {
 
 // ---------------------------------------------------------------- dedup
 
+/// A same-size edit with the mtime put back (as `touch -d` or a tool that
+/// preserves times would) leaves only the ctime changed: the unchanged
+/// check must see it, or the old bytes are restored from the parent.
+#[test]
+fn a_same_size_edit_with_the_old_mtime_is_backed_up_because_the_ctime_changed() {
+    use std::os::unix::fs::MetadataExt;
+    let ws = Workspace::init();
+    let src = ws.path("src");
+    let file = src.join("conf.txt");
+    write_file(&file, b"mode = primary\n", 0o644, T0);
+    write_file(&src.join("other.txt"), b"untouched\n", 0o644, T0);
+    let first = ws.backup(&[src.to_str().unwrap()]);
+    let before = fs::metadata(&file).unwrap();
+
+    fs::write(&file, b"mode = replica\n").unwrap();
+    set_mtime(&file, T0, 0);
+    let after = fs::metadata(&file).unwrap();
+    assert_eq!(
+        (after.len(), after.mtime(), after.mtime_nsec(), after.ino()),
+        (
+            before.len(),
+            before.mtime(),
+            before.mtime_nsec(),
+            before.ino()
+        ),
+        "size, mtime and inode must look unchanged"
+    );
+    assert_ne!(
+        (after.ctime(), after.ctime_nsec()),
+        (before.ctime(), before.ctime_nsec()),
+        "the edit changes the ctime"
+    );
+
+    let second = ws.backup(&[src.to_str().unwrap()]);
+    assert_eq!(second["snapshot"]["parent"], first["id"]);
+    assert_ne!(second["snapshot"]["tree"], first["snapshot"]["tree"]);
+    let out = ws.path("out");
+    ws.run(&[
+        "restore",
+        &snapshot_id(&second),
+        "--to",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        fs::read(out.join("src/conf.txt")).unwrap(),
+        b"mode = replica\n"
+    );
+    assert_eq!(fs::read(out.join("src/other.txt")).unwrap(), b"untouched\n");
+    let old = ws.path("old");
+    ws.run(&[
+        "restore",
+        &snapshot_id(&first),
+        "--to",
+        old.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        fs::read(old.join("src/conf.txt")).unwrap(),
+        b"mode = primary\n"
+    );
+}
+
 #[test]
 fn unchanged_backup_adds_no_blobs_and_a_change_adds_only_its_data_and_trees() {
     let ws = Workspace::init();
@@ -406,8 +469,8 @@ impl Damaged {
         p.into_iter().next().unwrap()
     }
 
-    /// The pack's blob list, read with the repository's exported key.
-    fn pack_entries(&self, key: &str, bytes: &[u8]) -> Vec<lifeboat_repo::pack::PackEntry> {
+    /// The repository's working keys, from an exported raw key.
+    fn keys(&self) -> lifeboat_repo::crypto::Keys {
         let raw = self.ws.path("fixture.key");
         if !raw.exists() {
             self.ws
@@ -415,8 +478,28 @@ impl Damaged {
                 .ok();
         }
         let (_, master) = lifeboat_repo::keys::RawKeyFile::parse(&fs::read(&raw).unwrap()).unwrap();
-        let keys = lifeboat_repo::crypto::Keys::derive(&master);
-        lifeboat_repo::pack::parse_pack(&keys, bytes, key).unwrap()
+        lifeboat_repo::crypto::Keys::derive(&master)
+    }
+
+    /// The pack's blob list, read with the repository's exported key.
+    fn pack_entries(&self, key: &str, bytes: &[u8]) -> Vec<lifeboat_repo::pack::PackEntry> {
+        lifeboat_repo::pack::parse_pack(&self.keys(), bytes, key).unwrap()
+    }
+
+    /// Replace the copy's only index file by `edit` of its records, sealed
+    /// with the repository's key and stored under its new name (a valid
+    /// index file with wrong content, as a buggy or malicious writer makes).
+    fn rewrite_index(&self, edit: impl FnOnce(&mut Vec<lifeboat_repo::index::PackRecord>)) {
+        let keys = self.keys();
+        let (key, path) = only_object(&self.copy, "index");
+        let name: lifeboat_repo::Id = key.trim_start_matches("index/").parse().unwrap();
+        let mut records =
+            lifeboat_repo::index::decode_index_file(&keys, &name, &fs::read(&path).unwrap())
+                .unwrap();
+        edit(&mut records);
+        let (new_name, bytes) = lifeboat_repo::index::encode_index_file(&keys, &records).unwrap();
+        fs::remove_file(&path).unwrap();
+        fs::write(path.with_file_name(new_name.to_string()), bytes).unwrap();
     }
 
     /// The original is still healthy (damage was done to the copy only).
@@ -488,6 +571,83 @@ fn flipped_byte_in_a_pack_is_found_by_read_data_and_breaks_only_that_file() {
     d.original_still_ok();
 }
 
+/// An index entry that points one blob's id at another valid blob: a blob
+/// sealed for a.txt's id (so it authenticates) whose bytes are c.txt's,
+/// in a pack of its own that the index names for a.txt. Only re-hashing
+/// the plaintext against the id shows it: restore and `verify --read-data`
+/// must both refuse it.
+#[test]
+fn an_index_pointing_a_blob_id_at_another_blob_fails_restore_and_read_data() {
+    use lifeboat_repo::pack::PackBuilder;
+    let d = damage_fixture();
+    let keys = d.keys();
+    let alpha = keys.blob_id(b"alpha\n");
+    let sealed = keys.seal(&lifeboat_repo::crypto::ad::blob(&alpha), b"gamma\n");
+    let mut pack = PackBuilder::default();
+    pack.add(lifeboat_repo::BlobKind::Data, alpha, false, &sealed, 6)
+        .unwrap();
+    let (pack_id, bytes, entries) = pack.finish(&keys).unwrap();
+    let pack_key = lifeboat_repo::repository::pack_key(&pack_id);
+    let size = bytes.len() as u64;
+    fs::create_dir_all(d.copy.join(&pack_key).parent().unwrap()).unwrap();
+    fs::write(d.copy.join(&pack_key), bytes).unwrap();
+    d.rewrite_index(|records| {
+        for r in records.iter_mut() {
+            r.blobs.retain(|b| b.id != alpha);
+        }
+        records.push(lifeboat_repo::index::PackRecord {
+            id: pack_id,
+            size,
+            blobs: entries,
+        });
+    });
+    // Structure is intact: every indexed pack exists with its size.
+    d.ws.run_on(&d.copy, &["--json", "verify"]).ok();
+    let v = d.verify(&["--read-data"]);
+    assert_problem(&v, &pack_key, &format!("blob {} ", alpha.short()));
+    assert_problem(&v, &pack_key, "does not hash to its id");
+    assert_eq!(
+        v["report"]["problems"].as_array().unwrap().len(),
+        1,
+        "{v:#}"
+    );
+    assert_damaged(&v, &d.snap, &["/app/a.txt"]);
+
+    let out = d.ws.path("out");
+    d.ws.run_on(
+        &d.copy,
+        &[
+            "restore",
+            &d.snap,
+            "--to",
+            out.to_str().unwrap(),
+            "--path",
+            "app/a.txt",
+        ],
+    )
+    .error(12, &["does not hash to its id"]);
+    assert_ne!(
+        fs::read(out.join("a.txt")).ok().as_deref(),
+        Some(&b"gamma\n"[..]),
+        "the other blob's bytes must never be restored as a.txt"
+    );
+    let out2 = d.ws.path("out2");
+    d.ws.run_on(
+        &d.copy,
+        &[
+            "restore",
+            &d.snap,
+            "--to",
+            out2.to_str().unwrap(),
+            "--path",
+            "app/b/c.txt",
+        ],
+    )
+    .ok();
+    assert_eq!(fs::read(out2.join("c.txt")).unwrap(), b"gamma\n");
+    d.original_still_ok();
+}
+
 #[test]
 fn truncated_pack_is_found_by_the_structure_check_with_the_files_it_holds() {
     let d = damage_fixture();
@@ -509,7 +669,12 @@ fn flipped_byte_in_an_index_file_is_reported() {
     let len = fs::metadata(&path).unwrap().len() as usize;
     flip_byte(&path, len / 2);
     let v = d.verify(&["--read-data"]);
-    assert_problem(&v, &key, "");
+    assert_problem(&v, &key, "content does not match its name");
+    assert_eq!(
+        v["report"]["problems"].as_array().unwrap().len(),
+        1,
+        "{v:#}"
+    );
     // Without its index nothing of the snapshot can be found.
     assert_damaged(&v, &d.snap, &["/"]);
     assert_eq!(v["report"]["unindexed_packs"], 2, "{v:#}");
@@ -545,11 +710,19 @@ fn deleted_pack_is_reported_missing_with_the_files_it_held() {
     assert_problem(&v, &key, "missing");
     assert_damaged(&v, &d.snap, &["/app/a.txt", "/app/b/c.txt", "/app/big.bin"]);
     let out = d.ws.path("out");
-    let r = d.ws.run_on(
+    d.ws.run_on(
         &d.copy,
         &["restore", &d.snap, "--to", out.to_str().unwrap()],
+    )
+    .error(12, &[&key, "not found"]);
+    assert!(
+        files_below(&out)
+            .iter()
+            .filter(|f| !f.starts_with(".lifeboat-restore"))
+            .all(|f| fs::metadata(out.join(f)).unwrap().len() == 0),
+        "no data restored from a missing pack: {:?}",
+        files_below(&out)
     );
-    assert_ne!(r.code, 0, "{r:?}");
     d.original_still_ok();
 }
 
@@ -725,9 +898,8 @@ fn exported_key_file_is_0600_opens_its_repository_only_and_is_never_overwritten(
     .error(11, &["another repository"]);
 
     // Export refuses to overwrite.
-    let r = ws.run(&["key", "export", "-o", key.to_str().unwrap()]);
-    assert_ne!(r.code, 0);
-    r.error(r.code, &["must not exist"]);
+    ws.run(&["key", "export", "-o", key.to_str().unwrap()])
+        .error(14, &[key.to_str().unwrap(), "must not exist"]);
     assert_eq!(fs::read(&key).unwrap(), exported);
 }
 
@@ -1207,42 +1379,58 @@ fn killed_backup_leaves_a_consistent_repository_and_the_next_backup_succeeds() {
         .arg(&src)
         .spawn()
         .expect("spawn backup");
-    let data = ws.repo.join("data");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let killed = loop {
-        let has_pack = fs::read_dir(&data)
-            .map(|dirs| {
-                dirs.flatten().any(|d| {
-                    fs::read_dir(d.path())
-                        .map(|f| f.count() > 0)
-                        .unwrap_or(false)
-                })
-            })
-            .unwrap_or(false);
-        if let Some(status) = child.try_wait().expect("poll backup") {
-            break !status.success();
-        }
+    loop {
+        let has_pack = ws.repo.join("data").is_dir() && !packs(&ws.repo).is_empty();
+        // The kill must land mid-write: a backup that already finished
+        // would turn this into a plain backup test.
+        let status = child.try_wait().expect("poll backup");
+        assert!(
+            status.is_none(),
+            "the backup finished ({status:?}) before it was killed: use more data"
+        );
         if has_pack {
             child.kill().expect("kill backup");
-            child.wait().expect("reap backup");
-            break true;
+            let status = child.wait().expect("reap backup");
+            assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&status),
+                Some(9),
+                "killed by SIGKILL, not finished: {status:?}"
+            );
+            break;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "backup wrote no pack within 60 s"
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
-    };
-    let snapshots_after_kill = ws.snapshots().len();
-    if killed {
-        assert_eq!(
-            snapshots_after_kill, 0,
-            "a killed backup must not leave a snapshot"
-        );
     }
+    assert!(!packs(&ws.repo).is_empty());
+    let objects = |dir: &str| {
+        let d = ws.repo.join(dir);
+        if d.is_dir() {
+            files_below(&d)
+        } else {
+            Vec::new()
+        }
+    };
+    assert!(
+        objects("snapshots").is_empty(),
+        "a killed backup must not leave a snapshot"
+    );
+    assert!(
+        objects("index").is_empty(),
+        "killed before its first index file"
+    );
+    assert_eq!(ws.snapshots().len(), 0);
     let (code, report) = ws.verify(&["--read-data"]);
     assert_eq!(code, 0, "verify after a killed backup: {report}");
     assert_eq!(report["ok"], true, "{report}");
+    let unindexed = report["report"]["unindexed_packs"].as_u64().unwrap();
+    assert!(
+        unindexed >= 1 && unindexed as usize == packs(&ws.repo).len(),
+        "the killed backup's packs are noted as unindexed: {report}"
+    );
 
     ws.backup(&[src.to_str().unwrap()]);
     let out = ws.path("out");
@@ -1290,6 +1478,68 @@ fn a_file_with_the_bytes_of_a_tree_does_not_break_empty_directories() {
     assert_eq!(code, 0, "{report}");
 }
 
+/// A directory of 50k entries with a split threshold of 500 entries per
+/// tree blob (`LIFEBOAT_TREE_PART_NODES`) is stored as a chain of 100 tree
+/// blobs instead of one unbounded one, lists, restores every entry, and an
+/// unchanged second backup adds nothing (the chain is deterministic).
+#[test]
+fn a_huge_directory_is_stored_as_a_chain_of_bounded_tree_blobs_and_restores() {
+    let ws = Workspace::init();
+    let src = ws.path("huge");
+    let dir = src.join("d");
+    fs::create_dir_all(&dir).unwrap();
+    for i in 0..50_000u32 {
+        fs::write(dir.join(format!("f{i:06}")), b"").unwrap();
+    }
+    write_file(&dir.join("f025000"), b"the middle one\n", 0o600, T0);
+    let split = [("LIFEBOAT_TREE_PART_NODES", OsStr::new("500"))];
+    let backup = |args: &[&str]| {
+        let r = ws.run_env(args, &split);
+        r.ok();
+        r.json()
+    };
+    let first = backup(&["--json", "backup", src.to_str().unwrap()]);
+    // 100 parts for d/, one root tree holding huge/, and 1 content blob.
+    assert_eq!(first["snapshot"]["stats"]["new_blobs"], 103, "{first}");
+    let second = backup(&["--json", "backup", src.to_str().unwrap()]);
+    assert_eq!(second["snapshot"]["stats"]["new_blobs"], 0, "{second}");
+    assert_eq!(second["snapshot"]["tree"], first["snapshot"]["tree"]);
+
+    let ls = ws.run(&["ls", "latest", "huge/d"]);
+    ls.ok();
+    assert_eq!(
+        ls.stdout.lines().filter(|l| l.contains("/f")).count(),
+        50_000
+    );
+    let out = ws.path("out");
+    ws.run(&["restore", "latest", "--to", out.to_str().unwrap()])
+        .ok();
+    let mut names: Vec<String> = fs::read_dir(out.join("huge/d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let want: Vec<String> = (0..50_000u32).map(|i| format!("f{i:06}")).collect();
+    assert_eq!(names, want);
+    assert_eq!(
+        fs::read(out.join("huge/d/f025000")).unwrap(),
+        b"the middle one\n"
+    );
+    let (code, report) = ws.verify(&["--read-data"]);
+    assert_eq!(code, 0, "{report}");
+    // Read without the knob, the same repository restores the same way.
+    ws.run(&[
+        "restore",
+        "latest",
+        "--to",
+        ws.path("out2").to_str().unwrap(),
+        "--path",
+        "huge/d/f049999",
+    ])
+    .ok();
+    assert!(ws.path("out2/f049999").is_file());
+}
+
 /// Key files are plaintext: a malformed one must not lock out the valid ones.
 #[test]
 fn a_malformed_key_file_does_not_lock_out_the_others() {
@@ -1301,6 +1551,97 @@ fn a_malformed_key_file_does_not_lock_out_the_others() {
     let r = ws.run(&["--json", "snapshots"]);
     r.ok();
     assert_eq!(r.json(), serde_json::json!([]));
+}
+
+/// A key file that parses but can unlock nothing (bad hex, impossible costs).
+const UNUSABLE_KEY: &str = r#"{"version":1,"kdf":"argon2id","params":{"m_cost":4294967295,"t_cost":3,"p_cost":1},"salt":"zz","wrapped":"00","created":"","host":"","user":""}"#;
+
+/// The only key file of `ws` (its id and path).
+fn the_key_file(ws: &Workspace) -> (String, PathBuf) {
+    let (key, path) = only_object(&ws.repo, "keys");
+    (key.trim_start_matches("keys/").to_string(), path)
+}
+
+/// Run with an exported raw key file instead of the password.
+fn run_with_key_file(ws: &Workspace, key: &Path, args: &[&str]) -> Run {
+    ws.run_with(args, |c| {
+        c.env_remove("LIFEBOAT_PASSWORD_FILE")
+            .env("LIFEBOAT_KEY_FILE", key);
+    })
+}
+
+/// Regression: the last-key guard counted key files that open nothing, so a
+/// session opened with a raw key could remove the only usable key file and
+/// leave a repository no passphrase opens.
+#[test]
+fn key_remove_refuses_the_last_usable_key_when_the_others_open_nothing() {
+    let ws = Workspace::init();
+    let raw = ws.path("raw.key");
+    ws.run(&["key", "export", "-o", raw.to_str().unwrap()]).ok();
+    let (real, real_path) = the_key_file(&ws);
+    fs::write(ws.repo.join("keys").join("0".repeat(64)), UNUSABLE_KEY).unwrap();
+    run_with_key_file(&ws, &raw, &["key", "remove", &real[..12]]).error(
+        15,
+        &[&real[..8], "last key file that can unlock", "key add"],
+    );
+    assert!(
+        real_path.is_file(),
+        "the usable key file must still be there"
+    );
+    ws.run(&["snapshots"]).ok();
+    // The unusable one can be removed, the usable one stays.
+    run_with_key_file(&ws, &raw, &["key", "remove", &"0".repeat(12)]).ok();
+    assert_eq!(files_below(&ws.repo.join("keys")), vec![real.clone()]);
+    ws.run(&["snapshots"]).ok();
+}
+
+/// Regression: one key file that is not JSON made `key list` and `key
+/// remove` fail although opening skips it; it is listed as unusable and can
+/// be removed.
+#[test]
+fn a_non_json_key_file_is_listed_as_unusable_and_can_be_removed() {
+    let ws = Workspace::init();
+    let (real, _) = the_key_file(&ws);
+    let junk = "a".repeat(64);
+    fs::write(ws.repo.join("keys").join(&junk), b"\x00 not json").unwrap();
+    let keys = key_list(&ws, &ws.pass);
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys[0]["id"], real.as_str());
+    assert_eq!(keys[0]["usable"], true);
+    assert_eq!(keys[0]["current"], true);
+    assert_eq!(keys[1]["id"], junk.as_str());
+    assert_eq!(keys[1]["usable"], false);
+    let problem = keys[1]["problem"].as_str().unwrap();
+    assert!(problem.contains("not a key file"), "{problem}");
+    let table = ws.run(&["key", "list"]);
+    table.ok();
+    assert!(
+        table.stdout.contains(&junk[..8]) && table.stdout.contains("unreadable: "),
+        "{}",
+        table.stdout
+    );
+    ws.run(&["key", "remove", &junk[..12]]).ok();
+    assert_eq!(files_below(&ws.repo.join("keys")), vec![real]);
+    assert_eq!(key_list(&ws, &ws.pass).len(), 1);
+}
+
+/// Regression: a key file of a newer version was reported as a wrong
+/// password; it is exit 13 with "upgrade lifeboat" when no other key opens.
+#[test]
+fn a_key_file_of_an_unknown_version_asks_to_upgrade_lifeboat() {
+    let ws = Workspace::init();
+    let (real, path) = the_key_file(&ws);
+    let mut kf: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    kf["version"] = serde_json::json!(2);
+    fs::write(&path, serde_json::to_vec(&kf).unwrap()).unwrap();
+    ws.run(&["snapshots"]).error(
+        13,
+        &[&format!("keys/{real}"), "has version 2", "upgrade lifeboat"],
+    );
+    // A wrong password without newer key files is still exit 11.
+    fs::remove_file(&path).unwrap();
+    fs::write(ws.repo.join("keys").join("0".repeat(64)), UNUSABLE_KEY).unwrap();
+    ws.run(&["snapshots"]).error(11, &["wrong password"]);
 }
 
 /// Environment files are always read again: a parent stored redacted must
@@ -1368,12 +1709,11 @@ fn restore_with_a_missing_index_file_exits_12() {
 /// earlier snapshot still verifies and restores.
 #[test]
 fn a_full_repository_disk_fails_the_backup_with_exit_17_and_loses_nothing() {
-    let tmpfs = match Tmpfs::mount("4m") {
-        Ok(t) => t,
-        Err(why) => {
-            println!("note: skipping the disk-full case: cannot mount a tmpfs: {why}");
-            return;
-        }
+    let Some(tmpfs) = tmpfs_or_skip(
+        "a_full_repository_disk_fails_the_backup_with_exit_17_and_loses_nothing",
+        "4m",
+    ) else {
+        return;
     };
     let ws = Workspace::new();
     let repo = tmpfs.path.join("repo");

@@ -598,3 +598,43 @@ fn resume_removes_leftovers_keeps_finished_files_and_another_snapshot_is_refused
     .ok();
     assert_eq!(fs::read(target.join("app/new.txt")).unwrap(), b"new\n");
 }
+
+#[test]
+fn a_marker_planted_by_another_user_does_not_make_a_restore_resume() {
+    if !prerequisite(
+        is_root(),
+        "a_marker_planted_by_another_user_does_not_make_a_restore_resume",
+        "root (to plant a marker owned by another user)",
+    ) {
+        return;
+    }
+    let ws = Workspace::init();
+    let src = many_files(&ws.path("src"));
+    let first = ws.backup(&[src.to_str().unwrap()]);
+    let id = first["id"].as_str().unwrap().to_string();
+    let target = ws.path("target");
+    ws.run(&["restore", &id, "--to", target.to_str().unwrap()])
+        .ok();
+    // Another user, who can write to the target, plants the marker of this
+    // very restore and a wrong file with the snapshot's size, mtime and mode.
+    let marker = serde_json::json!({"snapshot": id, "paths": []});
+    fs::write(target.join(MARKER), marker.to_string()).unwrap();
+    lchown(target.join(MARKER), Some(65534), Some(65534)).unwrap();
+    let victim = target.join("app/d0/f00.bin");
+    let good = fs::read(&victim).unwrap();
+    let before = fs::metadata(&victim).unwrap();
+    fs::write(&victim, vec![b'X'; good.len()]).unwrap();
+    set_mtime(&victim, before.mtime() as u64, before.mtime_nsec() as u32);
+    // Not a resume: refused without --force, the planted file untouched.
+    let r = ws.run(&["restore", &id, "--to", target.to_str().unwrap()]);
+    r.error(
+        14,
+        &["unfinished restore", "not made by this user", "--force"],
+    );
+    assert_ne!(fs::read(&victim).unwrap(), good);
+    // With --force everything is rewritten.
+    ws.run(&["restore", &id, "--to", target.to_str().unwrap(), "--force"])
+        .ok();
+    assert_eq!(fs::read(&victim).unwrap(), good);
+    assert!(!target.join(MARKER).exists());
+}

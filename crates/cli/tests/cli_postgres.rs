@@ -354,6 +354,39 @@ fn schema_only_backup_restores_the_schema_and_data_only_restore_fills_it() {
     );
 }
 
+/// pg_restore itself reports errors (no pre-check refuses first):
+/// `--data-only --force` into a database that already has the rows hits
+/// duplicate keys. The restore fails with exit 16 and pg_restore's error,
+/// and the rows already there are left as they were.
+#[test]
+fn a_restore_where_pg_restore_reports_errors_exits_16_with_its_error() {
+    let src = cluster();
+    src.create_database("app").unwrap();
+    src.run_sql_in(
+        "app",
+        "CREATE TABLE public.items (id int PRIMARY KEY, name text); \
+         INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 100) g;",
+    )
+    .unwrap();
+    let want = sums(&src, "app");
+    let ws = Workspace::new(&url(&src, "app"), "");
+    let b = ws.backup(&[]);
+    let id = b["id"].as_str().unwrap();
+    ws.restore(id, &url(&src, "copy"), &[]).ok();
+    assert_same_sums(&want, &sums(&src, "copy"), "first restore");
+
+    let r = ws.restore(id, &url(&src, "copy"), &["--data-only", "--force"]);
+    r.error(
+        16,
+        &[
+            "pg_restore reported 1 error(s)",
+            "duplicate key value violates unique constraint",
+            "items_pkey",
+        ],
+    );
+    assert_same_sums(&want, &sums(&src, "copy"), "after the failed restore");
+}
+
 #[test]
 fn exported_dumps_are_read_by_stock_pg_restore_and_psql() {
     let src = kitchen_sink_cluster();
@@ -410,9 +443,8 @@ fn exported_dumps_are_read_by_stock_pg_restore_and_psql() {
     assert_same_sums(&want, &sums(&src, "from_custom"), "stock pg_restore");
 
     // Refuses to overwrite an existing file.
-    let r = ws.run(&["dump", "export", "latest", "-o", custom.to_str().unwrap()]);
-    assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("must not exist"), "{}", r.stderr);
+    ws.run(&["dump", "export", "latest", "-o", custom.to_str().unwrap()])
+        .error(14, &[custom.to_str().unwrap(), "must not exist"]);
     assert_eq!(fs::metadata(&custom).unwrap().len(), len);
 
     let plain = ws.path("f.sql");
@@ -579,12 +611,11 @@ fn parallel_restore_on_a_full_temporary_disk_fails_with_exit_17() {
     let ws = Workspace::new(&url(&src, "ks"), "");
     let b = ws.backup(&[]);
     let dump_bytes = b["snapshot"]["meta"]["dump_bytes"].as_u64().unwrap();
-    let tmpfs = match Tmpfs::mount("1m") {
-        Ok(t) => t,
-        Err(why) => {
-            println!("note: skipping the disk-full case: cannot mount a tmpfs: {why}");
-            return;
-        }
+    let Some(tmpfs) = tmpfs_or_skip(
+        "parallel_restore_on_a_full_temporary_disk_fails_with_exit_17",
+        "1m",
+    ) else {
+        return;
     };
     assert!(
         dump_bytes > 2 << 20,
@@ -605,6 +636,10 @@ fn parallel_restore_on_a_full_temporary_disk_fails_with_exit_17() {
     );
     let line = r.error(17, &[]);
     assert!(line.to_lowercase().contains("no space"), "{line}");
+    assert!(
+        line.contains(&tmpfs.path.display().to_string()),
+        "names the full device: {line}"
+    );
     // The spool is cleaned up again.
     assert_eq!(fs::read_dir(&tmpfs.path).unwrap().count(), 0);
     // Without the spool (streamed), the same restore works.

@@ -448,7 +448,10 @@ impl Pgbouncer {
     fn start(c: &lifeboat_sources::postgres::ScratchCluster, mode: &str) -> Option<Self> {
         use std::os::unix::process::CommandExt;
         let Ok(bin) = which("pgbouncer") else {
-            println!("note: skipping: pgbouncer is not installed (scripts/setup.sh installs it)");
+            common::skip_or_fail(
+                "a_transaction_pooler_is_refused_whatever_the_port_and_a_session_pooler_is_not",
+                "pgbouncer is not installed (scripts/setup.sh installs it)",
+            );
             return None;
         };
         let dir = tempfile::Builder::new()
@@ -612,12 +615,11 @@ fn a_backup_behind_an_exclusive_lock_fails_clearly_and_leaves_no_snapshot() {
 
 #[test]
 fn a_full_repository_disk_during_a_dump_is_exit_17_not_a_pg_dump_failure() {
-    let tmpfs = match Tmpfs::mount("2m") {
-        Ok(t) => t,
-        Err(why) => {
-            println!("note: skipping the disk-full case: cannot mount a tmpfs: {why}");
-            return;
-        }
+    let Some(tmpfs) = tmpfs_or_skip(
+        "a_full_repository_disk_during_a_dump_is_exit_17_not_a_pg_dump_failure",
+        "2m",
+    ) else {
+        return;
     };
     let src = cluster();
     src.create_database("big").unwrap();
@@ -637,4 +639,166 @@ fn a_full_repository_disk_during_a_dump_is_exit_17_not_a_pg_dump_failure() {
     assert!(line.to_lowercase().contains("no space"), "{line}");
     assert!(!line.contains("pg_dump failed"), "{line}");
     assert!(ws.snapshots().is_empty());
+}
+
+#[test]
+fn globals_with_a_psql_meta_command_smuggled_in_a_role_name_are_refused() {
+    // A role name with a line break: pg_dumpall before 15.14 / 16.10 / 17.6
+    // (CVE-2025-8714) wrote it raw into a `--` comment ("User Config"), so the
+    // text after the break is a line of its own that psql reads as a
+    // meta-command (`\!` runs a shell command as lifeboat's OS user), and it
+    // wrote no `\restrict`. The wrapper turns today's pg_dumpall output back
+    // into that form.
+    let src = cluster();
+    src.create_database("app").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("pwned");
+    let evil = format!("x\n\\! touch {}", marker.display());
+    src.run_sql_in(
+        "app",
+        &format!(
+            "CREATE ROLE \"{evil}\"; ALTER ROLE \"{evil}\" SET work_mem = '8MB'; CREATE TABLE t (id int);"
+        ),
+    )
+    .unwrap();
+    let (bin, log) = (work.path().join("bin"), work.path().join("log"));
+    wrapper_bin(&bin, &server_bin(), &log);
+    let old_dumpall = format!(
+        "#!/bin/sh\n'{}/pg_dumpall' \"$@\" | sed -e '/^\\\\restrict /d' -e '/^\\\\unrestrict /d' -e 's/^-- User Config \"x \\\\!/-- User Config \"x\\n\\\\!/'\n",
+        server_bin().display()
+    );
+    fs::write(bin.join("pg_dumpall"), old_dumpall).unwrap();
+    let ws = Workspace::new(
+        &url(&src, "app"),
+        &format!("bin_dir = {:?}", bin.display().to_string()),
+    );
+    ws.backup(&[]);
+    let other = cluster();
+    let r = ws.restore("latest", &url(&other, "app"), &["--roles"]);
+    let line = r.error(
+        16,
+        &["globals.sql", "meta-command", "\\\\!", "without --roles"],
+    );
+    assert!(!marker.exists(), "{line}");
+    assert_eq!(
+        rows(
+            &other,
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'x%'"
+        ),
+        vec!["0".to_string()],
+        "nothing was applied"
+    );
+}
+
+#[test]
+fn a_role_with_too_low_a_connection_limit_gets_an_error_that_names_the_limit() {
+    // A backup holds two connections at once (the snapshot session and
+    // pg_dump); a role limited to one is told so, and what to raise.
+    let src = cluster();
+    src.create_database("app").unwrap();
+    src.create_login_role("lim").unwrap();
+    src.run_sql_in(
+        "app",
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1); GRANT SELECT ON t TO lim; \
+         ALTER ROLE lim CONNECTION LIMIT 1;",
+    )
+    .unwrap();
+    let mut ws = Workspace::new(&src.url_for("lim", "app"), "");
+    let line = ws.run(&["backup", "main"]).error(
+        16,
+        &[
+            "refused another connection",
+            "too many connections for role",
+            "CONNECTION LIMIT 3",
+        ],
+    );
+    assert!(ws.snapshots().is_empty(), "{line}");
+    // The advice is enough.
+    src.run_sql("ALTER ROLE lim CONNECTION LIMIT 3;").unwrap();
+    ws.database_url = src.url_for("lim", "app");
+    ws.backup(&[]);
+}
+
+fn scratch_dirs(base: &Path) -> Vec<PathBuf> {
+    fs::read_dir(base)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("lifeboat-pg-")
+        })
+        .collect()
+}
+
+#[test]
+fn a_restore_test_cluster_left_by_a_killed_lifeboat_is_stopped_and_removed_by_the_next_one() {
+    let src = cluster();
+    src.create_database("app").unwrap();
+    src.run_sql_in(
+        "app",
+        "CREATE TABLE t (id int, pad text); \
+         INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 300000) g;",
+    )
+    .unwrap();
+    let ws = Workspace::new(&url(&src, "app"), "");
+    ws.backup(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    // The server runs as `postgres` when we are root: it must traverse TMPDIR.
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o711)).unwrap();
+
+    let mut cmd = ws.cmd();
+    cmd.env("TMPDIR", tmp.path())
+        .args(["verify", "--restore-test"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let start = std::time::Instant::now();
+    let postmaster = loop {
+        let pid = scratch_dirs(tmp.path()).iter().find_map(|d| {
+            fs::read_to_string(d.join("data/postmaster.pid"))
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+        });
+        if let Some(pid) = pid {
+            break pid;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "verify ended before its cluster was seen"
+        );
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "no scratch cluster appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let alive = |pid: u32| {
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z"))
+            .unwrap_or(false)
+    };
+    assert!(
+        alive(postmaster),
+        "the killed run's server is still running (what is reaped)"
+    );
+    let left = scratch_dirs(tmp.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    let r = ws.run_with(&["verify", "--restore-test"], |c| {
+        c.env("TMPDIR", tmp.path());
+    });
+    r.ok();
+    assert!(!alive(postmaster), "the orphaned server was stopped");
+    assert!(
+        !left[0].exists(),
+        "its directory (restored rows) was removed"
+    );
+    assert!(scratch_dirs(tmp.path()).is_empty());
 }

@@ -130,12 +130,8 @@ fn a_backup_holds_a_lock_while_it_runs_and_removes_it_after_success() {
 /// A backup that fails (the repository's disk fills up) removes its lock too.
 #[test]
 fn a_failed_backup_removes_its_lock() {
-    let tmpfs = match Tmpfs::mount("6m") {
-        Ok(t) => t,
-        Err(why) => {
-            println!("note: skipping: cannot mount a tmpfs: {why}");
-            return;
-        }
+    let Some(tmpfs) = tmpfs_or_skip("a_failed_backup_removes_its_lock", "6m") else {
+        return;
     };
     let ws = Workspace::new();
     let repo = tmpfs.path.join("repo");

@@ -392,6 +392,7 @@ impl<'a> Walk<'a> {
         }
         Ok(Tree {
             nodes: nodes.into_iter().flatten().collect(),
+            next: None,
         })
     }
 

@@ -135,8 +135,21 @@ impl PreOrder {
 }
 
 /// The marker of an unfinished restore in `target`, if one is there.
+/// A marker that is not a regular file made by this user was not left by
+/// a restore of ours (another user planted it in a target they can write
+/// to, to have existing files replaced or kept without `--force`): it is
+/// reported as another restore's, which is refused without `--force`.
 fn read_marker(target: &Path) -> Option<Marker> {
-    let bytes = std::fs::read(target.join(MARKER)).ok()?;
+    let path = target.join(MARKER);
+    let m = std::fs::symlink_metadata(&path).ok()?;
+    let mine = std::fs::metadata("/proc/self").is_ok_and(|me| me.uid() == m.uid());
+    if !m.is_file() || !mine {
+        return Some(Marker {
+            snapshot: format!("(marker not made by this user: owner uid {})", m.uid()),
+            paths: Vec::new(),
+        });
+    }
+    let bytes = std::fs::read(&path).ok()?;
     Some(serde_json::from_slice(&bytes).unwrap_or(Marker {
         snapshot: "(unreadable marker)".into(),
         paths: Vec::new(),
@@ -490,7 +503,14 @@ impl Put<'_> {
             && m.len() == node.size
             && m.mtime() * 1_000_000_000 + m.mtime_nsec() == node.mtime_ns
             && m.mode() & 0o7777 == node.mode
-            && (!self.chown || (m.uid() == node.uid && m.gid() == node.gid))
+            && if self.chown {
+                m.uid() == node.uid && m.gid() == node.gid
+            } else {
+                // Not root: a file this restore made is ours. One owned by
+                // someone else was planted (a target other users can write
+                // to, with a planted marker) and would stay theirs to change.
+                std::fs::metadata("/proc/self").is_ok_and(|me| me.uid() == m.uid())
+            }
     }
 
     fn file(&self, repo: &Arc<Repository>, rel: &Path, node: &Node) -> Result<()> {
@@ -562,6 +582,39 @@ impl Put<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resume_keeps_only_files_this_user_owns_when_not_root() {
+        if !files::can_chown() {
+            eprintln!("SKIPPED: needs root to plant a file owned by another user");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"planted!").unwrap();
+        let mut node = Node::new(b"f", NodeKind::File);
+        node.size = 8;
+        node.mode = 0o644;
+        node.mtime_ns = 1_614_830_400 * 1_000_000_000;
+        files::apply_meta(&path, EntryKind::File, &meta_of(&node), false).unwrap();
+        let progress = Progress::default();
+        let put = Put {
+            target: dir.path(),
+            replace: true,
+            keep_done: true,
+            chown: false,
+            progress: &progress,
+        };
+        assert!(
+            put.already_done(&path, &node),
+            "our own finished file is kept"
+        );
+        std::os::unix::fs::lchown(&path, Some(65534), Some(65534)).unwrap();
+        assert!(
+            !put.already_done(&path, &node),
+            "a file another user planted with matching size, mtime and mode is rewritten"
+        );
+    }
 
     #[test]
     fn names_that_could_leave_the_target_are_refused() {

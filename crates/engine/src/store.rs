@@ -62,11 +62,28 @@ pub fn store_stream(
     Ok((ids, size))
 }
 
-/// Store a tree blob; returns its id.
+/// Store a tree; returns its id. A directory of more than
+/// [`tree_part_nodes`] entries becomes a chain of tree blobs (FORMAT.md §9),
+/// stored last part first so each part can name the next.
 pub fn store_tree(writer: &BlobWriter, mut tree: Tree) -> Result<Id> {
     tree.sort();
-    let json = serde_json::to_vec(&tree).expect("trees serialize");
-    Ok(writer.add(BlobKind::Tree, json)?)
+    let mut next = None;
+    for nodes in tree.into_parts(tree_part_nodes()).into_iter().rev() {
+        let part = Tree { nodes, next };
+        let json = serde_json::to_vec(&part).expect("trees serialize");
+        next = Some(writer.add(BlobKind::Tree, json)?);
+    }
+    Ok(next.expect("a tree has at least one part"))
+}
+
+/// Entries per tree blob: `LIFEBOAT_TREE_PART_NODES` when set (tests use a
+/// small value), else [`lifeboat_repo::tree::DEFAULT_TREE_PART_NODES`].
+pub fn tree_part_nodes() -> usize {
+    std::env::var("LIFEBOAT_TREE_PART_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(lifeboat_repo::tree::DEFAULT_TREE_PART_NODES)
 }
 
 /// A file node for stored stream content, owned by root, mode 0600, at `mtime_ns`.

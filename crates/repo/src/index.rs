@@ -13,7 +13,7 @@
 use crate::crypto::{ad, Keys};
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::pack::{BlobKind, PackEntry, FLAG_COMPRESSED};
+use crate::pack::{u32_field, BlobKind, PackEntry, FLAG_COMPRESSED};
 
 const MAGIC: &[u8; 4] = b"LBIX";
 const VERSION: u8 = 1;
@@ -217,16 +217,17 @@ impl Index {
 }
 
 /// Serialize and seal an index file; returns its name and bytes.
-pub fn encode_index_file(keys: &Keys, records: &[PackRecord]) -> (Id, Vec<u8>) {
+pub fn encode_index_file(keys: &Keys, records: &[PackRecord]) -> Result<(Id, Vec<u8>)> {
     let blobs: usize = records.iter().map(|r| r.blobs.len()).sum();
     let mut out = Vec::with_capacity(9 + records.len() * 44 + blobs * BLOB_LEN);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
-    out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    out.extend_from_slice(&u32_field(records.len(), "index file pack count")?.to_le_bytes());
     for r in records {
         out.extend_from_slice(&r.id.0);
         out.extend_from_slice(&r.size.to_le_bytes());
-        out.extend_from_slice(&(r.blobs.len() as u32).to_le_bytes());
+        let count = u32_field(r.blobs.len(), &format!("pack {} blob count", r.id.short()))?;
+        out.extend_from_slice(&count.to_le_bytes());
         for b in &r.blobs {
             out.push(b.kind as u8);
             out.push(if b.compressed { FLAG_COMPRESSED } else { 0 });
@@ -237,7 +238,7 @@ pub fn encode_index_file(keys: &Keys, records: &[PackRecord]) -> (Id, Vec<u8>) {
         }
     }
     let sealed = keys.seal(ad::INDEX, &out);
-    (Id::of_file(&sealed), sealed)
+    Ok((Id::of_file(&sealed), sealed))
 }
 
 /// Check, open and parse an index file.
@@ -437,7 +438,7 @@ mod tests {
             size: 1234,
             blobs: vec![blob(3), blob(1), blob(2)],
         }];
-        let (name, bytes) = encode_index_file(&keys, &recs);
+        let (name, bytes) = encode_index_file(&keys, &recs).unwrap();
         let back = decode_index_file(&keys, &name, &bytes).unwrap();
         let mut idx = Index::default();
         idx.add_records(&back);

@@ -69,6 +69,17 @@ const MAX_M_COST_KIB: u32 = 4 << 20;
 const MAX_T_COST: u32 = 64;
 const MAX_P_COST: u32 = 64;
 
+fn check_params(p: KdfParams) -> Result<argon2::Params> {
+    if p.m_cost > MAX_M_COST_KIB || p.t_cost > MAX_T_COST || p.p_cost > MAX_P_COST {
+        return Err(Error::Corrupt(format!(
+            "key file asks for Argon2 costs beyond the limits (m={} KiB, t={}, p={})",
+            p.m_cost, p.t_cost, p.p_cost
+        )));
+    }
+    argon2::Params::new(p.m_cost, p.t_cost, p.p_cost, Some(32))
+        .map_err(|e| Error::Corrupt(format!("key file has invalid Argon2 parameters: {e}")))
+}
+
 fn derive(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Result<XChaCha20Poly1305> {
     let key = passphrase_key(passphrase, salt, p)?;
     Ok(XChaCha20Poly1305::new(&(*key).into()))
@@ -77,14 +88,7 @@ fn derive(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Result<XChaCha20Poly1
 /// The key that wraps the master key in a key file: Argon2id (v0x13) of
 /// the passphrase and salt, 32 bytes (FORMAT.md, "Key files").
 pub fn passphrase_key(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Result<Zeroizing<[u8; 32]>> {
-    if p.m_cost > MAX_M_COST_KIB || p.t_cost > MAX_T_COST || p.p_cost > MAX_P_COST {
-        return Err(Error::Corrupt(format!(
-            "key file asks for Argon2 costs beyond the limits (m={} KiB, t={}, p={})",
-            p.m_cost, p.t_cost, p.p_cost
-        )));
-    }
-    let params = argon2::Params::new(p.m_cost, p.t_cost, p.p_cost, Some(32))
-        .map_err(|e| Error::Corrupt(format!("key file has invalid Argon2 parameters: {e}")))?;
+    let params = check_params(p)?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = Zeroizing::new([0u8; 32]);
     argon
@@ -127,13 +131,48 @@ impl KeyFile {
         Ok(())
     }
 
-    /// Unwrap the master key; `Ok(None)` when the passphrase is not this key's.
-    pub fn unlock(&self, passphrase: &[u8]) -> Result<Option<MasterKey>> {
+    /// Parse the stored key file `key`; a version this build does not know
+    /// is [`Error::Unsupported`] (checked before the other fields, which a
+    /// later version may change), anything else unreadable is corrupt.
+    pub fn parse(key: &str, bytes: &[u8]) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u64,
+        }
+        let v: Version = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Corrupt(format!("{key}: not a key file: {e}")))?;
+        if v.version != u64::from(KEY_FILE_VERSION) {
+            return Err(Error::Unsupported(format!(
+                "key file {key} has version {}, which this lifeboat does not know (it reads version {KEY_FILE_VERSION})",
+                v.version
+            )));
+        }
+        let kf: KeyFile =
+            serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("{key}: {e}")))?;
+        kf.check_version(key)?;
+        Ok(kf)
+    }
+
+    /// Check everything that can be checked without the passphrase (kdf,
+    /// version, hex fields and their lengths, costs): a key file that fails
+    /// this can unlock nothing. Returns the salt and the wrapped key.
+    pub fn check(&self) -> Result<(Vec<u8>, Vec<u8>)> {
         self.check_version("in use")?;
         let salt = from_hex(&self.salt)
+            .filter(|s| !s.is_empty())
             .ok_or_else(|| Error::Corrupt("key file salt is not hex".into()))?;
         let wrapped = from_hex(&self.wrapped)
-            .ok_or_else(|| Error::Corrupt("key file data is not hex".into()))?;
+            .filter(|w| w.len() == 32 + crate::crypto::SEAL_OVERHEAD)
+            .ok_or_else(|| {
+                Error::Corrupt("key file data is not a hex sealed 32-byte key".into())
+            })?;
+        check_params(self.params)?;
+        Ok((salt, wrapped))
+    }
+
+    /// Unwrap the master key; `Ok(None)` when the passphrase is not this key's.
+    pub fn unlock(&self, passphrase: &[u8]) -> Result<Option<MasterKey>> {
+        let (salt, wrapped) = self.check()?;
         let cipher = derive(passphrase, &salt, self.params)?;
         match open_with(&cipher, &wrapped, ad::KEY, "key") {
             Ok(bytes) => {
@@ -255,6 +294,90 @@ mod tests {
             m.as_bytes()
         );
         assert!(kf.unlock(b"wrong").unwrap().is_none());
+    }
+
+    /// Costs beyond the limits (each one alone) and invalid Argon2 parameters
+    /// are refused before any memory is allocated; the limits themselves pass.
+    #[test]
+    fn key_files_asking_for_excessive_costs_are_refused() {
+        let at_limit = KdfParams {
+            m_cost: MAX_M_COST_KIB,
+            t_cost: MAX_T_COST,
+            p_cost: MAX_P_COST,
+        };
+        assert!(check_params(at_limit).is_ok());
+        for p in [
+            KdfParams {
+                m_cost: MAX_M_COST_KIB + 1,
+                ..at_limit
+            },
+            KdfParams {
+                t_cost: MAX_T_COST + 1,
+                ..at_limit
+            },
+            KdfParams {
+                p_cost: MAX_P_COST + 1,
+                ..at_limit
+            },
+        ] {
+            let err = check_params(p).unwrap_err().to_string();
+            assert!(err.contains("beyond the limits"), "{p:?}: {err}");
+        }
+        let err = check_params(KdfParams { m_cost: 1, ..FAST }).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid Argon2 parameters"),
+            "{err}"
+        );
+        assert_eq!(check_params(FAST).unwrap().m_cost(), FAST.m_cost);
+        let m = MasterKey::generate();
+        let mut kf = KeyFile::create(&m, b"pass", FAST, KeyMeta::default()).unwrap();
+        kf.params.t_cost = MAX_T_COST + 1;
+        assert!(kf.check().is_err() && kf.unlock(b"pass").is_err());
+    }
+
+    /// `check` accepts exactly what `create` writes and nothing malformed;
+    /// `parse` tells a newer version from a broken file.
+    #[test]
+    fn check_and_parse_tell_usable_unknown_and_broken_key_files_apart() {
+        let m = MasterKey::generate();
+        let good = KeyFile::create(&m, b"pass", FAST, KeyMeta::default()).unwrap();
+        let (salt, wrapped) = good.check().unwrap();
+        assert_eq!((salt.len(), wrapped.len()), (16, 72));
+        for broken in [
+            KeyFile {
+                kdf: "scrypt".into(),
+                ..good.clone()
+            },
+            KeyFile {
+                version: 2,
+                ..good.clone()
+            },
+            KeyFile {
+                salt: "zz".into(),
+                ..good.clone()
+            },
+            KeyFile {
+                salt: String::new(),
+                ..good.clone()
+            },
+            KeyFile {
+                wrapped: "00".into(),
+                ..good.clone()
+            },
+        ] {
+            assert!(broken.check().is_err(), "{broken:?}");
+        }
+        let bytes = serde_json::to_vec(&good).unwrap();
+        assert!(KeyFile::parse("keys/x", &bytes).is_ok());
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        v["version"] = 3.into();
+        let err = KeyFile::parse("keys/x", &serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Unsupported(m) if m.contains("has version 3")),
+            "{err:?}"
+        );
+        let err = KeyFile::parse("keys/x", b"not json").unwrap_err();
+        assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
     }
 
     #[test]

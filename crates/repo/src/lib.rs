@@ -36,7 +36,7 @@ pub use id::Id;
 pub use keys::{KdfParams, KeyMeta};
 pub use pack::BlobKind;
 pub use reader::ContentReader;
-pub use repository::{Credentials, Repository};
+pub use repository::{Credentials, KeyEntry, Repository};
 pub use snapshot::{Snapshot, SnapshotInfo, SnapshotStats};
 pub use tree::{Node, NodeKind, Tree};
 pub use writer::{BlobWriter, WriteStats};

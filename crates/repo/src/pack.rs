@@ -56,6 +56,17 @@ pub struct PackEntry {
     pub raw_len: u32,
 }
 
+/// A length or count as the u32 of the on-disk formats; one that does not
+/// fit is an error naming `what`, never silently truncated.
+pub fn u32_field(value: usize, what: &str) -> Result<u32> {
+    u32::try_from(value).map_err(|_| {
+        Error::Invalid(format!(
+            "{what} is {value}, more than the format's 32-bit field holds ({})",
+            u32::MAX
+        ))
+    })
+}
+
 /// Collects sealed blobs into one pack.
 #[derive(Default)]
 pub struct PackBuilder {
@@ -72,17 +83,28 @@ impl PackBuilder {
         }
     }
 
-    /// Append a sealed blob.
-    pub fn add(&mut self, kind: BlobKind, id: Id, compressed: bool, sealed: &[u8], raw_len: usize) {
-        self.entries.push(PackEntry {
+    /// Append a sealed blob; a blob whose offset or lengths do not fit the
+    /// format's u32 fields is refused (and the pack left as it was).
+    pub fn add(
+        &mut self,
+        kind: BlobKind,
+        id: Id,
+        compressed: bool,
+        sealed: &[u8],
+        raw_len: usize,
+    ) -> Result<()> {
+        let what = |field: &str| format!("blob {}: {field}", id.short());
+        let entry = PackEntry {
             kind,
             compressed,
             id,
-            offset: self.buf.len() as u32,
-            len: sealed.len() as u32,
-            raw_len: raw_len as u32,
-        });
+            offset: u32_field(self.buf.len(), &what("offset in its pack"))?,
+            len: u32_field(sealed.len(), &what("stored length"))?,
+            raw_len: u32_field(raw_len, &what("plaintext length"))?,
+        };
+        self.entries.push(entry);
         self.buf.extend_from_slice(sealed);
+        Ok(())
     }
 
     /// Bytes of blob data so far.
@@ -101,11 +123,11 @@ impl PackBuilder {
     }
 
     /// Seal the trailer and return the pack's bytes, its id and its entries.
-    pub fn finish(mut self, keys: &Keys) -> (Id, Vec<u8>, Vec<PackEntry>) {
+    pub fn finish(mut self, keys: &Keys) -> Result<(Id, Vec<u8>, Vec<PackEntry>)> {
         let mut trailer = Vec::with_capacity(9 + self.entries.len() * ENTRY_LEN);
         trailer.extend_from_slice(MAGIC);
         trailer.push(VERSION);
-        trailer.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        trailer.extend_from_slice(&u32_field(self.entries.len(), "pack blob count")?.to_le_bytes());
         for e in &self.entries {
             trailer.push(e.kind as u8);
             trailer.push(if e.compressed { FLAG_COMPRESSED } else { 0 });
@@ -114,10 +136,10 @@ impl PackBuilder {
             trailer.extend_from_slice(&e.raw_len.to_le_bytes());
         }
         let sealed = keys.seal(ad::PACK_TRAILER, &trailer);
+        let trailer_len = u32_field(sealed.len(), "pack trailer length")?;
         self.buf.extend_from_slice(&sealed);
-        self.buf
-            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-        (Id::of_file(&self.buf), self.buf, self.entries)
+        self.buf.extend_from_slice(&trailer_len.to_le_bytes());
+        Ok((Id::of_file(&self.buf), self.buf, self.entries))
     }
 }
 
@@ -160,7 +182,8 @@ pub fn parse_pack(keys: &Keys, pack: &[u8], what: &str) -> Result<Vec<PackEntry>
             kind: BlobKind::from_u8(raw[0], what)?,
             compressed: raw[1] & FLAG_COMPRESSED != 0,
             id: Id(raw[2..34].try_into().expect("32 bytes")),
-            offset: offset as u32,
+            offset: u32::try_from(offset)
+                .map_err(|_| corrupt("blob offset beyond the 32-bit range"))?,
             len,
             raw_len: u32::from_le_bytes(raw[38..42].try_into().expect("4 bytes")),
         });
@@ -170,4 +193,41 @@ pub fn parse_pack(keys: &Keys, pack: &[u8], what: &str) -> Result<Vec<PackEntry>
         return Err(corrupt("blob lengths do not add up to the pack size"));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    #[test]
+    fn lengths_beyond_u32_are_refused_not_truncated() {
+        assert_eq!(u32_field(u32::MAX as usize, "x").unwrap(), u32::MAX);
+        let err = u32_field(u32::MAX as usize + 1, "index blob count").unwrap_err();
+        assert!(
+            err.to_string().contains("index blob count is 4294967296"),
+            "{err}"
+        );
+        let mut pack = PackBuilder::default();
+        let err = pack
+            .add(
+                BlobKind::Tree,
+                Id([1; 32]),
+                false,
+                &[0; 48],
+                u32::MAX as usize + 1,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("plaintext length"), "{err}");
+        assert_eq!(
+            (pack.is_empty(), pack.len()),
+            (true, 0),
+            "the pack is unchanged"
+        );
+        pack.add(BlobKind::Tree, Id([2; 32]), false, &[0; 48], 8)
+            .unwrap();
+        let keys = Keys::derive(&MasterKey::generate());
+        let (_, bytes, entries) = pack.finish(&keys).unwrap();
+        assert_eq!(parse_pack(&keys, &bytes, "p").unwrap(), entries);
+    }
 }

@@ -161,13 +161,14 @@ impl Repository {
             let Ok(bytes) = storage.get(&meta.key).await else {
                 continue;
             };
-            let Ok(kf) = serde_json::from_slice::<KeyFile>(&bytes) else {
-                continue;
+            let kf = match KeyFile::parse(&meta.key, &bytes) {
+                Ok(kf) => kf,
+                Err(e @ Error::Unsupported(_)) => {
+                    unsupported = Some(e);
+                    continue;
+                }
+                Err(_) => continue,
             };
-            if let Err(e) = kf.check_version(&meta.key) {
-                unsupported = Some(e);
-                continue;
-            }
             let pw = Zeroizing::new(pw.to_vec());
             let unlocked = tokio::task::spawn_blocking(move || kf.unlock(&pw))
                 .await
@@ -378,7 +379,19 @@ impl Repository {
     /// Load a tree blob.
     /// (Blobs are addressed by content: a data blob with the same bytes as a
     /// tree serves as that tree, so the stored kind is not checked.)
+    /// A directory split into a chain of parts (`next`) is returned whole.
     pub async fn load_tree(&self, id: &Id) -> Result<Tree> {
+        let mut tree = self.load_tree_part(id).await?;
+        let mut next = tree.next.take();
+        while let Some(part_id) = next {
+            let mut part = self.load_tree_part(&part_id).await?;
+            tree.nodes.append(&mut part.nodes);
+            next = part.next;
+        }
+        Ok(tree)
+    }
+
+    async fn load_tree_part(&self, id: &Id) -> Result<Tree> {
         let bytes = self.read_blob(id).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Corrupt(format!("tree {}: {e}", id.short())))
@@ -569,17 +582,35 @@ impl Repository {
         put_json_plain(&*self.storage, "keys", &kf).await
     }
 
-    /// All key files.
-    pub async fn list_keys(&self) -> Result<Vec<(Id, KeyFile)>> {
+    /// All key files, usable or not (sorted by creation, unreadable ones last).
+    pub async fn list_keys(&self) -> Result<Vec<KeyEntry>> {
         let mut out = Vec::new();
         for meta in self.storage.list("keys/").await? {
-            let bytes = self.storage.get(&meta.key).await?;
-            let kf: KeyFile = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Corrupt(format!("{}: {e}", meta.key)))?;
             let id = meta.key["keys/".len()..].parse().unwrap_or_default();
-            out.push((id, kf));
+            let parsed = match self.storage.get(&meta.key).await {
+                Ok(bytes) => KeyFile::parse(&meta.key, &bytes),
+                Err(e) => Err(e.into()),
+            };
+            let entry = match parsed {
+                Ok(kf) => KeyEntry {
+                    id,
+                    problem: kf.check().err().map(|e| e.to_string()),
+                    file: Some(kf),
+                },
+                Err(e) => KeyEntry {
+                    id,
+                    file: None,
+                    problem: Some(e.to_string()),
+                },
+            };
+            out.push(entry);
         }
-        out.sort_by(|a, b| a.1.created.cmp(&b.1.created));
+        out.sort_by(|a, b| {
+            let created = |k: &KeyEntry| k.file.as_ref().map(|f| f.created.clone());
+            (created(a).is_none(), created(a))
+                .cmp(&(created(b).is_none(), created(b)))
+                .then(a.id.cmp(&b.id))
+        });
         Ok(out)
     }
 
@@ -588,24 +619,42 @@ impl Repository {
         self.key_in_use
     }
 
-    /// Remove a key file; refuses the last key and the key in use.
+    /// Remove a key file. Refuses the key in use and the last key file that
+    /// can unlock the repository (key files that cannot, such as unreadable
+    /// ones or ones of an unknown version, do not count). A `key remove`
+    /// running at the same time may remove the other usable key between the
+    /// check and the delete: the check is repeated after the delete and the
+    /// key put back when no usable key is left.
     pub async fn remove_key(&self, id: &Id) -> Result<()> {
         self.ensure_writable()?;
         let keys = self.list_keys().await?;
-        if !keys.iter().any(|(k, _)| k == id) {
+        if !keys.iter().any(|k| k.id == *id) {
             return Err(Error::NotFound(format!("no key {id}")));
-        }
-        if keys.len() == 1 {
-            return Err(Error::Invalid(
-                "refusing to remove the last key: the repository would be unreadable".into(),
-            ));
         }
         if self.key_in_use == Some(*id) {
             return Err(Error::Invalid(
                 "refusing to remove the key this session was opened with; open with another key first".into(),
             ));
         }
-        self.storage.delete(&format!("keys/{id}")).await?;
+        if !keys.iter().any(|k| k.id != *id && k.usable()) {
+            return Err(Error::Invalid(format!(
+                "refusing to remove key {}: it is the last key file that can unlock the repository \
+                 (the others are unusable); add a key with `lifeboat key add` first",
+                id.short()
+            )));
+        }
+        let name = format!("keys/{id}");
+        let bytes = self.storage.get(&name).await?;
+        self.storage.delete(&name).await?;
+        if !self.list_keys().await?.iter().any(KeyEntry::usable) {
+            self.storage.put(&name, bytes).await?;
+            return Err(Error::Invalid(format!(
+                "refusing to remove key {}: another key was removed at the same time and no usable \
+                 key would be left; key {} was put back",
+                id.short(),
+                id.short()
+            )));
+        }
         Ok(())
     }
 
@@ -613,6 +662,25 @@ impl Repository {
     pub fn export_raw_key(&self) -> Zeroizing<Vec<u8>> {
         let raw = RawKeyFile::new(&self.config.id, &self.master);
         Zeroizing::new(serde_json::to_vec_pretty(&raw).expect("serializes"))
+    }
+}
+
+/// One key file as listed by [`Repository::list_keys`].
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    /// Its id (the name under `keys/`).
+    pub id: Id,
+    /// The parsed key file; `None` when it is not one this build reads.
+    pub file: Option<KeyFile>,
+    /// Why it can unlock nothing (unreadable, unknown version, invalid
+    /// fields); `None` when it is usable.
+    pub problem: Option<String>,
+}
+
+impl KeyEntry {
+    /// Whether the key file can unlock the repository (given its passphrase).
+    pub fn usable(&self) -> bool {
+        self.problem.is_none()
     }
 }
 

@@ -9,11 +9,23 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A directory: its entries sorted by name.
+///
+/// A large directory is stored as a chain of tree blobs of at most
+/// [`DEFAULT_TREE_PART_NODES`] entries each (FORMAT.md §9): every part but
+/// the last names the next in `next`. [`crate::Repository::load_tree`]
+/// follows the chain and returns the whole directory with `next` empty.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Tree {
     /// Entries, sorted by name bytes.
     pub nodes: Vec<Node>,
+    /// The tree blob holding the entries that follow (split directories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Id>,
 }
+
+/// Entries per tree blob before a directory is split into a chain of parts
+/// (about 2.5 MB of JSON, well under a pack).
+pub const DEFAULT_TREE_PART_NODES: usize = 10_000;
 
 /// What a node is.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -174,9 +186,32 @@ impl Tree {
         self.nodes.sort_by_key(|a| a.name_bytes());
     }
 
-    /// Find an entry by name.
+    /// Cut the (sorted) entries into parts of at most `max_nodes` entries,
+    /// in order; an empty tree is one empty part. The caller stores them
+    /// last first, setting each part's `next` to the id of the one after.
+    pub fn into_parts(self, max_nodes: usize) -> Vec<Vec<Node>> {
+        let max = max_nodes.max(1);
+        if self.nodes.len() <= max {
+            return vec![self.nodes];
+        }
+        let mut parts = Vec::with_capacity(self.nodes.len().div_ceil(max));
+        let mut rest = self.nodes.into_iter().peekable();
+        while rest.peek().is_some() {
+            parts.push(rest.by_ref().take(max).collect());
+        }
+        parts
+    }
+
+    /// Find an entry by name (binary search: stored trees are sorted by
+    /// name bytes, so a lookup per entry of a huge directory stays O(log n)).
     pub fn get(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.name_bytes() == name)
+        self.nodes
+            .binary_search_by(|n| match &n.name_hex {
+                None => n.name.as_bytes().cmp(name),
+                Some(_) => n.name_bytes().as_slice().cmp(name),
+            })
+            .ok()
+            .map(|i| &self.nodes[i])
     }
 }
 

@@ -252,8 +252,18 @@ impl BlobWriter {
         let rest = std::mem::take(&mut *self.shared.packers.lock().expect("packers lock"));
         for builder in rest {
             if !builder.is_empty() {
-                self.shared.in_flight.acquire(builder.len());
-                let _ = up.send(seal_pack(&self.shared.repo, builder));
+                let taken = builder.len();
+                self.shared.in_flight.acquire(taken);
+                match seal_pack(&self.shared.repo, builder) {
+                    Ok(pack) => {
+                        let _ = up.send(pack);
+                    }
+                    Err(e) => {
+                        // Nothing reaches the uploader: give the room back.
+                        self.shared.in_flight.release(taken);
+                        self.shared.fail(e);
+                    }
+                }
             }
         }
         drop(up);
@@ -329,12 +339,24 @@ fn worker(
                     shared.in_flight.acquire(builder.len());
                     std::mem::replace(builder, new_pack(pack_size))
                 });
-            builder.add(job.kind, job.id, compressed, &sealed, job.data.len());
+            if let Err(e) = builder.add(job.kind, job.id, compressed, &sealed, job.data.len()) {
+                shared.fail(e);
+            }
             full
         };
         if let Some(builder) = full {
-            if uploads.send(seal_pack(repo, builder)).is_err() {
-                return;
+            let taken = builder.len();
+            match seal_pack(repo, builder) {
+                Ok(pack) => {
+                    if uploads.send(pack).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    // Nothing reaches the uploader: give the room back.
+                    shared.in_flight.release(taken);
+                    shared.fail(e);
+                }
             }
         }
     }
@@ -354,14 +376,14 @@ fn seal_blob(keys: &Keys, compressor: &mut Compressor, id: &Id, data: &[u8]) -> 
     }
 }
 
-fn seal_pack(repo: &Repository, builder: PackBuilder) -> (Id, Vec<u8>, PackRecord) {
-    let (id, bytes, blobs) = builder.finish(repo.keys());
+fn seal_pack(repo: &Repository, builder: PackBuilder) -> Result<(Id, Vec<u8>, PackRecord)> {
+    let (id, bytes, blobs) = builder.finish(repo.keys())?;
     let record = PackRecord {
         id,
         size: bytes.len() as u64,
         blobs,
     };
-    (id, bytes, record)
+    Ok((id, bytes, record))
 }
 
 fn uploader(shared: &Shared, rx: Receiver<(Id, Vec<u8>, PackRecord)>) -> Vec<PackRecord> {
@@ -421,7 +443,7 @@ fn upload_pack(shared: &Shared, id: &Id, bytes: Vec<u8>) -> bool {
 fn write_index(shared: &Shared, records: &[PackRecord]) -> Result<()> {
     let repo = &shared.repo;
     repo.ensure_writable()?;
-    let (name, bytes) = encode_index_file(repo.keys(), records);
+    let (name, bytes) = encode_index_file(repo.keys(), records)?;
     repo.runtime()
         .block_on(repo.storage().put(&format!("index/{name}"), bytes))?;
     shared.counters.index_files.fetch_add(1, Ordering::Relaxed);

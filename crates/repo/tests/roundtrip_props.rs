@@ -184,14 +184,14 @@ proptest! {
         for ch in chunk_all(&data[..], &c) {
             let id = k.blob_id(&ch);
             let (sealed, compressed) = seal_blob(&k, &mut z, &ch);
-            pack.add(BlobKind::Data, id, compressed, &sealed, ch.len());
+            pack.add(BlobKind::Data, id, compressed, &sealed, ch.len()).unwrap();
             content.push(id);
         }
         for t in &extra_trees {
             let (sealed, compressed) = seal_blob(&k, &mut z, t);
-            pack.add(BlobKind::Tree, k.blob_id(t), compressed, &sealed, t.len());
+            pack.add(BlobKind::Tree, k.blob_id(t), compressed, &sealed, t.len()).unwrap();
         }
-        let (pack_id, bytes, entries) = pack.finish(&k);
+        let (pack_id, bytes, entries) = pack.finish(&k).unwrap();
         prop_assert_eq!(pack_id, Id::of_file(&bytes));
         let parsed = parse_pack(&k, &bytes, "pack").unwrap();
         prop_assert_eq!(&parsed, &entries);
@@ -232,9 +232,9 @@ proptest! {
         let mut pack = PackBuilder::default();
         for b in &blobs {
             let (sealed, compressed) = seal_blob(&k, &mut z, b);
-            pack.add(BlobKind::Data, k.blob_id(b), compressed, &sealed, b.len());
+            pack.add(BlobKind::Data, k.blob_id(b), compressed, &sealed, b.len()).unwrap();
         }
-        let (_, bytes, entries) = pack.finish(&k);
+        let (_, bytes, entries) = pack.finish(&k).unwrap();
         let at = pos.index(bytes.len());
         let mut bad = bytes.clone();
         bad[at] ^= 0x01;

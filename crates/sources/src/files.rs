@@ -279,6 +279,12 @@ pub fn apply_meta(path: &Path, kind: EntryKind, m: &RestoreMeta, chown: bool) ->
         std::os::unix::fs::lchown(path, Some(m.uid), Some(m.gid)).map_err(io_err(path))?;
     }
     for (name, value) in &m.xattrs {
+        // Like owners, the privileged namespaces (file capabilities, SELinux
+        // labels, trusted.*) are restored only as root; a user restoring a
+        // server's backup gets its files, not an EPERM on every one.
+        if !chown && is_privileged_xattr(name) {
+            continue;
+        }
         xattr::set(path, name, value).map_err(|e| FilesError::Io {
             path: path.to_path_buf(),
             source: io::Error::new(
@@ -294,10 +300,40 @@ pub fn apply_meta(path: &Path, kind: EntryKind, m: &RestoreMeta, chown: bool) ->
     if kind == EntryKind::Symlink {
         filetime::set_symlink_file_times(path, t, t).map_err(io_err(path))?;
     } else {
-        fs::set_permissions(path, fs::Permissions::from_mode(m.mode)).map_err(io_err(path))?;
-        filetime::set_file_times(path, t, t).map_err(io_err(path))?;
+        // Through a descriptor opened without following a symlink: if the
+        // entry was swapped for a symlink since it was made (a target other
+        // users can write to), chmod and utimes must not land on whatever
+        // it points to (as root, anywhere). O_NONBLOCK: a FIFO swapped in
+        // must not hang the restore.
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(io_err(path))?;
+        let ft = f.metadata().map_err(io_err(path))?.file_type();
+        let expected = match kind {
+            EntryKind::Dir => ft.is_dir(),
+            _ => ft.is_file(),
+        };
+        if !expected {
+            return Err(FilesError::Io {
+                path: path.to_path_buf(),
+                source: io::Error::other(
+                    "the entry was replaced by another kind of file while restoring; refusing to change its metadata",
+                ),
+            });
+        }
+        f.set_permissions(fs::Permissions::from_mode(m.mode))
+            .map_err(io_err(path))?;
+        filetime::set_file_handle_times(&f, Some(t), Some(t)).map_err(io_err(path))?;
     }
     Ok(())
+}
+
+/// Extended attributes only root may set (`security.*`, `trusted.*`).
+pub fn is_privileged_xattr(name: &str) -> bool {
+    name.starts_with("security.") || name.starts_with("trusted.")
 }
 
 /// Create a directory (existing directories are fine).
@@ -413,6 +449,81 @@ fn remove_any(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apply_meta_does_not_follow_a_symlink_swapped_in_for_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::write(&outside, b"x").unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o600)).unwrap();
+        let before = fs::metadata(&outside).unwrap();
+        let swapped = dir.path().join("restored-dir");
+        std::os::unix::fs::symlink(&outside, &swapped).unwrap();
+        let m = RestoreMeta {
+            mode: 0o4777,
+            mtime_ns: 1_000_000_000,
+            uid: 0,
+            gid: 0,
+            xattrs: Vec::new(),
+        };
+        for kind in [EntryKind::Dir, EntryKind::File] {
+            assert!(apply_meta(&swapped, kind, &m, false).is_err());
+            let after = fs::metadata(&outside).unwrap();
+            assert_eq!(after.mode() & 0o7777, 0o600, "mode followed the symlink");
+            assert_eq!(after.mtime(), before.mtime(), "mtime followed the symlink");
+        }
+        // A directory swapped in for a file (or the reverse) is refused too.
+        let d = dir.path().join("d");
+        fs::create_dir(&d).unwrap();
+        let dmode = fs::metadata(&d).unwrap().mode();
+        assert!(apply_meta(&d, EntryKind::File, &m, false).is_err());
+        assert_eq!(fs::metadata(&d).unwrap().mode(), dmode);
+        // The ordinary case still works.
+        let f = dir.path().join("f");
+        fs::write(&f, b"y").unwrap();
+        apply_meta(&f, EntryKind::File, &m, false).unwrap();
+        let fm = fs::metadata(&f).unwrap();
+        assert_eq!((fm.mode() & 0o7777, fm.mtime()), (0o4777, 1));
+        apply_meta(&d, EntryKind::Dir, &RestoreMeta { mode: 0o700, ..m }, false).unwrap();
+        assert_eq!(fs::metadata(&d).unwrap().mode() & 0o7777, 0o700);
+    }
+
+    #[test]
+    fn privileged_xattrs_are_set_only_when_restoring_as_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        fs::write(&f, b"y").unwrap();
+        if xattr::set(&f, "user.probe", b"1").is_err() {
+            eprintln!("SKIPPED: no user xattrs on the test filesystem");
+            return;
+        }
+        let m = RestoreMeta {
+            mode: 0o644,
+            mtime_ns: 0,
+            uid: 0,
+            gid: 0,
+            xattrs: vec![
+                ("trusted.t".into(), b"t".to_vec()),
+                ("user.u".into(), b"u".to_vec()),
+            ],
+        };
+        apply_meta(&f, EntryKind::File, &m, false).unwrap();
+        assert_eq!(
+            xattr::get(&f, "user.u").unwrap().as_deref(),
+            Some(&b"u"[..])
+        );
+        assert_eq!(xattr::get(&f, "trusted.t").unwrap(), None);
+        assert!(is_privileged_xattr("security.capability"));
+        assert!(is_privileged_xattr("security.selinux"));
+        assert!(!is_privileged_xattr("system.posix_acl_access"));
+        if can_chown() {
+            apply_meta(&f, EntryKind::File, &m, true).unwrap();
+            assert_eq!(
+                xattr::get(&f, "trusted.t").unwrap().as_deref(),
+                Some(&b"t"[..])
+            );
+        }
+    }
 
     #[test]
     fn selection_by_name_and_by_path() {

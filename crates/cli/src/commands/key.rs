@@ -64,45 +64,12 @@ pub async fn run(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode> {
             repo.storage().delete(&format!("keys/{old}")).await?;
             print_id(ctx, "changed password; new key", &id);
         }
-        KeyCommand::List => {
-            let keys = repo.list_keys().await?;
-            if ctx.global.json {
-                let list: Vec<_> = keys
-                    .iter()
-                    .map(|(id, k)| serde_json::json!({"id": id, "current": repo.key_in_use() == Some(*id), "created": k.created, "host": k.host, "user": k.user, "label": k.label}))
-                    .collect();
-                output::json(&serde_json::Value::Array(list));
-            } else {
-                crate::outln!(
-                    "{:<2}{:<10} {:<28} {:<16} {:<10} label",
-                    "",
-                    "id",
-                    "created",
-                    "host",
-                    "user"
-                );
-                for (id, k) in keys {
-                    let cur = if repo.key_in_use() == Some(id) {
-                        "*"
-                    } else {
-                        ""
-                    };
-                    crate::outln!(
-                        "{cur:<2}{:<10} {:<28} {:<16} {:<10} {}",
-                        id.short(),
-                        k.created,
-                        k.host,
-                        k.user,
-                        k.label
-                    );
-                }
-            }
-        }
+        KeyCommand::List => list_keys(ctx, &repo).await?,
         KeyCommand::Remove { id } => {
             let keys = repo.list_keys().await?;
             let matching: Vec<Id> = keys
                 .iter()
-                .map(|(k, _)| *k)
+                .map(|k| k.id)
                 .filter(|k| k.to_string().starts_with(&id))
                 .collect();
             let target = match matching.as_slice() {
@@ -137,6 +104,62 @@ pub async fn run(ctx: &Context, cmd: KeyCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `key list`: every key file; one that cannot unlock anything is listed
+/// as unusable with the reason instead of failing the listing.
+async fn list_keys(ctx: &Context, repo: &lifeboat_repo::Repository) -> Result<()> {
+    let keys = repo.list_keys().await?;
+    if ctx.global.json {
+        let list: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                let [created, host, user, label] = key_meta_of(k);
+                serde_json::json!({"id": k.id, "current": repo.key_in_use() == Some(k.id),
+                    "usable": k.usable(), "problem": k.problem,
+                    "created": created, "host": host, "user": user, "label": label})
+            })
+            .collect();
+        output::json(&serde_json::Value::Array(list));
+        return Ok(());
+    }
+    crate::outln!(
+        "{:<2}{:<10} {:<28} {:<16} {:<10} label",
+        "",
+        "id",
+        "created",
+        "host",
+        "user"
+    );
+    for k in keys {
+        let cur = if repo.key_in_use() == Some(k.id) {
+            "*"
+        } else {
+            ""
+        };
+        let [created, host, user, label] = key_meta_of(&k);
+        let label = match &k.problem {
+            Some(why) => format!("unreadable: {why}"),
+            None => label.to_string(),
+        };
+        crate::outln!(
+            "{cur:<2}{:<10} {created:<28} {host:<16} {user:<10} {label}",
+            k.id.short(),
+        );
+    }
+    Ok(())
+}
+
+/// Created, host, user and label of a key file (blank when unparsable).
+fn key_meta_of(k: &lifeboat_repo::KeyEntry) -> [&str; 4] {
+    k.file.as_ref().map_or(["", "", "", ""], |f| {
+        [
+            f.created.as_str(),
+            f.host.as_str(),
+            f.user.as_str(),
+            f.label.as_str(),
+        ]
+    })
 }
 
 fn print_id(ctx: &Context, what: &str, id: &Id) {

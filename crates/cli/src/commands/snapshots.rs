@@ -109,7 +109,10 @@ pub async fn ls(ctx: &Context, a: LsArgs) -> Result<ExitCode> {
             match node.subtree {
                 Some(sub) => tree = repo.load_tree(&sub).await?,
                 None => {
-                    tree = Tree { nodes: vec![node] };
+                    tree = Tree {
+                        nodes: vec![node],
+                        next: None,
+                    };
                     prefix = prefix
                         .rsplit_once('/')
                         .map(|(a, _)| a.to_string())

@@ -446,13 +446,19 @@ pub fn files_below(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Data pack files in a repository, largest first, as (key, path, size).
+/// Complete data pack files in a repository (not `.tmp-` files being
+/// written), largest first, as (key, path, size).
 pub fn packs(repo: &Path) -> Vec<(String, PathBuf, u64)> {
     let mut out = Vec::new();
     for d in fs::read_dir(repo.join("data")).expect("read data/") {
         let d = d.expect("entry").path();
         for f in fs::read_dir(&d).expect("read data/xx") {
             let f = f.expect("entry").path();
+            if f.file_name()
+                .is_some_and(|n| n.as_bytes().starts_with(b".tmp-"))
+            {
+                continue;
+            }
             let key = f
                 .strip_prefix(repo)
                 .expect("inside repo")
@@ -511,6 +517,36 @@ pub fn contents(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
             _ => None,
         })
         .collect()
+}
+
+/// Whether the tests run under CI (`CI=true`), where every prerequisite
+/// must be available.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A test cannot set up a prerequisite (a tmpfs mount, a tool): under CI
+/// that fails the test; elsewhere the test is reported as skipped by name
+/// on stderr (`SKIPPED: <test>: <why>`) and the caller returns.
+#[track_caller]
+pub fn skip_or_fail(test: &str, why: &str) {
+    assert!(
+        !under_ci(),
+        "{test}: prerequisite missing under CI=true (tests must not skip in CI): {why}"
+    );
+    eprintln!("SKIPPED: {test}: {why}");
+}
+
+/// [`Tmpfs::mount`], or `None` after [`skip_or_fail`] when it cannot be mounted.
+#[track_caller]
+pub fn tmpfs_or_skip(test: &str, size: &str) -> Option<Tmpfs> {
+    match Tmpfs::mount(size) {
+        Ok(t) => Some(t),
+        Err(why) => {
+            skip_or_fail(test, &format!("cannot mount a tmpfs: {why}"));
+            None
+        }
+    }
 }
 
 /// A small tmpfs mounted on a fresh directory, unmounted on drop.

@@ -318,4 +318,4 @@ pub fn closed_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-pub use crate::common::Tmpfs;
+pub use crate::common::tmpfs_or_skip;

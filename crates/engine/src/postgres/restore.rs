@@ -217,6 +217,15 @@ pub(crate) fn apply_globals(
                 "reading globals: {e}"
             )))
         })?;
+    let text = String::from_utf8_lossy(&sql);
+    if let Some((line, command)) = psql_meta_command(&text).into_iter().next() {
+        return Err(EngineError::Source(format!(
+            "globals.sql line {line} holds the psql meta-command {command:?} outside any quoted name or string; \
+             pg_dumpall never writes one there, so a crafted role or setting name (e.g. with a line break) put it in, \
+             and psql would run it (`\\!` runs a shell command as this OS user): refusing to apply the globals; \
+             restore without --roles and create the roles by hand; nothing was changed"
+        )));
+    }
     let mut cmd = lifeboat_sources::process::command(&tools.psql);
     cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", "-"]);
     target.apply_env(&mut cmd);
@@ -236,6 +245,105 @@ pub(crate) fn apply_globals(
         .filter(|l| l.contains("ERROR"))
         .map(|l| l.trim().to_string())
         .collect())
+}
+
+/// psql meta-commands (a backslash outside quotes and comments) in `sql`, as
+/// (line number, the command word). The `\\restrict` / `\\unrestrict` lines
+/// recent pg_dumpall writes (to block exactly this injection) are allowed.
+pub(crate) fn psql_meta_command(sql: &str) -> Vec<(usize, String)> {
+    let b = sql.as_bytes();
+    let mut found = Vec::new();
+    let (mut i, mut line, mut line_start) = (0usize, 1usize, true);
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\n' => {
+                line += 1;
+                line_start = true;
+                i += 1;
+                continue;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let mut depth = 0usize;
+                while i < b.len() {
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        line += usize::from(b[i] == b'\n');
+                        i += 1;
+                    }
+                }
+            }
+            b'\'' | b'"' => {
+                let escapes = c == b'\'' && i > 0 && matches!(b[i - 1], b'E' | b'e');
+                i += 1;
+                while i < b.len() {
+                    if escapes && b[i] == b'\\' {
+                        line += usize::from(b.get(i + 1) == Some(&b'\n'));
+                        i += 2;
+                        continue;
+                    }
+                    if b[i] == c {
+                        if b.get(i + 1) == Some(&c) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    line += usize::from(b[i] == b'\n');
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'$' if !(i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) => {
+                let tag_end = b[i + 1..]
+                    .iter()
+                    .position(|x| !(x.is_ascii_alphanumeric() || *x == b'_'))
+                    .map(|p| i + 1 + p);
+                match tag_end {
+                    Some(e) if b[e] == b'$' => {
+                        let tag = &sql[i..=e];
+                        let body = e + 1;
+                        let close = sql[body..]
+                            .find(tag)
+                            .map(|p| body + p + tag.len())
+                            .unwrap_or(b.len());
+                        line += sql[i..close].matches('\n').count();
+                        i = close;
+                    }
+                    _ => i += 1,
+                }
+            }
+            b'\\' => {
+                let rest = &sql[i..sql[i..].find('\n').map_or(b.len(), |p| i + p)];
+                let word: String = rest.split_whitespace().next().unwrap_or("\\").to_string();
+                let allowed = line_start
+                    && matches!(word.as_str(), "\\restrict" | "\\unrestrict")
+                    && rest.split_whitespace().count() == 2;
+                if !allowed {
+                    found.push((line, word));
+                }
+                i += rest.len();
+                continue;
+            }
+            _ => i += 1,
+        }
+        line_start = line_start && c.is_ascii_whitespace();
+    }
+    found
 }
 
 /// Read the archive's TOC with `pg_restore -l` fed from the repository
@@ -374,4 +482,31 @@ fn refresh_materialized_views(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod meta_command_tests {
+    use super::psql_meta_command;
+
+    #[test]
+    fn a_meta_command_smuggled_by_a_role_name_is_found() {
+        // pg_dumpall names the role in a comment; a line break in the name ends it.
+        let sql = "SET standard_conforming_strings = on;\n--\n-- User Config \"x\n\\! touch /tmp/pwned\"\n--\nCREATE ROLE \"x\n\\! touch /tmp/pwned\";\n";
+        assert_eq!(psql_meta_command(sql), vec![(4, "\\!".to_string())]);
+        // Not only at the start of a line.
+        assert_eq!(
+            psql_meta_command("-- a\nfoo \\! id\n"),
+            vec![(2, "\\!".to_string())]
+        );
+    }
+
+    #[test]
+    fn backslashes_in_quotes_comments_and_restrict_lines_are_data() {
+        let sql = "\\restrict abc123\nSET x = on;\n-- comment \\! not a command\nCREATE ROLE \"a\\!b\";\n\
+                   ALTER ROLE \"a\\!b\" SET search_path TO 'x\\!', E'it\\'s \\! fine';\n\
+                   COMMENT ON ROLE r IS $c$ \\! $c$; /* \\! */\n\\unrestrict abc123\n";
+        assert_eq!(psql_meta_command(sql), Vec::<(usize, String)>::new());
+        assert_eq!(psql_meta_command("SELECT 1; \\restrict k\n").len(), 1);
+        assert_eq!(psql_meta_command("\\connect other\n").len(), 1);
+    }
 }

@@ -58,6 +58,10 @@ impl ScratchCluster {
     /// Like [`ScratchCluster::start`], with the cluster directory under `base_dir`.
     pub fn start_in(bin_dir: &Path, base_dir: Option<&Path>) -> Result<Self> {
         let tools = ClientTools::from_dir(bin_dir)?;
+        let base = base_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir);
+        reap_orphans(&base);
         let mut builder = tempfile::Builder::new();
         builder.prefix("lifeboat-pg-");
         let dir = match base_dir {
@@ -81,6 +85,17 @@ impl ScratchCluster {
             run_as,
             password: random_password()?,
         };
+        // Who owns this cluster: a later start reaps it if that process is gone
+        // (lifeboat killed with SIGKILL leaves a running server and restored rows).
+        let owner = cluster.root().join(OWNER_FILE);
+        std::fs::write(
+            &owner,
+            format!(
+                "{}\n",
+                process_identity(std::process::id()).unwrap_or_default()
+            ),
+        )
+        .map_err(|e| PgError::io(format!("writing {}", owner.display()), e))?;
         cluster.make_private_dir(&cluster.socket_dir())?;
         cluster.initdb()?;
         cluster.pg_ctl_start()?;
@@ -399,6 +414,76 @@ impl Drop for ScratchCluster {
     fn drop(&mut self) {
         let _ = self.stop_server();
         // TempDir removes the directory when dropped.
+    }
+}
+
+/// File in a cluster's directory naming the process that owns it (pid and
+/// start time, so a reused pid is not mistaken for the owner).
+const OWNER_FILE: &str = "lifeboat-owner";
+
+/// `"<pid> <start time>"` of a live process, from /proc.
+fn process_identity(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    // Field 22 (starttime) is the 20th after the command name.
+    let start = rest.split_whitespace().nth(19)?;
+    Some(format!("{pid} {start}"))
+}
+
+/// Stops and removes scratch clusters under `base` whose owning lifeboat
+/// process no longer exists (killed before it could clean up). Only
+/// directories with an owner file are touched, and only those this user can
+/// open (each is private to its owner).
+fn reap_orphans(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let named = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("lifeboat-pg-");
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if !named || !is_dir {
+            continue;
+        }
+        let Ok(owner) = std::fs::read_to_string(dir.join(OWNER_FILE)) else {
+            continue;
+        };
+        let owner = owner.trim();
+        let Some(pid) = owner.split(' ').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if process_identity(pid).as_deref() == Some(owner) {
+            continue;
+        }
+        let data = dir.join("data");
+        if let Some(pm) = std::fs::read_to_string(data.join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+        {
+            let cmdline = std::fs::read(format!("/proc/{pm}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&*data.to_string_lossy()) {
+                // Immediate shutdown, then the last resort.
+                for sig in ["-QUIT", "-KILL"] {
+                    ScratchCluster::signal(pm, sig);
+                    let start = Instant::now();
+                    while start.elapsed() < Duration::from_secs(10)
+                        && std::path::Path::new(&format!("/proc/{pm}")).exists()
+                        && !std::fs::read_to_string(format!("/proc/{pm}/stat"))
+                            .unwrap_or_default()
+                            .contains(") Z")
+                    {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    if !Path::new(&format!("/proc/{pm}")).exists() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

@@ -148,6 +148,14 @@ pub enum PgError {
         /// Where the URL points.
         address: String,
     },
+    /// The server or the role refused one more connection.
+    #[error("{address} refused another connection ({detail}): a backup holds two at once (a session with the exported snapshot, and pg_dump) and briefly a third (the pooler check); raise the role's limit (ALTER ROLE ... CONNECTION LIMIT 3) or the server's max_connections, or run the backup when fewer clients are connected")]
+    TooManyConnections {
+        /// Where the URL points.
+        address: String,
+        /// The server's message.
+        detail: String,
+    },
     /// A scratch cluster could not be created, started or stopped.
     #[error("scratch cluster: {detail}")]
     Cluster {
@@ -178,6 +186,7 @@ impl PgError {
             PgError::Cluster { .. } => "pg_cluster",
             PgError::LockTimeout { .. } => "pg_lock_timeout",
             PgError::TransactionPooler { .. } => "pg_transaction_pooler",
+            PgError::TooManyConnections { .. } => "pg_too_many_connections",
         }
     }
 

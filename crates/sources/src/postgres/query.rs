@@ -190,6 +190,21 @@ pub fn classify_failure(tool: &str, target: &PgTarget, status: &str, stderr: &st
                 .unwrap_or_default(),
         };
     }
+    if lower.contains("too many connections for role")
+        || lower.contains("sorry, too many clients already")
+        || lower.contains("remaining connection slots are reserved")
+        || lower.contains("too many connections for database")
+    {
+        let detail = stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| l.to_ascii_lowercase().contains("connection") || l.contains("too many"))
+            .unwrap_or(stderr.trim());
+        return PgError::TooManyConnections {
+            address,
+            detail: detail.to_string(),
+        };
+    }
     // lock_timeout (our sessions), or pg_dump's --lock-wait-timeout (a
     // statement_timeout around its LOCK TABLE).
     if lower.contains("canceling statement due to lock timeout")

@@ -52,17 +52,14 @@ impl Session {
             let _ = stderr.read_to_string(&mut s);
             s
         });
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
+        let marker = random_marker()?;
         let mut session = Session {
             child,
             stdin,
             stdout,
             stderr: Some(stderr),
             target: target.clone(),
-            marker: format!("lifeboat-end-of-batch-{}-{nanos}", std::process::id()),
+            marker,
         };
         session.query("SELECT 1;")?;
         Ok(session)
@@ -142,6 +139,18 @@ impl Drop for Session {
     }
 }
 
+/// The end-of-batch marker: 128 random bits, so no value a database user
+/// stores (a table or schema name in a catalog result) can be made to equal it
+/// in advance; a process id and a clock reading could be guessed.
+fn random_marker() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| PgError::io("reading /dev/urandom", e))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("lifeboat-end-of-batch-{hex}"))
+}
+
 /// Whether `session` goes through a transaction-mode pooler, judged by
 /// behaviour, whatever the port: on a direct (or session-pooled) connection
 /// the backend process id stays the same for the whole session, and no other
@@ -166,4 +175,19 @@ pub fn is_transaction_pooler(
         "SELECT pg_backend_pid();",
     )?);
     Ok(other == first)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn markers_are_random_not_pid_and_clock() {
+        let (a, b) = (
+            super::random_marker().unwrap(),
+            super::random_marker().unwrap(),
+        );
+        assert_ne!(a, b);
+        let hex = a.strip_prefix("lifeboat-end-of-batch-").unwrap();
+        assert_eq!(hex.len(), 32, "{a}");
+        assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+    }
 }
