@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,18 @@ pub const FIELD_SEP: char = '\u{1f}';
 pub(crate) const SYSTEM_SCHEMA_FILTER: &str =
     "n.nspname NOT IN ('pg_catalog', 'information_schema') \
      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'";
+
+/// [`psql_command`] started with stdin, stdout and stderr piped.
+pub fn spawn_psql(tools: &ClientTools, target: &PgTarget) -> Result<Child> {
+    let mut cmd = psql_command(tools, target);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn().map_err(|source| PgError::Spawn {
+        program: tools.psql.display().to_string(),
+        source,
+    })
+}
 
 /// The `psql` command for `target`, reading SQL from stdin; stdout carries rows.
 pub fn psql_command(tools: &ClientTools, target: &PgTarget) -> Command {
@@ -84,14 +96,7 @@ pub fn run_sql(tools: &ClientTools, target: &PgTarget, sql: &str) -> Result<Vec<
 
 /// Runs `sql` and returns raw stdout (records terminated by NUL).
 fn run_psql_raw(tools: &ClientTools, target: &PgTarget, sql: &str) -> Result<String> {
-    let mut cmd = psql_command(tools, target);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
-        program: tools.psql.display().to_string(),
-        source,
-    })?;
+    let mut child = spawn_psql(tools, target)?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let sql_owned = sql.to_string();
     // Feed stdin from a thread so a large result cannot deadlock against a large script.

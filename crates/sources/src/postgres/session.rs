@@ -15,12 +15,12 @@
 //! classified like any other tool failure.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout};
 use std::thread::JoinHandle;
 
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
-use super::query::{classify_failure, parse_rows, psql_command, Rows};
+use super::query::{classify_failure, parse_rows, spawn_psql, Rows};
 use super::tools::ClientTools;
 
 /// One open `psql` session.
@@ -36,14 +36,7 @@ pub struct Session {
 impl Session {
     /// Connects to `target` (fails here when the server cannot be reached).
     pub fn open(tools: &ClientTools, target: &PgTarget) -> Result<Self> {
-        let mut cmd = psql_command(tools, target);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
-            program: tools.psql.display().to_string(),
-            source,
-        })?;
+        let mut child = spawn_psql(tools, target)?;
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut stderr = child.stderr.take().expect("stderr is piped");
