@@ -57,12 +57,12 @@ pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
             return ExitCode::from(OK);
         }
     }
-    let code = err
-        .downcast_ref::<EngineError>()
+    let engine = err.downcast_ref::<EngineError>();
+    let code = engine
         .map(|e| e.code())
-        .or_else(|| err.downcast_ref::<lifeboat_repo::Error>().map(|e| e.code()))
         .or_else(|| already_exists(err).then_some("target_not_empty"))
         .unwrap_or("error");
+    let detail = engine.and_then(EngineError::detail);
     let mut message = err.to_string();
     for cause in err.chain().skip(1) {
         let c = cause.to_string();
@@ -74,7 +74,7 @@ pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
     if json {
         crate::outln!(
             "{}",
-            serde_json::json!({"error": {"code": code, "message": message}})
+            serde_json::json!({"error": {"code": code, "detail": detail, "message": message}})
         );
     } else {
         eprintln!("lifeboat: error: {message}");

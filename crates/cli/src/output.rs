@@ -1,10 +1,10 @@
-//! Output helpers: sizes, JSON printing, and the progress line on a terminal.
+//! Output helpers: sizes, JSON printing, and the progress bar on a terminal.
 
 use lifeboat_engine::progress::Progress;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Human size (binary units).
 pub fn size(bytes: u64) -> String {
@@ -48,52 +48,61 @@ pub fn json(value: &serde_json::Value) {
     crate::outln!("{}", serde_json::to_string_pretty(value).expect("json"));
 }
 
-/// A progress line on stderr, only when stderr is a terminal.
-pub struct ProgressLine {
+/// A progress bar on stderr (indicatif), drawn only when stderr is a
+/// terminal and progress is wanted (not `--quiet`, not `--json`): a bar with
+/// rate and ETA once the total is known, a spinner with the rate before.
+/// It polls the engine's counters; the engine knows nothing of terminals.
+pub struct ProgressBar {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl ProgressLine {
-    /// Start drawing `progress` unless quiet or not on a terminal.
-    pub fn start(progress: Arc<Progress>, quiet: bool) -> Self {
+impl ProgressBar {
+    /// Start drawing `progress` when `wanted` and stderr is a terminal.
+    pub fn start(progress: Arc<Progress>, wanted: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let thread = (wanted && std::io::stderr().is_terminal()).then(|| {
             let stop = stop.clone();
             std::thread::spawn(move || draw(&progress, &stop))
         });
-        ProgressLine { stop, thread }
+        ProgressBar { stop, thread }
     }
+}
+
+const BAR: &str =
+    "{msg} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}";
+const SPINNER: &str = "{spinner} {msg} {binary_bytes} {binary_bytes_per_sec} {elapsed}";
+
+fn style(template: &str) -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(template)
+        .expect("valid progress template")
+        .progress_chars("=> ")
 }
 
 fn draw(p: &Progress, stop: &AtomicBool) {
-    let start = Instant::now();
-    let mut err = std::io::stderr();
+    let bar = indicatif::ProgressBar::with_draw_target(
+        None,
+        indicatif::ProgressDrawTarget::stderr_with_hz(10),
+    );
+    bar.set_style(style(SPINNER));
+    let mut sized = false;
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(200));
-        let bytes = p.bytes.load(Ordering::Relaxed);
-        let secs = start.elapsed().as_secs_f64().max(0.001);
         let total = p.total_bytes.load(Ordering::Relaxed);
-        let pct = if total > 0 {
-            format!(" {:>3.0}%", 100.0 * bytes as f64 / total as f64)
-        } else {
-            String::new()
-        };
+        if total > 0 && !sized {
+            bar.set_style(style(BAR));
+            bar.set_length(total);
+            sized = true;
+        }
+        bar.set_position(p.bytes.load(Ordering::Relaxed));
         let phase = p.phase.lock().map(|s| s.clone()).unwrap_or_default();
-        let _ = write!(
-            err,
-            "\r\x1b[K{phase}: {} files, {}{pct}, {}/s, {:.0}s",
-            p.files.load(Ordering::Relaxed),
-            size(bytes),
-            size((bytes as f64 / secs) as u64),
-            secs
-        );
-        let _ = err.flush();
+        bar.set_message(format!("{phase}: {} files", p.files.load(Ordering::Relaxed)));
+        bar.tick();
+        std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = write!(err, "\r\x1b[K");
+    bar.finish_and_clear();
 }
 
-impl Drop for ProgressLine {
+impl Drop for ProgressBar {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {

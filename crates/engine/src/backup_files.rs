@@ -14,12 +14,14 @@
 //! listed in the snapshot's `meta.changed_files` (the CLI exits 3).
 
 use crate::error::{EngineError, Result};
+use crate::meta::FilesMeta;
 use crate::progress::Progress;
 use crate::store::{seal_snapshot, snapshot_time, store_stream, store_tree, stream_node};
 use lifeboat_repo::chunker::FastCdc;
 use lifeboat_repo::index::Index;
 use lifeboat_repo::{
-    BlobKind, BlobWriter, Id, Node, NodeKind, Repository, Snapshot, SnapshotStats, Tree,
+    BlobKind, BlobWriter, Id, Node, NodeKind, Repository, Snapshot, SnapshotKind, SnapshotStats,
+    Tree,
 };
 use lifeboat_sources::env::{is_env_file, Redactor};
 use lifeboat_sources::files::{
@@ -82,7 +84,7 @@ pub async fn backup_files(
         .await?
         .into_iter()
         .rev()
-        .find(|(_, s)| s.source == req.source && s.paths == path_strings && s.kind == "files");
+        .find(|(_, s)| s.source == req.source && s.paths == path_strings && s.kind == SnapshotKind::Files);
     // The parent only saves reading unchanged files: if its tree cannot be
     // read (damaged repository), back up everything from scratch.
     let parent_tree = match &parent {
@@ -113,7 +115,7 @@ pub async fn backup_files(
         host: crate::open::hostname(),
         user: std::env::var("USER").unwrap_or_default(),
         source: walk.source,
-        kind: "files".into(),
+        kind: SnapshotKind::Files,
         paths: path_strings,
         tags: walk.tags,
         tree: root,
@@ -122,11 +124,11 @@ pub async fn backup_files(
             stats.duration_ms = started.elapsed().as_millis() as u64;
             stats
         },
-        meta: serde_json::json!({
-            "redacted_files": walk.redacted,
-            "environment_captured": walk.env_captured,
-            "warnings": walk.warnings.len(),
-            "changed_files": walk.changed,
+        meta: crate::meta::to_value(&FilesMeta {
+            redacted_files: walk.redacted,
+            environment_captured: walk.env_captured,
+            warnings: walk.warnings.len(),
+            changed_files: walk.changed,
         }),
     };
     let (id, snapshot) = seal_snapshot(&repo, writer, snap).await?;

@@ -1,8 +1,14 @@
 //! The engine's error type: repository, source and configuration errors
 //! with stable codes ([`EngineError::code`]) the CLI maps to exit codes.
+//!
+//! Source errors keep their type on the way up: [`EngineError::Postgres`]
+//! holds the [`PgError`], whose own code ([`EngineError::detail`], e.g.
+//! `pg_transaction_pooler`) decides the class (a pooler in transaction mode
+//! is a configuration problem, an unreachable server a source failure).
 
 use lifeboat_repo::Error as RepoError;
 use lifeboat_sources::files::FilesError;
+use lifeboat_sources::postgres::PgError;
 
 /// Result of engine operations.
 pub type Result<T> = std::result::Result<T, EngineError>;
@@ -24,10 +30,14 @@ pub enum EngineError {
     TargetNotEmpty(String),
     /// PostgreSQL or its tools failed.
     #[error(transparent)]
-    Postgres(lifeboat_sources::postgres::PgError),
+    Postgres(PgError),
     /// A source system failed (PostgreSQL, ...).
     #[error("{0}")]
     Source(String),
+    /// A failure without a more specific class (exit 1): a request this
+    /// build does not support, nothing to act on, ...
+    #[error("{0}")]
+    Other(String),
     /// I/O outside the repository.
     #[error("{context}: {source}")]
     Io {
@@ -40,7 +50,7 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// Stable code for JSON output and exit-code mapping.
+    /// Stable code for JSON output and exit-code mapping (docs/CLI.md).
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::Repo(e) => e.code(),
@@ -49,11 +59,27 @@ impl EngineError {
             }
             EngineError::Files(_) => "source_io",
             EngineError::Config(_) => "config",
-            EngineError::Source(_) | EngineError::Postgres(_) => "source",
+            EngineError::Postgres(e) => postgres_code(e),
+            EngineError::Source(_) => "source",
+            EngineError::Other(_) => "error",
             EngineError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
                 "no_space"
             }
+            EngineError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                "target_not_empty"
+            }
             EngineError::Io { .. } => "io",
+        }
+    }
+
+    /// The source's own code for a source error (`pg_unreachable`,
+    /// `pg_lock_timeout`, ...), finer than [`EngineError::code`].
+    pub fn detail(&self) -> Option<&'static str> {
+        match self {
+            EngineError::Postgres(e) => Some(e.code()),
+            _ => None,
         }
     }
 
@@ -61,5 +87,62 @@ impl EngineError {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
         let context = context.into();
         move |source| EngineError::Io { context, source }
+    }
+}
+
+/// The class of a PostgreSQL error: what the operator has to fix.
+fn postgres_code(e: &PgError) -> &'static str {
+    match e.code() {
+        // The request or config is wrong, not the server.
+        "pg_invalid_url" | "pg_transaction_pooler" => "config",
+        _ if caused_by_full_disk(e) => "no_space",
+        _ => "source",
+    }
+}
+
+/// Whether an I/O error in `e`'s chain is "no space left on device".
+fn caused_by_full_disk(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.raw_os_error() == Some(libc::ENOSPC) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+impl From<PgError> for EngineError {
+    fn from(e: PgError) -> Self {
+        EngineError::Postgres(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_errors_keep_their_class() {
+        let pooler = EngineError::from(PgError::TransactionPooler {
+            address: "127.0.0.1:6432".into(),
+        });
+        assert_eq!(pooler.code(), "config");
+        assert_eq!(pooler.detail(), Some("pg_transaction_pooler"));
+        let url = EngineError::from(PgError::InvalidUrl { reason: "x".into() });
+        assert_eq!(url.code(), "config");
+        let full = EngineError::from(PgError::Io {
+            context: "writing".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        });
+        assert_eq!(full.code(), "no_space");
+        let down = EngineError::from(PgError::Io {
+            context: "reading".into(),
+            source: std::io::Error::other("x"),
+        });
+        assert_eq!(down.code(), "source");
+        assert_eq!(down.detail(), Some("pg_io"));
     }
 }

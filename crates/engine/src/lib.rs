@@ -1,24 +1,48 @@
 //! Use-cases shared by the CLI and (later) the daemon.
 //!
-//! - [`open`]: find, create and unlock the repository;
-//! - [`config`]: `lifeboat.toml`, with `env:`/`file:` secret references;
-//! - [`backup_files`], [`restore_files`]: the files source end to end;
-//! - [`postgres`]: PostgreSQL logical backup, restore, export and restore tests;
-//! - [`verify`]: repository checks;
-//! - [`store`]: building blocks shared by every backup kind;
-//! - [`progress`]: counters the CLI turns into a progress line.
+//! Entry points (a request struct in, a serialisable report out, no
+//! command-line types), all taking a [`Ctx`]:
+//! - [`backup::run`]: back up a configured source or ad-hoc paths;
+//! - [`restore::plan`] then [`restore::execute`]: every snapshot kind;
+//! - [`verify::verify`], [`verify::restore_test`]: checks;
+//! - [`keys`]: init and key management;
+//! - [`listing::snapshots`], [`listing::ls`]: listings;
+//! - [`dump::export`]: a logical snapshot as a stock dump file.
+//!
+//! Building blocks: [`open`] (find, create and unlock the repository),
+//! [`config`] (`lifeboat.toml`, `env:`/`file:` secrets), [`backup_files`]
+//! and [`restore_files`] (the files source), [`postgres`] (logical backup,
+//! restore, export, restore tests), [`meta`] (each kind's snapshot `meta`),
+//! [`store`] (shared by every backup kind), [`progress`] (counters a front
+//! end renders).
 //!
 //! Operations that change things are split into a plan and its execution
-//! (see [`restore_files::plan`]), so `--dry-run` can print the plan.
+//! (see [`restore::plan`]), so `--dry-run` can print the plan.
 
+pub mod backup;
 pub mod backup_files;
 pub mod config;
+pub mod ctx;
+pub mod dump;
 pub mod error;
+pub mod keys;
+pub mod listing;
+pub mod meta;
 pub mod open;
 pub mod postgres;
 pub mod progress;
+pub mod restore;
 pub mod restore_files;
 pub mod store;
 pub mod verify;
 
+pub use ctx::{Ctx, RepoOptions};
 pub use error::{EngineError, Result};
+
+/// Value types of the repository format that reports carry.
+pub mod types {
+    pub use lifeboat_repo::{
+        CheckReport, Id, NodeKind, RestoreTestReport, Snapshot, SnapshotInfo, SnapshotKind,
+        SnapshotStats, VerificationRecord,
+    };
+}

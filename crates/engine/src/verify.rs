@@ -1,8 +1,61 @@
-//! `verify`: the repository check, plus (for PostgreSQL sources) test restores.
+//! The verify use cases: the repository check ([`verify`]) and, for
+//! PostgreSQL logical snapshots, the restore test ([`restore_test`]).
 
-use crate::error::Result;
-use lifeboat_repo::{check, CheckOptions, CheckReport, Repository};
+use crate::ctx::Ctx;
+use crate::error::{EngineError, Result};
+use crate::postgres::{self, KIND_LOGICAL};
+use lifeboat_repo::{check, CheckOptions, CheckReport, Id, Repository, RestoreTestReport};
+use serde::Serialize;
 use std::sync::Arc;
+
+/// What to check.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyRequest {
+    /// Also read and re-hash data: this percentage of packs (100 = all).
+    pub read_data_percent: Option<f64>,
+}
+
+/// A lock object found in the repository (for display).
+#[derive(Debug, Clone, Serialize)]
+pub struct LockNote {
+    /// Storage key.
+    pub key: String,
+    /// What holds it (`backup`), when readable.
+    pub kind: Option<String>,
+    /// Holder's host.
+    pub host: Option<String>,
+    /// Holder's process id.
+    pub pid: Option<u32>,
+    /// When the holder started.
+    pub started: Option<String>,
+    /// Its last heartbeat.
+    pub heartbeat: Option<String>,
+    /// No heartbeat for `LOCK_STALE_AFTER`: its backup is gone.
+    pub stale: bool,
+}
+
+/// The result of a check.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// What the check found.
+    pub report: CheckReport,
+    /// Backup locks present (running or stale).
+    pub locks: Vec<LockNote>,
+}
+
+/// Parse a `--read-data` percentage (`10%`, `10`, `100%`).
+pub fn parse_read_data(s: &str) -> Result<f64> {
+    let bad = || {
+        EngineError::Config(format!(
+            "--read-data={s}: expected a percentage in (0, 100], such as 10%"
+        ))
+    };
+    let v: f64 = s.trim_end_matches('%').parse().map_err(|_| bad())?;
+    if !(v > 0.0 && v <= 100.0) {
+        return Err(bad());
+    }
+    Ok(v)
+}
 
 /// Check structure, and with `read_data_percent` the data too.
 pub async fn verify_repository(
@@ -10,4 +63,90 @@ pub async fn verify_repository(
     read_data_percent: Option<f64>,
 ) -> Result<CheckReport> {
     Ok(check(repo, CheckOptions { read_data_percent }).await?)
+}
+
+/// Open the repository and check it; lists the lock objects too.
+pub async fn verify(ctx: &Ctx, req: VerifyRequest) -> Result<VerifyReport> {
+    let repo = ctx.repo.open_without_index().await?;
+    let report = verify_repository(&repo, req.read_data_percent).await?;
+    let locks = lock_notes(&repo).await?;
+    Ok(VerifyReport { report, locks })
+}
+
+async fn lock_notes(repo: &Repository) -> Result<Vec<LockNote>> {
+    let now = std::time::SystemTime::now();
+    let locks = lifeboat_repo::lock::list_locks(&**repo.storage()).await?;
+    Ok(locks
+        .iter()
+        .map(|l| {
+            let info = l.info.as_ref();
+            LockNote {
+                key: l.meta.key.clone(),
+                kind: info.map(|i| i.kind.clone()),
+                host: info.map(|i| i.host.clone()),
+                pid: info.map(|i| i.pid),
+                started: info.map(|i| i.started.clone()),
+                heartbeat: info.map(|i| i.heartbeat.clone()),
+                stale: l.is_stale(now),
+            }
+        })
+        .collect())
+}
+
+/// Which snapshot to restore-test.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreTestRequest {
+    /// Id prefix or `latest` (the default).
+    pub snapshot: Option<String>,
+    /// The latest of this source.
+    pub source: Option<String>,
+}
+
+/// A restore test and the snapshot it tested.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreTestOutcome {
+    /// Snapshot tested.
+    pub id: Id,
+    /// Its source.
+    pub source: String,
+    /// Its time.
+    pub time: String,
+    /// What the test found (also stored as a verification record).
+    pub report: RestoreTestReport,
+}
+
+/// Restore a logical snapshot into a scratch cluster, check it with the
+/// source's `verify` config, and record the result in the repository.
+/// Without a snapshot or source: the latest PostgreSQL logical snapshot.
+pub async fn restore_test(ctx: &Ctx, req: RestoreTestRequest) -> Result<RestoreTestOutcome> {
+    let repo = ctx.repo.open().await?;
+    let spec = req.snapshot.as_deref().unwrap_or("latest");
+    let (id, snap) = if spec == "latest" && req.source.is_none() {
+        let (id, _) = repo
+            .snapshots()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|(_, s)| s.kind == KIND_LOGICAL)
+            .ok_or_else(|| {
+                EngineError::Other("no PostgreSQL logical snapshot to test".into())
+            })?;
+        (id, repo.load_snapshot(&id).await?)
+    } else {
+        repo.find_snapshot(spec, req.source.as_deref()).await?
+    };
+    let verify_cfg = ctx
+        .config
+        .as_ref()
+        .and_then(|c| c.sources.iter().find(|s| s.name == snap.source))
+        .map(|s| s.verify.clone())
+        .unwrap_or_default();
+    let bin_dir = ctx.source_bin_dir(&snap.source);
+    let report = postgres::restore_test(&repo, id, &snap, &verify_cfg, bin_dir).await?;
+    Ok(RestoreTestOutcome {
+        id,
+        source: snap.source,
+        time: snap.time,
+        report,
+    })
 }

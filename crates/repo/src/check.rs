@@ -93,9 +93,9 @@ impl CheckReport {
 /// Check `repo`; the in-memory index is replaced by what could be loaded.
 pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    let snapshot_ids = repo.list_ids("snapshots").await?;
+    let snapshot_ids = repo.list_ids(crate::layout::SNAPSHOTS).await?;
     let (index, index_problems) = repo.load_index_lenient().await?;
-    report.index_files = repo.storage().list("index/").await?.len();
+    report.index_files = repo.storage().list(&crate::layout::prefix(crate::layout::INDEX)).await?.len();
     for (object, e) in index_problems {
         let problem = Problem {
             object,
@@ -114,7 +114,7 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
     let mut bad_blobs = HashSet::new();
     let stored: HashMap<String, u64> = repo
         .storage()
-        .list("data/")
+        .list(&crate::layout::prefix(crate::layout::DATA))
         .await?
         .into_iter()
         .map(|m| (m.key, m.size))

@@ -112,7 +112,7 @@ impl Index {
     /// Check, open and add one sealed index file, straight into the merged
     /// entries (no intermediate records); a damaged file adds nothing.
     pub fn add_index_file(&mut self, keys: &Keys, name: &Id, sealed: Vec<u8>) -> Result<()> {
-        let what = format!("index/{name}");
+        let what = crate::layout::index_key(&name.to_string());
         let plain = open_index_file(keys, name, sealed, &what)?;
         // Validate the whole file first, then add: all or nothing.
         for_each_record(&plain, &what, |_| Ok(()))?;
@@ -243,7 +243,7 @@ pub fn encode_index_file(keys: &Keys, records: &[PackRecord]) -> Result<(Id, Vec
 
 /// Check, open and parse an index file.
 pub fn decode_index_file(keys: &Keys, name: &Id, sealed: &[u8]) -> Result<Vec<PackRecord>> {
-    let what = format!("index/{name}");
+    let what = crate::layout::index_key(&name.to_string());
     let plain = open_index_file(keys, name, sealed.to_vec(), &what)?;
     let mut records: Vec<PackRecord> = Vec::new();
     for_each_record(&plain, &what, |item| {

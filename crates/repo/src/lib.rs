@@ -9,6 +9,8 @@
 //! - [`chunker`]: FastCDC for streams, fixed-size for page files;
 //! - [`Tree`], [`Node`], [`Snapshot`]: what a backup records;
 //! - [`check()`]: structure and data verification;
+//! - [`layout`]: the storage key of every object;
+//! - [`verification`]: records of verifications (restore tests);
 //! - [`lock`]: lock objects with a heartbeat, held by backups (for prune).
 //!
 //! Depends only on `lifeboat-storage`.
@@ -22,12 +24,14 @@ pub mod error;
 pub mod id;
 pub mod index;
 pub mod keys;
+pub mod layout;
 pub mod lock;
 pub mod pack;
 pub mod reader;
 pub mod repository;
 pub mod snapshot;
 pub mod tree;
+pub mod verification;
 pub mod writer;
 
 pub use check::{check, CheckOptions, CheckReport};
@@ -37,6 +41,7 @@ pub use keys::{KdfParams, KeyMeta};
 pub use pack::BlobKind;
 pub use reader::ContentReader;
 pub use repository::{Credentials, KeyEntry, Repository};
-pub use snapshot::{Snapshot, SnapshotInfo, SnapshotStats};
+pub use snapshot::{Snapshot, SnapshotInfo, SnapshotKind, SnapshotStats};
+pub use verification::{Check, RestoreTestReport, VerificationKind, VerificationRecord};
 pub use tree::{Node, NodeKind, Tree};
 pub use writer::{BlobWriter, WriteStats};

@@ -82,7 +82,7 @@ impl LockEntry {
 /// Every lock in the repository, in key order.
 pub async fn list_locks(storage: &dyn Storage) -> Result<Vec<LockEntry>> {
     let mut out = Vec::new();
-    for meta in storage.list("locks/").await? {
+    for meta in storage.list(&crate::layout::prefix(crate::layout::LOCKS)).await? {
         let info = match storage.get(&meta.key).await {
             Ok(bytes) => serde_json::from_slice(&bytes).ok(),
             // Released between list and get.
@@ -182,7 +182,7 @@ impl BackupLock {
         };
         let key = loop {
             let id: [u8; 32] = crate::crypto::random_array();
-            let key = format!("locks/{}", crate::id::Id(id));
+            let key = crate::layout::object_key(crate::layout::LOCKS, &crate::id::Id(id));
             match storage.put_if_absent(&key, to_json(&info)).await {
                 Ok(()) => break key,
                 Err(StorageError::AlreadyExists { .. }) => continue,

@@ -10,6 +10,7 @@ use crate::crypto::{ad, Keys, MasterKey};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{max_blobs_in, Index};
+use crate::layout;
 use crate::keys::{KdfParams, KeyFile, KeyMeta, RawKeyFile};
 use crate::lock::LockHealth;
 use crate::snapshot::{decode_snapshot, Snapshot, SnapshotInfo};
@@ -46,8 +47,7 @@ pub struct Repository {
 
 /// Path of a pack.
 pub fn pack_key(id: &Id) -> String {
-    let hex = id.to_string();
-    format!("data/{}/{}", &hex[..2], hex)
+    layout::pack_key(id)
 }
 
 impl Repository {
@@ -58,7 +58,7 @@ impl Repository {
         kdf: KdfParams,
         meta: KeyMeta,
     ) -> Result<Arc<Self>> {
-        if storage.stat("config").await?.is_some() {
+        if storage.stat(layout::CONFIG).await?.is_some() {
             return Err(Error::AlreadyInitialized(storage.location()));
         }
         let master = MasterKey::generate();
@@ -66,9 +66,9 @@ impl Repository {
         let config = RepoConfig::new_default(meta.created.clone());
         let config_bytes = config.encode(&keys);
         let keyfile = KeyFile::create(&master, password, kdf, meta)?;
-        let key_id = put_json_plain(&*storage, "keys", &keyfile).await?;
+        let key_id = put_json_plain(&*storage, layout::KEYS, &keyfile).await?;
         // The config is written last: a repository without it does not exist yet.
-        storage.put("config", config_bytes).await?;
+        storage.put(layout::CONFIG, config_bytes).await?;
         Ok(Arc::new(Self::assemble(
             storage,
             config,
@@ -103,7 +103,7 @@ impl Repository {
     /// Read the config (refusing unknown versions and incompatible
     /// features) without unlocking.
     pub async fn read_config(storage: &dyn Storage) -> Result<ConfigFile> {
-        let bytes = match storage.get("config").await {
+        let bytes = match storage.get(layout::CONFIG).await {
             Ok(b) => b,
             Err(StorageError::NotFound { .. }) => {
                 return Err(Error::NotARepository(storage.location()))
@@ -150,7 +150,7 @@ impl Repository {
         pw: &[u8],
         config: &ConfigFile,
     ) -> Result<(Id, MasterKey)> {
-        let keyfiles = storage.list("keys/").await?;
+        let keyfiles = storage.list(&layout::prefix(layout::KEYS)).await?;
         // Key files are plaintext: one that is unreadable or malformed is
         // skipped so it cannot lock the others out. One of a version this
         // build does not know is remembered: if no key opens, that (not a
@@ -180,7 +180,7 @@ impl Repository {
                 }
                 let id = meta
                     .key
-                    .trim_start_matches("keys/")
+                    .trim_start_matches(&layout::prefix(layout::KEYS))
                     .parse()
                     .unwrap_or_default();
                 return Ok((id, master));
@@ -262,13 +262,13 @@ impl Repository {
     pub async fn load_index_lenient(&self) -> Result<(Index, Vec<(String, Error)>)> {
         let mut index = Index::default();
         let mut problems = Vec::new();
-        let listed = self.storage.list("index/").await?;
+        let listed = self.storage.list(&layout::prefix(layout::INDEX)).await?;
         *self.index_files.lock().expect("index files") =
             listed.iter().map(|m| m.key.clone()).collect();
         // Sized once from the files' sizes (an upper bound): no doubling while loading.
         index.reserve(max_blobs_in(listed.iter().map(|m| m.size).sum()));
         for meta in listed {
-            let name: Option<Id> = meta.key.trim_start_matches("index/").parse().ok();
+            let name: Option<Id> = meta.key.trim_start_matches(&layout::prefix(layout::INDEX)).parse().ok();
             let result = match name {
                 None => Err(Error::Corrupt(format!(
                     "{}: not an index file name",
@@ -302,7 +302,7 @@ impl Repository {
     pub async fn index_files_changed(&self) -> Result<bool> {
         let now: Vec<String> = self
             .storage
-            .list("index/")
+            .list(&layout::prefix(layout::INDEX))
             .await?
             .into_iter()
             .map(|m| m.key)
@@ -406,7 +406,7 @@ impl Repository {
             &serde_json::to_vec(value).expect("serializable"),
         );
         let id = Id::of_file(&sealed);
-        self.storage.put(&format!("{dir}/{id}"), sealed).await?;
+        self.storage.put(&layout::object_key(dir, &id), sealed).await?;
         Ok(id)
     }
 
@@ -416,9 +416,14 @@ impl Repository {
         serde_json::from_slice(&plain).map_err(|e| Error::Corrupt(format!("{key}: {e}")))
     }
 
+    /// Load, check and open a sealed object `dir/<id>`: its plaintext.
+    pub async fn get_sealed_plain(&self, dir: &str, id: &Id) -> Result<Vec<u8>> {
+        Ok(self.get_sealed(dir, id).await?.1)
+    }
+
     /// Load, check and open a sealed object `dir/<id>`: its key and plaintext.
     async fn get_sealed(&self, dir: &str, id: &Id) -> Result<(String, Vec<u8>)> {
-        let key = format!("{dir}/{id}");
+        let key = layout::object_key(dir, id);
         let bytes = self.storage.get(&key).await?;
         if Id::of_file(&bytes) != *id {
             return Err(Error::Corrupt(format!(
@@ -432,19 +437,19 @@ impl Repository {
     /// Load a snapshot, refusing a version or kind this build does not know
     /// ([`Error::Unsupported`]) before using it.
     pub async fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
-        let (key, plain) = self.get_sealed("snapshots", id).await?;
+        let (key, plain) = self.get_sealed(layout::SNAPSHOTS, id).await?;
         decode_snapshot(&plain, &key)
     }
 
     /// Load a snapshot without its `meta`, checked like [`Repository::load_snapshot`].
     pub async fn load_snapshot_info(&self, id: &Id) -> Result<SnapshotInfo> {
-        let (key, plain) = self.get_sealed("snapshots", id).await?;
+        let (key, plain) = self.get_sealed(layout::SNAPSHOTS, id).await?;
         decode_snapshot(&plain, &key)
     }
 
     /// Ids of all objects in `dir`.
     pub async fn list_ids(&self, dir: &str) -> Result<Vec<Id>> {
-        let prefix = format!("{dir}/");
+        let prefix = layout::prefix(dir);
         Ok(self
             .storage
             .list(&prefix)
@@ -461,7 +466,7 @@ impl Repository {
         if let Some(lock) = held {
             lock.ensure_held()?;
         }
-        self.put_sealed_json("snapshots", snap).await
+        self.put_sealed_json(layout::SNAPSHOTS, snap).await
     }
 
     /// Register (or clear) the backup lock [`Repository::save_snapshot`] checks.
@@ -483,7 +488,7 @@ impl Repository {
     pub async fn snapshots_checked(&self) -> Result<(Vec<(Id, SnapshotInfo)>, Vec<(Id, Error)>)> {
         let mut out = Vec::new();
         let mut damaged = Vec::new();
-        for id in self.list_ids("snapshots").await? {
+        for id in self.list_ids(layout::SNAPSHOTS).await? {
             match self.load_snapshot_info(&id).await {
                 Ok(snap) => out.push((id, snap)),
                 Err(e @ (Error::Corrupt(_) | Error::Storage(_) | Error::Unsupported(_))) => {
@@ -552,7 +557,7 @@ impl Repository {
         }
         let spec = spec.to_ascii_lowercase();
         let mut matching = Vec::new();
-        for id in self.list_ids("snapshots").await? {
+        for id in self.list_ids(layout::SNAPSHOTS).await? {
             if id.to_string().starts_with(&spec) {
                 let snap = self.load_snapshot(&id).await?;
                 if source.is_none_or(|src| snap.source == src) {
@@ -579,14 +584,14 @@ impl Repository {
         let kf = tokio::task::spawn_blocking(move || KeyFile::create(&master, &pw, kdf, meta))
             .await
             .expect("KDF thread panicked")?;
-        put_json_plain(&*self.storage, "keys", &kf).await
+        put_json_plain(&*self.storage, layout::KEYS, &kf).await
     }
 
     /// All key files, usable or not (sorted by creation, unreadable ones last).
     pub async fn list_keys(&self) -> Result<Vec<KeyEntry>> {
         let mut out = Vec::new();
-        for meta in self.storage.list("keys/").await? {
-            let id = meta.key["keys/".len()..].parse().unwrap_or_default();
+        for meta in self.storage.list(&layout::prefix(layout::KEYS)).await? {
+            let id = meta.key[layout::KEYS.len() + 1..].parse().unwrap_or_default();
             let parsed = match self.storage.get(&meta.key).await {
                 Ok(bytes) => KeyFile::parse(&meta.key, &bytes),
                 Err(e) => Err(e.into()),
@@ -643,7 +648,7 @@ impl Repository {
                 id.short()
             )));
         }
-        let name = format!("keys/{id}");
+        let name = layout::key_file_key(id);
         let bytes = self.storage.get(&name).await?;
         self.storage.delete(&name).await?;
         if !self.list_keys().await?.iter().any(KeyEntry::usable) {
@@ -656,6 +661,18 @@ impl Repository {
             )));
         }
         Ok(())
+    }
+
+    /// Change the passphrase of the key in use: add a key file for `password`,
+    /// then delete the old one (the new key exists before the old one goes).
+    /// Returns the new key's id.
+    pub async fn change_password(&self, password: &[u8], kdf: KdfParams, meta: KeyMeta) -> Result<Id> {
+        let Some(old) = self.key_in_use else {
+            return Err(Error::Invalid("passwd changes the passphrase the repository was opened with; open it with a password, not a key file".into()));
+        };
+        let new = self.add_key(password, kdf, meta).await?;
+        self.storage.delete(&layout::key_file_key(&old)).await?;
+        Ok(new)
     }
 
     /// The raw key file that opens this repository without a passphrase.
@@ -688,6 +705,6 @@ impl KeyEntry {
 async fn put_json_plain<T: Serialize>(storage: &dyn Storage, dir: &str, value: &T) -> Result<Id> {
     let bytes = serde_json::to_vec_pretty(value).expect("serializable");
     let id = Id::of_file(&bytes);
-    storage.put(&format!("{dir}/{id}"), bytes).await?;
+    storage.put(&layout::object_key(dir, &id), bytes).await?;
     Ok(id)
 }

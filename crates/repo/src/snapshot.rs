@@ -3,7 +3,7 @@
 //! Stored as `snapshots/<id>` (sealed JSON, id = BLAKE3 of the stored bytes),
 //! written last, after the packs and the index that hold everything it
 //! references. `meta` is free-form per source kind (server version, table
-//! row counts for PostgreSQL, ...). A reader checks `version` and `kind`
+//! row counts for PostgreSQL, ...), typed by the engine per [`SnapshotKind`]. A reader checks `version` and `kind`
 //! before using a snapshot ([`decode_snapshot`]); listings read
 //! [`SnapshotInfo`], which skips `meta`, so listing many snapshots does not
 //! hold every snapshot's meta.
@@ -51,7 +51,7 @@ pub struct Snapshot {
     /// Source name (from the config, or `files` for ad-hoc paths).
     pub source: String,
     /// Source kind and backup kind, e.g. `files`, `postgres-logical`.
-    pub kind: String,
+    pub kind: SnapshotKind,
     /// Paths backed up (files sources).
     #[serde(default)]
     pub paths: Vec<String>,
@@ -70,7 +70,44 @@ pub struct Snapshot {
     pub meta: serde_json::Value,
 }
 
-/// Snapshot kinds this build reads.
+/// What a snapshot holds: the source kind and backup kind. Stored as its
+/// name (`files`, `postgres-logical`); a name this build does not know is
+/// refused by [`decode_snapshot`] as unsupported, never read as damage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SnapshotKind {
+    /// A files source: a tree of paths (`meta`: files meta).
+    #[serde(rename = "files")]
+    Files,
+    /// A PostgreSQL logical backup: a `pg_dump` archive (`meta`: logical meta).
+    #[serde(rename = "postgres-logical")]
+    PostgresLogical,
+}
+
+impl SnapshotKind {
+    /// Every kind this build reads.
+    pub const ALL: [SnapshotKind; 2] = [SnapshotKind::Files, SnapshotKind::PostgresLogical];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotKind::Files => "files",
+            SnapshotKind::PostgresLogical => "postgres-logical",
+        }
+    }
+
+    /// The kind stored as `name`, if this build knows it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for SnapshotKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Snapshot kinds this build reads, by name.
 pub const KNOWN_KINDS: &[&str] = &["files", "postgres-logical"];
 
 /// The fields read before a snapshot is used.
@@ -93,7 +130,7 @@ pub fn decode_snapshot<T: DeserializeOwned>(plain: &[u8], what: &str) -> Result<
         )));
     }
     let kind = header.kind.unwrap_or_default();
-    if !KNOWN_KINDS.contains(&kind.as_str()) {
+    if SnapshotKind::from_name(&kind).is_none() {
         return Err(Error::Unsupported(format!(
             "{what}: snapshot kind {kind:?} is not known to this lifeboat (it reads {})",
             KNOWN_KINDS.join(", ")
@@ -118,7 +155,7 @@ pub struct SnapshotInfo {
     /// Source name.
     pub source: String,
     /// Source kind and backup kind.
-    pub kind: String,
+    pub kind: SnapshotKind,
     /// Paths backed up (files sources).
     #[serde(default)]
     pub paths: Vec<String>,
@@ -132,4 +169,28 @@ pub struct SnapshotInfo {
     pub parent: Option<Id>,
     /// Figures.
     pub stats: SnapshotStats,
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn kinds_serialise_as_their_stored_names() {
+        for k in SnapshotKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(SnapshotKind::from_name(k.as_str()), Some(k));
+            assert!(KNOWN_KINDS.contains(&k.as_str()));
+        }
+        assert_eq!(KNOWN_KINDS.len(), SnapshotKind::ALL.len());
+        assert_eq!(SnapshotKind::from_name("clickhouse"), None);
+    }
+
+    #[test]
+    fn an_unknown_kind_is_unsupported_not_damaged() {
+        let plain = br#"{"version":1,"kind":"clickhouse-parts","time":"t","host":"h","source":"s","tree":"00","stats":{}}"#;
+        let err = decode_snapshot::<SnapshotInfo>(plain, "snapshots/x").unwrap_err();
+        assert!(matches!(err, Error::Unsupported(_)), "{err}");
+        assert!(err.to_string().contains("clickhouse-parts"), "{err}");
+    }
 }

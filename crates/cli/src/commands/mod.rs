@@ -1,4 +1,5 @@
-//! One module per command; each merges config and flags, calls the engine and prints.
+//! One module per command; each turns its flags into an engine request,
+//! calls the engine and prints the report.
 
 mod backup;
 mod dump;
@@ -7,46 +8,42 @@ mod restore;
 mod snapshots;
 mod verify;
 
-use crate::args::{Cli, Command, Global};
+use crate::args::{Cli, Command, Global, PgSelection};
 use anyhow::Result;
-use lifeboat_engine::config::Config;
-use lifeboat_engine::open::RepoSpec;
+use lifeboat_engine::{Ctx, RepoOptions};
 use std::process::ExitCode;
 
-/// What every command needs: the config (if any) and where the repository is.
+/// What every command needs: the global flags and the engine's context.
 pub struct Context {
     pub global: Global,
-    pub config: Option<Config>,
-    pub repo: RepoSpec,
+    pub engine: Ctx,
 }
 
 impl Context {
     fn new(global: Global) -> Result<Self> {
-        let config = match &global.config {
-            Some(p) => Some(Config::load(p)?),
-            None => None,
-        };
-        let mut repo = RepoSpec {
-            url: global.repo.clone(),
+        let engine = Ctx::new(RepoOptions {
+            config: global.config.clone(),
+            repo: global.repo.clone(),
             password_file: global.password_file.clone(),
             key_file: global.key_file.clone(),
-            password_ref: None,
-        };
-        if repo.password_file.is_none()
-            && repo.key_file.is_none()
-            && std::env::var_os("LIFEBOAT_PASSWORD").is_some()
-        {
-            // Read from this process's environment only; never on argv.
-            repo.password_ref = Some("env:LIFEBOAT_PASSWORD".into());
+        })?;
+        Ok(Context { global, engine })
+    }
+
+    /// Whether to draw progress (never with `--quiet` or `--json`).
+    fn progress_wanted(&self) -> bool {
+        !(self.global.quiet || self.global.json)
+    }
+}
+
+impl From<PgSelection> for lifeboat_engine::backup::PgSelection {
+    fn from(p: PgSelection) -> Self {
+        lifeboat_engine::backup::PgSelection {
+            schema_only: p.schema_only,
+            data_only: p.data_only,
+            tables: p.tables,
+            schemas: p.schemas,
         }
-        if let Some(cfg) = &config {
-            repo = repo.with_config(&cfg.repository, cfg);
-        }
-        Ok(Context {
-            global,
-            config,
-            repo,
-        })
     }
 }
 

@@ -156,7 +156,7 @@ pub async fn backup_logical(
         host: crate::open::hostname(),
         user: std::env::var("USER").unwrap_or_default(),
         source,
-        kind: KIND_LOGICAL.into(),
+        kind: KIND_LOGICAL,
         paths: vec![meta.database.clone()],
         tags,
         tree,
@@ -192,12 +192,10 @@ impl<R: Read> Read for Inspecting<'_, R> {
 fn snapshot_session(tools: &ClientTools, req: &PgLogicalBackup) -> Result<(Session, String)> {
     let mut session = Session::open(tools, &req.target)?;
     if is_transaction_pooler(tools, &req.target, &mut session)? {
-        return Err(EngineError::Config(
-            PgError::TransactionPooler {
-                address: req.target.address(),
-            }
-            .to_string(),
-        ));
+        return Err(PgError::TransactionPooler {
+            address: req.target.address(),
+        }
+        .into());
     }
     let ms = req.lock_wait_timeout.as_millis().max(1);
     let rows = session.query(&format!(

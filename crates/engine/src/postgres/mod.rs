@@ -15,20 +15,17 @@ mod restore_test;
 pub use backup::{backup_logical, PgLogicalBackup, DEFAULT_LOCK_WAIT_TIMEOUT};
 pub use export::{export_dump, ExportFormat};
 pub use restore::{restore_logical, PgLogicalRestore, PgRestoreOutcome};
-pub use restore_test::{
-    restore_test, verifications, verifications_checked, Check, RestoreTestReport,
-    VerificationRecord, RESTORE_ROLE,
-};
+pub use restore_test::{restore_test, verifications, verifications_checked, RESTORE_ROLE};
 
 use crate::error::{EngineError, Result};
-use lifeboat_repo::{Id, Repository, Snapshot};
+use lifeboat_repo::{Id, Repository, Snapshot, SnapshotKind};
 use lifeboat_sources::postgres::archive::ArchiveSummary;
 use lifeboat_sources::postgres::{query, ClientTools, DependencyInfo, DumpOptions, PgTarget};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Snapshot kind of logical backups.
-pub const KIND_LOGICAL: &str = "postgres-logical";
+pub const KIND_LOGICAL: SnapshotKind = SnapshotKind::PostgresLogical;
 /// The archive's name in the snapshot tree.
 pub const DUMP_FILE: &str = "database.dump";
 /// The globals' name in the snapshot tree.
@@ -89,11 +86,7 @@ impl LogicalMeta {
                 snap.source, snap.kind
             )));
         }
-        serde_json::from_value(snap.meta.clone()).map_err(|e| {
-            EngineError::Repo(lifeboat_repo::Error::Corrupt(format!(
-                "snapshot metadata: {e}"
-            )))
-        })
+        crate::meta::parse(snap)
     }
 }
 

@@ -22,46 +22,13 @@ use super::{
 use crate::config::VerifyConfig;
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
-use lifeboat_repo::{Id, Repository, Snapshot};
+use lifeboat_repo::{
+    Check, Id, Repository, RestoreTestReport, Snapshot, VerificationKind, VerificationRecord,
+};
 use lifeboat_sources::postgres::query::{self, quote_ident, split_qualified};
 use lifeboat_sources::postgres::{ClientTools, PgTarget, RestoreOptions, ScratchCluster};
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// One check of a restore test.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Check {
-    /// What was checked.
-    pub name: String,
-    /// Whether it held.
-    pub ok: bool,
-    /// Details (expected vs found).
-    pub detail: String,
-}
-
-/// The outcome of a restore test.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RestoreTestReport {
-    /// Snapshot tested.
-    pub snapshot: Id,
-    /// All checks passed.
-    pub ok: bool,
-    /// Measured restore time, milliseconds (the RTO of this snapshot).
-    pub restore_ms: u64,
-    /// Tables checked.
-    pub tables_checked: usize,
-    /// Individual checks (failures first).
-    pub checks: Vec<Check>,
-    /// The role the archive was restored as (empty in records written before
-    /// lifeboat recorded it).
-    #[serde(default)]
-    pub restored_as: String,
-    /// Why the archive had to be restored as the superuser; `None` when it
-    /// was restored by the unprivileged [`RESTORE_ROLE`].
-    #[serde(default)]
-    pub superuser_reason: Option<String>,
-}
 
 /// The role without superuser rights that restores archives in restore tests.
 pub const RESTORE_ROLE: &str = "lifeboat_restore";
@@ -75,21 +42,6 @@ const SUPERUSER_KINDS: &[&str] = &[
     "TEXT SEARCH PARSER",
     "TEXT SEARCH TEMPLATE",
 ];
-
-/// What is stored under `verifications/`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VerificationRecord {
-    /// `restore-test`.
-    pub kind: String,
-    /// When it ran.
-    pub time: String,
-    /// Host that ran it.
-    pub host: String,
-    /// Source of the snapshot.
-    pub source: String,
-    /// The report.
-    pub report: RestoreTestReport,
-}
 
 /// Run a restore test of `snap` and record it.
 pub async fn restore_test(
@@ -179,13 +131,14 @@ pub async fn restore_test(
         superuser_reason,
     };
     let record = VerificationRecord {
-        kind: "restore-test".into(),
+        version: lifeboat_repo::verification::VERIFICATION_VERSION,
+        kind: VerificationKind::RestoreTest,
         time: crate::open::now_rfc3339(),
         host: crate::open::hostname(),
         source: snap.source.clone(),
         report: report.clone(),
     };
-    repo.put_sealed_json("verifications", &record).await?;
+    lifeboat_repo::verification::put_verification(repo, &record).await?;
     Ok(report)
 }
 
@@ -370,26 +323,5 @@ pub async fn verifications(repo: &Repository) -> Result<Vec<VerificationRecord>>
 pub async fn verifications_checked(
     repo: &Repository,
 ) -> Result<(Vec<VerificationRecord>, Vec<(Id, lifeboat_repo::Error)>)> {
-    let mut out = Vec::new();
-    let mut damaged = Vec::new();
-    for id in repo.list_ids("verifications").await? {
-        match repo
-            .get_sealed_json::<VerificationRecord>("verifications", &id)
-            .await
-        {
-            Ok(v) => out.push(v),
-            Err(e @ (lifeboat_repo::Error::Corrupt(_) | lifeboat_repo::Error::Storage(_))) => {
-                damaged.push((id, e))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    out.sort_by(|a, b| a.time.cmp(&b.time));
-    Ok((out, damaged))
-}
-
-impl From<lifeboat_sources::postgres::PgError> for EngineError {
-    fn from(e: lifeboat_sources::postgres::PgError) -> Self {
-        EngineError::Postgres(e)
-    }
+    Ok(lifeboat_repo::verification::verifications_checked(repo).await?)
 }

@@ -1,0 +1,237 @@
+//! The restore use case for every snapshot kind: [`plan`], then [`execute`].
+//!
+//! [`plan`] resolves the snapshot (`latest` or an id prefix, optionally
+//! skipping damaged snapshots) and the target: a directory for a files
+//! snapshot, a PostgreSQL URL (or `env:NAME`) for a logical one. A files plan
+//! lists what it will create and what it would overwrite, so a dry run can
+//! show it; [`execute`] carries it out (a PostgreSQL dry run runs every check
+//! and changes nothing).
+
+use crate::backup::PgSelection;
+use crate::config::resolve_secret;
+use crate::ctx::Ctx;
+use crate::error::{EngineError, Result};
+use crate::postgres::{restore_logical, PgLogicalRestore, PgRestoreOutcome};
+use crate::progress::Progress;
+use crate::restore_files::{self, RestoreSummary};
+use lifeboat_repo::{Id, Repository, Snapshot};
+use lifeboat_sources::postgres::{PgTarget, RestoreOptions};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What to restore, and where.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreRequest {
+    /// Snapshot id (prefix) or `latest`.
+    pub snapshot: String,
+    /// With `latest`: the latest of this source.
+    pub source: Option<String>,
+    /// A directory, or a PostgreSQL URL (`postgres://...`, `env:NAME`).
+    pub to: String,
+    /// Only these paths inside a files snapshot.
+    pub paths: Vec<String>,
+    /// Overwrite existing files / restore into a non-empty database.
+    pub force: bool,
+    /// Plan only: change nothing.
+    pub dry_run: bool,
+    /// PostgreSQL selection.
+    pub pg: PgSelection,
+    /// Drop restored objects before recreating them (PostgreSQL).
+    pub clean: bool,
+    /// Parallel pg_restore jobs.
+    pub jobs: u32,
+    /// Apply the captured roles first (PostgreSQL).
+    pub roles: bool,
+    /// With `latest`: use the newest readable snapshot when some cannot be read.
+    pub skip_damaged: bool,
+}
+
+/// Whether `to` names a PostgreSQL target rather than a directory.
+pub fn is_postgres_target(to: &str) -> bool {
+    to.starts_with("postgres://") || to.starts_with("postgresql://") || to.starts_with("env:")
+}
+
+enum Target {
+    Files(Box<restore_files::RestorePlan>),
+    Postgres(PgLogicalRestore),
+}
+
+/// A planned restore.
+pub struct RestorePlan {
+    /// Snapshot restored.
+    pub id: Id,
+    /// Its record.
+    pub snapshot: Snapshot,
+    /// Snapshots that could not be read and were skipped (`skip_damaged`).
+    pub skipped_damaged: Vec<Id>,
+    /// Plan only.
+    pub dry_run: bool,
+    force: bool,
+    repo: Arc<Repository>,
+    target: Target,
+}
+
+/// Plan a restore.
+pub async fn plan(ctx: &Ctx, req: RestoreRequest) -> Result<RestorePlan> {
+    let repo = ctx.repo.open().await?;
+    let ((id, snapshot), skipped) = repo
+        .find_snapshot_with(&req.snapshot, req.source.as_deref(), req.skip_damaged)
+        .await?;
+    let target = if is_postgres_target(&req.to) {
+        Target::Postgres(postgres_request(ctx, &snapshot, &req)?)
+    } else {
+        let to = PathBuf::from(&req.to);
+        Target::Files(Box::new(
+            restore_files::plan(&repo, &id, &snapshot, &to, &req.paths).await?,
+        ))
+    };
+    Ok(RestorePlan {
+        id,
+        snapshot,
+        skipped_damaged: skipped,
+        dry_run: req.dry_run,
+        force: req.force,
+        repo,
+        target,
+    })
+}
+
+fn postgres_request(ctx: &Ctx, snap: &Snapshot, req: &RestoreRequest) -> Result<PgLogicalRestore> {
+    let url = resolve_secret(&req.to)?;
+    let target = PgTarget::parse(&url)
+        .map_err(|e| EngineError::Config(format!("invalid --to URL: {e}")))?;
+    Ok(PgLogicalRestore {
+        target,
+        bin_dir: ctx.source_bin_dir(&snap.source),
+        opts: RestoreOptions {
+            tables: req.pg.tables.clone(),
+            schemas: req.pg.schemas.clone(),
+            schema_only: req.pg.schema_only,
+            data_only: req.pg.data_only,
+            clean: req.clean,
+            jobs: req.jobs.max(1),
+            ..RestoreOptions::default()
+        },
+        force: req.force,
+        roles: req.roles,
+        dry_run: req.dry_run,
+    })
+}
+
+/// What a files plan will do (for a dry run).
+pub struct FilesPreview<'a> {
+    plan: &'a restore_files::RestorePlan,
+    repo: &'a Repository,
+}
+
+impl FilesPreview<'_> {
+    /// The target directory.
+    pub fn target(&self) -> &Path {
+        &self.plan.target
+    }
+
+    /// Counts of what the plan creates.
+    pub fn summary(&self) -> RestoreSummary {
+        self.plan.summary()
+    }
+
+    /// Existing paths the restore would overwrite.
+    pub fn conflicts(&self) -> &[PathBuf] {
+        &self.plan.conflicts
+    }
+
+    /// Whether the plan completes an unfinished restore of the same snapshot.
+    pub fn resumes(&self) -> bool {
+        self.plan.resumes()
+    }
+
+    /// Call `f` with every entry to create (relative to the target), parents
+    /// first, streaming: one directory per level in memory.
+    pub async fn for_each(&self, mut f: impl FnMut(&Path)) -> Result<()> {
+        self.plan.for_each(self.repo, |rel, _| f(rel)).await
+    }
+}
+
+impl RestorePlan {
+    /// The files part of the plan; `None` for a PostgreSQL restore.
+    pub fn files(&self) -> Option<FilesPreview<'_>> {
+        match &self.target {
+            Target::Files(plan) => Some(FilesPreview {
+                plan,
+                repo: &self.repo,
+            }),
+            Target::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL target (redacted when displayed); `None` for files.
+    pub fn postgres_target(&self) -> Option<&PgTarget> {
+        match &self.target {
+            Target::Postgres(r) => Some(&r.target),
+            Target::Files(_) => None,
+        }
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum RestoreReport {
+    /// A files restore.
+    Files {
+        /// Snapshot restored.
+        snapshot: Id,
+        /// Target directory.
+        target: PathBuf,
+        /// What was written.
+        summary: RestoreSummary,
+        /// Wall time.
+        seconds: f64,
+    },
+    /// A PostgreSQL restore (or its dry run: `outcome.planned`).
+    Postgres {
+        /// Snapshot restored.
+        snapshot: Id,
+        /// Target, password redacted.
+        target: String,
+        /// What pg_restore did.
+        outcome: PgRestoreOutcome,
+    },
+}
+
+/// Carry out a plan. A files plan with `dry_run` is refused: its preview
+/// ([`RestorePlan::files`]) is the dry run.
+pub async fn execute(plan: RestorePlan, progress: Arc<Progress>) -> Result<RestoreReport> {
+    let started = std::time::Instant::now();
+    progress.set_phase("restoring");
+    match plan.target {
+        Target::Files(files) => {
+            if plan.dry_run {
+                return Err(EngineError::Other(
+                    "a dry-run plan is not executed; read its preview".into(),
+                ));
+            }
+            let target = files.target.clone();
+            progress
+                .total_bytes
+                .store(files.summary().bytes, std::sync::atomic::Ordering::Relaxed);
+            let summary = restore_files::execute(&plan.repo, *files, plan.force, progress).await?;
+            Ok(RestoreReport::Files {
+                snapshot: plan.id,
+                target,
+                summary,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+        Target::Postgres(req) => {
+            let target = req.target.to_string();
+            let outcome = restore_logical(&plan.repo, &plan.snapshot, req, progress).await?;
+            Ok(RestoreReport::Postgres {
+                snapshot: plan.id,
+                target,
+                outcome,
+            })
+        }
+    }
+}
