@@ -86,7 +86,8 @@ fn draw(p: &Progress, stop: &AtomicBool) {
     );
     bar.set_style(style(SPINNER));
     let mut sized = false;
-    while !stop.load(Ordering::Relaxed) {
+    // Draw at least once, however short the operation.
+    loop {
         let total = p.total_bytes.load(Ordering::Relaxed);
         if total > 0 && !sized {
             bar.set_style(style(BAR));
@@ -97,6 +98,9 @@ fn draw(p: &Progress, stop: &AtomicBool) {
         let phase = p.phase.lock().map(|s| s.clone()).unwrap_or_default();
         bar.set_message(format!("{phase}: {} files", p.files.load(Ordering::Relaxed)));
         bar.tick();
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     bar.finish_and_clear();

@@ -499,6 +499,8 @@ fn backup_of_an_unreachable_server_fails_with_exit_16_naming_host_and_port() {
     r.code(16);
     let v = r.json();
     assert_eq!(v["error"]["code"], "source", "{v}");
+    // The source's own typed code travels up with it.
+    assert_eq!(v["error"]["detail"], "pg_unreachable", "{v}");
     assert!(
         v["error"]["message"]
             .as_str()

@@ -1,4 +1,6 @@
-//! Progress counters that long operations update and the CLI displays.
+//! Progress counters that long operations update and a front end displays
+//! (the CLI draws them as a bar with rate and ETA on a terminal); the engine
+//! never draws anything itself.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -17,6 +19,14 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Counters for an operation of `total_bytes` (0 = unknown) in `phase`.
+    pub fn new(total_bytes: u64, phase: &str) -> Self {
+        let p = Progress::default();
+        p.total_bytes.store(total_bytes, Ordering::Relaxed);
+        p.set_phase(phase);
+        p
+    }
+
     /// Count processed bytes.
     pub fn add_bytes(&self, n: u64) {
         self.bytes.fetch_add(n, Ordering::Relaxed);

@@ -165,6 +165,12 @@ impl RestorePlan {
         }
     }
 
+    /// Counters for executing this plan, its total already known for files.
+    pub fn progress(&self) -> Arc<Progress> {
+        let total = self.files().map_or(0, |f| f.summary().bytes);
+        Arc::new(Progress::new(total, "restoring"))
+    }
+
     /// The PostgreSQL target (redacted when displayed); `None` for files.
     pub fn postgres_target(&self) -> Option<&PgTarget> {
         match &self.target {

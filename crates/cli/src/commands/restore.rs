@@ -4,10 +4,8 @@ use super::Context;
 use crate::args::RestoreArgs;
 use crate::output::{self, size, ProgressBar};
 use anyhow::Result;
-use lifeboat_engine::progress::Progress;
 use lifeboat_engine::restore::{self, FilesPreview, RestorePlan, RestoreReport, RestoreRequest};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 fn request(a: RestoreArgs) -> RestoreRequest {
     RestoreRequest {
@@ -42,7 +40,7 @@ pub async fn run(ctx: &Context, a: RestoreArgs) -> Result<ExitCode> {
         }
     }
     let pg_target = plan.postgres_target().map(|t| t.to_string());
-    let progress = Arc::new(Progress::default());
+    let progress = plan.progress();
     let bar = ProgressBar::start(progress.clone(), ctx.progress_wanted());
     let report = restore::execute(plan, progress).await;
     drop(bar);
