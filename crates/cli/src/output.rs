@@ -96,7 +96,10 @@ fn draw(p: &Progress, stop: &AtomicBool) {
         }
         bar.set_position(p.bytes.load(Ordering::Relaxed));
         let phase = p.phase.lock().map(|s| s.clone()).unwrap_or_default();
-        bar.set_message(format!("{phase}: {} files", p.files.load(Ordering::Relaxed)));
+        bar.set_message(format!(
+            "{phase}: {} files",
+            p.files.load(Ordering::Relaxed)
+        ));
         bar.tick();
         if stop.load(Ordering::Relaxed) {
             break;

@@ -878,3 +878,15 @@ fn dry_run_restore_lists_the_entries_it_would_restore_and_changes_nothing() {
     ws.run(&["restore", "latest", "--to", &url(&src, "ks"), "--dry-run"])
         .error(14, &["not empty"]);
 }
+
+#[test]
+fn a_source_url_that_does_not_parse_is_a_config_error_exit_15() {
+    let ws = Workspace::new("mysql://root@127.0.0.1/ks", "");
+    let line = ws
+        .run(&["backup", "main"])
+        .error(15, &["source \"main\"", "invalid"]);
+    assert!(!line.contains("root@"), "{line}");
+    let v = ws.run(&["--json", "backup", "main"]).json();
+    assert_eq!(v["error"]["code"], "config", "{v}");
+    assert!(ws.snapshots().is_empty());
+}

@@ -55,7 +55,8 @@ fn a_terminal_gets_a_progress_bar_with_rate_and_eta() {
     assert!(out.contains("snapshot "), "{out:?}");
 
     let to = ws.path("restored");
-    let (code, out) = on_terminal(&ws, &["restore", "latest", "--to", to.to_str().unwrap()]).unwrap();
+    let (code, out) =
+        on_terminal(&ws, &["restore", "latest", "--to", to.to_str().unwrap()]).unwrap();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("ETA"), "a restore knows its total: {out:?}");
     assert!(out.contains("restoring"), "{out:?}");
@@ -82,6 +83,9 @@ fn without_a_terminal_or_with_json_nothing_is_drawn() {
         };
         assert_eq!(code, 0, "{out}");
         assert!(!out.contains("B/s"), "{flag}: no progress: {out:?}");
-        assert!(!out.contains('\x1b'), "{flag}: no terminal control: {out:?}");
+        assert!(
+            !out.contains('\x1b'),
+            "{flag}: no terminal control: {out:?}"
+        );
     }
 }

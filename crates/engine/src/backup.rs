@@ -88,12 +88,18 @@ pub async fn run(ctx: &Ctx, req: BackupRequest, progress: Arc<Progress>) -> Resu
     };
     let Some(src) = source else {
         let files = adhoc_files(&req)?;
-        return locked(ctx, progress, |r, p| backup_files::backup_files(r, files, p)).await;
+        return locked(ctx, progress, |r, p| {
+            backup_files::backup_files(r, files, p)
+        })
+        .await;
     };
     match src.kind {
         SourceKind::Files => {
             let files = files_from_config(ctx, &src, &req)?;
-            locked(ctx, progress, |r, p| backup_files::backup_files(r, files, p)).await
+            locked(ctx, progress, |r, p| {
+                backup_files::backup_files(r, files, p)
+            })
+            .await
         }
         SourceKind::Postgres => {
             let pg = postgres_from_config(ctx, &src, &req)?;

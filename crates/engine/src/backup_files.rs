@@ -79,12 +79,9 @@ pub async fn backup_files(
     let time = snapshot_time(req.time.as_deref())?;
     let paths = absolute_paths(&req.paths)?;
     let path_strings: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    let parent = repo
-        .snapshots()
-        .await?
-        .into_iter()
-        .rev()
-        .find(|(_, s)| s.source == req.source && s.paths == path_strings && s.kind == SnapshotKind::Files);
+    let parent = repo.snapshots().await?.into_iter().rev().find(|(_, s)| {
+        s.source == req.source && s.paths == path_strings && s.kind == SnapshotKind::Files
+    });
     // The parent only saves reading unchanged files: if its tree cannot be
     // read (damaged repository), back up everything from scratch.
     let parent_tree = match &parent {

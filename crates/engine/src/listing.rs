@@ -79,7 +79,10 @@ pub async fn snapshots(ctx: &Ctx, source: Option<&str>) -> Result<SnapshotListin
     Ok(SnapshotListing {
         snapshots,
         unreadable: damaged.iter().map(|(id, e)| unreadable(*id, e)).collect(),
-        unreadable_records: bad_records.iter().map(|(id, e)| unreadable(*id, e)).collect(),
+        unreadable_records: bad_records
+            .iter()
+            .map(|(id, e)| unreadable(*id, e))
+            .collect(),
         repo,
     })
 }

@@ -59,3 +59,135 @@ pub(crate) fn parse<T: DeserializeOwned>(snap: &Snapshot) -> Result<T> {
 pub(crate) fn to_value<T: Serialize>(meta: &T) -> serde_json::Value {
     serde_json::to_value(meta).expect("meta serialises")
 }
+
+#[cfg(test)]
+mod tests {
+    //! The stored shape of each kind's `meta` is the format (docs/FORMAT.md
+    //! §10): these pin every field name, so a rename in a type that `meta`
+    //! embeds (some live in the PostgreSQL source) cannot change it silently.
+
+    use super::*;
+    use crate::postgres::TableRecord;
+    use lifeboat_sources::postgres::archive::ArchiveSummary;
+    use lifeboat_sources::postgres::query::{ForeignKey, TableDeps};
+    use lifeboat_sources::postgres::{DependencyInfo, DumpOptions, Profile};
+    use serde_json::json;
+
+    fn logical() -> LogicalMeta {
+        let deps = TableDeps {
+            schema: "public".into(),
+            name: "orders".into(),
+            indexes: vec!["orders_pkey".into()],
+            foreign_keys: vec![ForeignKey {
+                name: "orders_customer_fkey".into(),
+                references: "public.customers".into(),
+            }],
+            owned_sequences: vec!["public.orders_id_seq".into()],
+            statistics: vec![],
+            parent: None,
+            types: vec![],
+            functions: vec![],
+        };
+        LogicalMeta {
+            database: "shop".into(),
+            server_version: "17.2".into(),
+            server_version_num: 170002,
+            server_major: 17,
+            pg_dump_version: "17.2".into(),
+            pg_dump_major: 17,
+            options: DumpOptions {
+                tables: vec!["public.orders".into()],
+                profile: Profile::Supabase {
+                    keep_auth_data: true,
+                    keep_storage_data: false,
+                },
+                ..DumpOptions::default()
+            },
+            dump_bytes: 4096,
+            database_size: 8_000_000,
+            globals: true,
+            archive: ArchiveSummary {
+                archive_version: "1.16.0".into(),
+                database: "shop".into(),
+                server_version: "17.2".into(),
+                dump_version: "17.2".into(),
+                toc_entries: 12,
+                table_rows: [("public.orders".to_string(), 5)].into(),
+                table_bytes: [("public.orders".to_string(), 100)].into(),
+                large_objects: 0,
+            },
+            tables: vec![TableRecord {
+                name: "public.orders".into(),
+                kind: "r".into(),
+                rows: Some(5),
+                estimate: 5,
+                bytes: 8192,
+            }],
+            dependencies: DependencyInfo {
+                tables: [("public.orders".to_string(), deps)].into(),
+            },
+        }
+    }
+
+    #[test]
+    fn logical_meta_is_stored_in_its_documented_shape() {
+        let stored = to_value(&logical());
+        let want = json!({
+            "database": "shop", "server_version": "17.2", "server_version_num": 170002,
+            "server_major": 17, "pg_dump_version": "17.2", "pg_dump_major": 17,
+            "options": {"schema_only": false, "data_only": false, "tables": ["public.orders"],
+                "schemas": [], "exclude_tables": [], "exclude_schemas": [], "exclude_table_data": [],
+                "profile": {"kind": "supabase", "keep_auth_data": true, "keep_storage_data": false}},
+            "dump_bytes": 4096, "database_size": 8000000, "globals": true,
+            "archive": {"archive_version": "1.16.0", "database": "shop", "server_version": "17.2",
+                "dump_version": "17.2", "toc_entries": 12, "table_rows": {"public.orders": 5},
+                "table_bytes": {"public.orders": 100}, "large_objects": 0},
+            "tables": [{"name": "public.orders", "kind": "r", "rows": 5, "estimate": 5, "bytes": 8192}],
+            "dependencies": {"tables": {"public.orders": {"schema": "public", "name": "orders",
+                "indexes": ["orders_pkey"],
+                "foreign_keys": [{"name": "orders_customer_fkey", "references": "public.customers"}],
+                "owned_sequences": ["public.orders_id_seq"], "statistics": [], "parent": null,
+                "types": [], "functions": []}}},
+        });
+        assert_eq!(stored, want);
+        let back: LogicalMeta = serde_json::from_value(stored).unwrap();
+        assert_eq!(to_value(&back), want);
+    }
+
+    #[test]
+    fn files_meta_is_stored_in_its_documented_shape() {
+        let meta = FilesMeta {
+            redacted_files: vec!["/srv/app/.env".into()],
+            environment_captured: true,
+            warnings: 1,
+            changed_files: vec!["/srv/app/log".into()],
+        };
+        let want = json!({"redacted_files": ["/srv/app/.env"], "environment_captured": true,
+            "warnings": 1, "changed_files": ["/srv/app/log"]});
+        assert_eq!(to_value(&meta), want);
+        // Older snapshots lack fields: they read as empty.
+        let old: FilesMeta = serde_json::from_value(json!({"warnings": 0})).unwrap();
+        assert_eq!(old, FilesMeta::default());
+    }
+
+    #[test]
+    fn a_meta_of_the_wrong_shape_is_damage_naming_the_snapshot() {
+        let snap = Snapshot {
+            version: 1,
+            time: "t".into(),
+            host: "h".into(),
+            user: String::new(),
+            source: "main".into(),
+            kind: SnapshotKind::PostgresLogical,
+            paths: vec![],
+            tags: vec![],
+            tree: lifeboat_repo::Id([0; 32]),
+            parent: None,
+            stats: Default::default(),
+            meta: json!({"database": 5}),
+        };
+        let err = SnapshotMeta::of(&snap).unwrap_err();
+        assert_eq!(err.code(), "corrupt");
+        assert!(err.to_string().contains("postgres-logical"), "{err}");
+    }
+}

@@ -99,8 +99,8 @@ pub async fn plan(ctx: &Ctx, req: RestoreRequest) -> Result<RestorePlan> {
 
 fn postgres_request(ctx: &Ctx, snap: &Snapshot, req: &RestoreRequest) -> Result<PgLogicalRestore> {
     let url = resolve_secret(&req.to)?;
-    let target = PgTarget::parse(&url)
-        .map_err(|e| EngineError::Config(format!("invalid --to URL: {e}")))?;
+    let target =
+        PgTarget::parse(&url).map_err(|e| EngineError::Config(format!("invalid --to URL: {e}")))?;
     Ok(PgLogicalRestore {
         target,
         bin_dir: ctx.source_bin_dir(&snap.source),

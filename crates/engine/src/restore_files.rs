@@ -223,7 +223,11 @@ fn entry_name(node: &Node) -> Result<std::ffi::OsString> {
     Ok(std::ffi::OsString::from_vec(b))
 }
 
-pub(crate) async fn find_node(repo: &Repository, mut tree: lifeboat_repo::Tree, sub: &str) -> Result<Node> {
+pub(crate) async fn find_node(
+    repo: &Repository,
+    mut tree: lifeboat_repo::Tree,
+    sub: &str,
+) -> Result<Node> {
     let parts: Vec<&str> = sub.split('/').filter(|p| !p.is_empty()).collect();
     let not_found = || {
         EngineError::Repo(lifeboat_repo::Error::NotFound(format!(

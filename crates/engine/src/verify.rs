@@ -128,9 +128,7 @@ pub async fn restore_test(ctx: &Ctx, req: RestoreTestRequest) -> Result<RestoreT
             .into_iter()
             .rev()
             .find(|(_, s)| s.kind == KIND_LOGICAL)
-            .ok_or_else(|| {
-                EngineError::Other("no PostgreSQL logical snapshot to test".into())
-            })?;
+            .ok_or_else(|| EngineError::Other("no PostgreSQL logical snapshot to test".into()))?;
         (id, repo.load_snapshot(&id).await?)
     } else {
         repo.find_snapshot(spec, req.source.as_deref()).await?

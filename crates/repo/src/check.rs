@@ -95,7 +95,11 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
     let mut report = CheckReport::default();
     let snapshot_ids = repo.list_ids(crate::layout::SNAPSHOTS).await?;
     let (index, index_problems) = repo.load_index_lenient().await?;
-    report.index_files = repo.storage().list(&crate::layout::prefix(crate::layout::INDEX)).await?.len();
+    report.index_files = repo
+        .storage()
+        .list(&crate::layout::prefix(crate::layout::INDEX))
+        .await?
+        .len();
     for (object, e) in index_problems {
         let problem = Problem {
             object,

@@ -64,7 +64,10 @@ mod tests {
         assert_eq!(pack_key(&id), format!("data/ab/{hex}"));
         assert_eq!(object_key(SNAPSHOTS, &id), format!("snapshots/{hex}"));
         assert_eq!(key_file_key(&id), format!("keys/{hex}"));
-        assert_eq!(object_key(VERIFICATIONS, &id), format!("verifications/{hex}"));
+        assert_eq!(
+            object_key(VERIFICATIONS, &id),
+            format!("verifications/{hex}")
+        );
         assert_eq!(index_key("x"), "index/x");
         assert_eq!(prefix(LOCKS), "locks/");
         assert_eq!(name_in(KEYS, &format!("keys/{hex}")), Some(hex.as_str()));

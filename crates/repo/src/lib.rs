@@ -42,6 +42,6 @@ pub use pack::BlobKind;
 pub use reader::ContentReader;
 pub use repository::{Credentials, KeyEntry, Repository};
 pub use snapshot::{Snapshot, SnapshotInfo, SnapshotKind, SnapshotStats};
-pub use verification::{Check, RestoreTestReport, VerificationKind, VerificationRecord};
 pub use tree::{Node, NodeKind, Tree};
+pub use verification::{Check, RestoreTestReport, VerificationKind, VerificationRecord};
 pub use writer::{BlobWriter, WriteStats};

@@ -82,7 +82,10 @@ impl LockEntry {
 /// Every lock in the repository, in key order.
 pub async fn list_locks(storage: &dyn Storage) -> Result<Vec<LockEntry>> {
     let mut out = Vec::new();
-    for meta in storage.list(&crate::layout::prefix(crate::layout::LOCKS)).await? {
+    for meta in storage
+        .list(&crate::layout::prefix(crate::layout::LOCKS))
+        .await?
+    {
         let info = match storage.get(&meta.key).await {
             Ok(bytes) => serde_json::from_slice(&bytes).ok(),
             // Released between list and get.

@@ -10,8 +10,8 @@ use crate::crypto::{ad, Keys, MasterKey};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{max_blobs_in, Index};
-use crate::layout;
 use crate::keys::{KdfParams, KeyFile, KeyMeta, RawKeyFile};
+use crate::layout;
 use crate::lock::LockHealth;
 use crate::snapshot::{decode_snapshot, Snapshot, SnapshotInfo};
 use crate::tree::Tree;
@@ -268,7 +268,11 @@ impl Repository {
         // Sized once from the files' sizes (an upper bound): no doubling while loading.
         index.reserve(max_blobs_in(listed.iter().map(|m| m.size).sum()));
         for meta in listed {
-            let name: Option<Id> = meta.key.trim_start_matches(&layout::prefix(layout::INDEX)).parse().ok();
+            let name: Option<Id> = meta
+                .key
+                .trim_start_matches(&layout::prefix(layout::INDEX))
+                .parse()
+                .ok();
             let result = match name {
                 None => Err(Error::Corrupt(format!(
                     "{}: not an index file name",
@@ -406,7 +410,9 @@ impl Repository {
             &serde_json::to_vec(value).expect("serializable"),
         );
         let id = Id::of_file(&sealed);
-        self.storage.put(&layout::object_key(dir, &id), sealed).await?;
+        self.storage
+            .put(&layout::object_key(dir, &id), sealed)
+            .await?;
         Ok(id)
     }
 
@@ -591,7 +597,9 @@ impl Repository {
     pub async fn list_keys(&self) -> Result<Vec<KeyEntry>> {
         let mut out = Vec::new();
         for meta in self.storage.list(&layout::prefix(layout::KEYS)).await? {
-            let id = meta.key[layout::KEYS.len() + 1..].parse().unwrap_or_default();
+            let id = meta.key[layout::KEYS.len() + 1..]
+                .parse()
+                .unwrap_or_default();
             let parsed = match self.storage.get(&meta.key).await {
                 Ok(bytes) => KeyFile::parse(&meta.key, &bytes),
                 Err(e) => Err(e.into()),
@@ -666,7 +674,12 @@ impl Repository {
     /// Change the passphrase of the key in use: add a key file for `password`,
     /// then delete the old one (the new key exists before the old one goes).
     /// Returns the new key's id.
-    pub async fn change_password(&self, password: &[u8], kdf: KdfParams, meta: KeyMeta) -> Result<Id> {
+    pub async fn change_password(
+        &self,
+        password: &[u8],
+        kdf: KdfParams,
+        meta: KeyMeta,
+    ) -> Result<Id> {
         let Some(old) = self.key_in_use else {
             return Err(Error::Invalid("passwd changes the passphrase the repository was opened with; open it with a password, not a key file".into()));
         };

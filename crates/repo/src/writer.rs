@@ -444,8 +444,10 @@ fn write_index(shared: &Shared, records: &[PackRecord]) -> Result<()> {
     let repo = &shared.repo;
     repo.ensure_writable()?;
     let (name, bytes) = encode_index_file(repo.keys(), records)?;
-    repo.runtime()
-        .block_on(repo.storage().put(&crate::layout::index_key(&name.to_string()), bytes))?;
+    repo.runtime().block_on(
+        repo.storage()
+            .put(&crate::layout::index_key(&name.to_string()), bytes),
+    )?;
     shared.counters.index_files.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }

@@ -12,7 +12,11 @@ pub async fn list(ctx: &Context, a: SnapshotsArgs) -> Result<ExitCode> {
     let listing = listing::snapshots(&ctx.engine, a.source.as_deref()).await?;
     for u in &listing.unreadable {
         if u.unsupported {
-            eprintln!("warning: snapshot {} is unsupported: {}", u.id.short(), u.message)
+            eprintln!(
+                "warning: snapshot {} is unsupported: {}",
+                u.id.short(),
+                u.message
+            )
         } else {
             eprintln!(
                 "warning: snapshot {} cannot be read: {} (run `lifeboat verify`)",

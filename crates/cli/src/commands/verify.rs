@@ -70,7 +70,9 @@ pub async fn run(ctx: &Context, a: VerifyArgs) -> Result<ExitCode> {
     .await?;
     let report = &v.report;
     if ctx.global.json {
-        output::json(&serde_json::json!({"ok": report.is_ok(), "report": report, "locks": v.locks}));
+        output::json(
+            &serde_json::json!({"ok": report.is_ok(), "report": report, "locks": v.locks}),
+        );
     } else {
         print_report(&v, pct.is_some());
     }
