@@ -53,8 +53,8 @@ pub fn is_postgres_target(to: &str) -> bool {
 }
 
 enum Target {
-    Files(Box<restore_files::RestorePlan>),
-    Postgres(PgLogicalRestore),
+    Files(restore_files::RestorePlan),
+    Postgres(Box<PgLogicalRestore>),
 }
 
 /// A planned restore.
@@ -79,12 +79,10 @@ pub async fn plan(ctx: &Ctx, req: RestoreRequest) -> Result<RestorePlan> {
         .find_snapshot_with(&req.snapshot, req.source.as_deref(), req.skip_damaged)
         .await?;
     let target = if is_postgres_target(&req.to) {
-        Target::Postgres(postgres_request(ctx, &snapshot, &req)?)
+        Target::Postgres(Box::new(postgres_request(ctx, &snapshot, &req)?))
     } else {
         let to = PathBuf::from(&req.to);
-        Target::Files(Box::new(
-            restore_files::plan(&repo, &id, &snapshot, &to, &req.paths).await?,
-        ))
+        Target::Files(restore_files::plan(&repo, &id, &snapshot, &to, &req.paths).await?)
     };
     Ok(RestorePlan {
         id,
@@ -222,7 +220,7 @@ pub async fn execute(plan: RestorePlan, progress: Arc<Progress>) -> Result<Resto
             progress
                 .total_bytes
                 .store(files.summary().bytes, std::sync::atomic::Ordering::Relaxed);
-            let summary = restore_files::execute(&plan.repo, *files, plan.force, progress).await?;
+            let summary = restore_files::execute(&plan.repo, files, plan.force, progress).await?;
             Ok(RestoreReport::Files {
                 snapshot: plan.id,
                 target,
@@ -232,7 +230,7 @@ pub async fn execute(plan: RestorePlan, progress: Arc<Progress>) -> Result<Resto
         }
         Target::Postgres(req) => {
             let target = req.target.to_string();
-            let outcome = restore_logical(&plan.repo, &plan.snapshot, req, progress).await?;
+            let outcome = restore_logical(&plan.repo, &plan.snapshot, *req, progress).await?;
             Ok(RestoreReport::Postgres {
                 snapshot: plan.id,
                 target,

@@ -95,7 +95,7 @@ fn snapshot(tree: Id, meta: serde_json::Value) -> Snapshot {
         host: "h".into(),
         user: "u".into(),
         source: "files".into(),
-        kind: "files".into(),
+        kind: lifeboat_repo::SnapshotKind::Files,
         paths: vec!["/data".into()],
         tags: vec![],
         tree,
