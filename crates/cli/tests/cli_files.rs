@@ -1752,3 +1752,46 @@ fn a_full_repository_disk_fails_the_backup_with_exit_17_and_loses_nothing() {
     run(&["restore", "latest", "--to", out.to_str().unwrap()]).ok();
     assert_same_tree(&small, &out.join("small"));
 }
+
+#[test]
+fn passwd_replaces_the_key_in_use_and_is_refused_with_a_raw_key_file() {
+    let ws = Workspace::init();
+    let new_pw = ws.password_file("new-pass", "a new passphrase");
+    let r = ws.run(&[
+        "--json",
+        "key",
+        "passwd",
+        "--new-password-file",
+        new_pw.to_str().unwrap(),
+    ]);
+    r.ok();
+    let new_id = r.json()["id"].as_str().unwrap().to_string();
+    let keys: Vec<_> = fs::read_dir(ws.repo.join("keys")).unwrap().collect();
+    assert_eq!(keys.len(), 1, "the old key file is gone");
+    ws.run(&["snapshots"]).error(11, &["wrong password"]);
+    let with_new = |args: &[&str]| {
+        ws.run_with(args, |c| {
+            c.env("LIFEBOAT_PASSWORD_FILE", &new_pw);
+        })
+    };
+    let r = with_new(&["--json", "key", "list"]);
+    r.ok();
+    assert_eq!(r.json()[0]["id"], new_id.as_str());
+
+    let raw = ws.path("raw.key");
+    with_new(&["key", "export", "-o", raw.to_str().unwrap()]).ok();
+    let r = ws.run_with(
+        &[
+            "key",
+            "passwd",
+            "--new-password-file",
+            new_pw.to_str().unwrap(),
+        ],
+        |c| {
+            c.env_remove("LIFEBOAT_PASSWORD_FILE")
+                .env("LIFEBOAT_KEY_FILE", &raw);
+        },
+    );
+    r.error(15, &["passwd", "not a key file"]);
+    assert_eq!(fs::read_dir(ws.repo.join("keys")).unwrap().count(), 1);
+}
