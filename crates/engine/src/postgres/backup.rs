@@ -19,11 +19,12 @@ use crate::progress::Progress;
 use crate::store::{seal_snapshot, snapshot_time, store_stream, store_tree, stream_node};
 use lifeboat_repo::{BlobKind, BlobWriter, Repository, Snapshot, SnapshotStats, Tree};
 use lifeboat_sources::postgres::archive::ArchiveInspector;
+use lifeboat_sources::postgres::classify::classify_failure;
 use lifeboat_sources::postgres::dump::{
     dump_command_for, filter_globals, globals_command, DumpRun,
 };
 use lifeboat_sources::postgres::session::{is_transaction_pooler, Session};
-use lifeboat_sources::postgres::{query, ClientTools, DumpOptions, PgError, PgTarget};
+use lifeboat_sources::postgres::{catalog, ClientTools, DumpOptions, PgError, PgTarget};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,9 +82,9 @@ pub async fn backup_logical(
             let (tools, version_num) = tools_for(&req.target, req.bin_dir.as_deref())?;
             progress.set_phase("reading catalog");
             let (mut session, snapshot) = snapshot_session(&tools, &req)?;
-            let table_stats = query::table_stats_in(&mut session)?;
-            let dependencies = query::dependency_info_in(&mut session)?;
-            let database_size = query::database_size_in(&mut session)?;
+            let table_stats = catalog::table_stats_in(&mut session)?;
+            let dependencies = catalog::dependency_info_in(&mut session)?;
+            let database_size = catalog::database_size_in(&mut session)?;
 
             progress.set_phase("dumping");
             let run = DumpRun {
@@ -128,7 +129,7 @@ pub async fn backup_logical(
                 database: req.target.database().unwrap_or_default().to_string(),
                 server_version: archive.server_version.clone(),
                 server_version_num: version_num,
-                server_major: query::major_of(version_num),
+                server_major: catalog::major_of(version_num),
                 pg_dump_version: tools.version.clone(),
                 pg_dump_major: tools.major,
                 options: req.dump.clone(),
@@ -254,13 +255,9 @@ fn dump_into(
     // report that, not the broken pipe it caused.
     let (content, size) = stored?;
     if !status.success() {
-        return Err(query::classify_failure(
-            "pg_dump",
-            &req.target,
-            &status.to_string(),
-            &err_text,
-        )
-        .into());
+        return Err(
+            classify_failure("pg_dump", &req.target, &status.to_string(), &err_text).into(),
+        );
     }
     let archive = inspector.finish().map_err(|e| {
         EngineError::Source(format!(
@@ -285,13 +282,9 @@ fn capture_globals(
         .map_err(EngineError::io("running pg_dumpall"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(query::classify_failure(
-            "pg_dumpall",
-            &req.target,
-            &out.status.to_string(),
-            &err,
-        )
-        .into());
+        return Err(
+            classify_failure("pg_dumpall", &req.target, &out.status.to_string(), &err).into(),
+        );
     }
     let sql = String::from_utf8_lossy(&out.stdout);
     Ok(filter_globals(&sql, &req.dump.profile))

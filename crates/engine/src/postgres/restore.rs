@@ -12,12 +12,13 @@ use super::{file_content, tools_for, write_blobs, LogicalMeta, DUMP_FILE, GLOBAL
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 use lifeboat_repo::{ContentReader, Id, Repository, Snapshot};
-use lifeboat_sources::postgres::archive::{ArchiveInspector, TocInfo};
-use lifeboat_sources::postgres::restore::{
-    check_restore, drop_unsatisfied, only_inherited_constraint_drop_errors, parse_toc,
-    restore_command, select_entries, toc_list_command, write_list_file,
+use lifeboat_sources::postgres::archive::ArchiveInspector;
+use lifeboat_sources::postgres::restore_cmd::{
+    check_restore, only_inherited_constraint_drop_errors, restore_command,
 };
-use lifeboat_sources::postgres::{query, ClientTools, PgTarget, RestoreOptions};
+use lifeboat_sources::postgres::selection::{drop_unsatisfied, select_entries};
+use lifeboat_sources::postgres::toc::{write_list_file, TocEntry};
+use lifeboat_sources::postgres::{catalog, ident, psql, ClientTools, PgTarget, RestoreOptions};
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -116,10 +117,10 @@ pub async fn restore_logical(
         }
         let spool = tempfile::Builder::new().prefix("lifeboat-restore-").tempdir().map_err(EngineError::io("creating a temporary directory"))?;
         let list = if req.opts.needs_list() {
-            let toc = read_toc(&repo, &tools, &dump)?;
-            let existing = query::target_catalog(&tools, &req.target)?;
+            let toc = archive_toc(&repo, &dump)?;
+            let existing = catalog::target_catalog(&tools, &req.target)?;
             let selection = select_entries(&toc, &req.opts, &meta.dependencies, &existing)?;
-            let selection = drop_unsatisfied(selection, &archive_toc(&repo, &dump)?, &existing);
+            let selection = drop_unsatisfied(selection, &toc, &existing);
             outcome.entries = Some(selection.entries.len());
             outcome.skipped = selection.skipped.clone();
             let path = spool.path().join("restore.list");
@@ -163,20 +164,24 @@ fn plan_entries(
     missing_database: bool,
     outcome: &mut PgRestoreOutcome,
 ) -> Result<Vec<String>> {
-    let toc = read_toc(repo, tools, dump)?;
+    let toc = archive_toc(repo, dump)?;
     if !req.opts.needs_list() {
-        return Ok(toc.into_iter().map(|e| e.line).collect());
+        return Ok(toc
+            .iter()
+            .filter(|e| e.listed())
+            .map(TocEntry::line)
+            .collect());
     }
     let existing = if missing_database {
-        query::TargetCatalog::default()
+        catalog::TargetCatalog::default()
     } else {
-        query::target_catalog(tools, &req.target)?
+        catalog::target_catalog(tools, &req.target)?
     };
     let selection = select_entries(&toc, &req.opts, &meta.dependencies, &existing)?;
-    let selection = drop_unsatisfied(selection, &archive_toc(repo, dump)?, &existing);
+    let selection = drop_unsatisfied(selection, &toc, &existing);
     outcome.entries = Some(selection.entries.len());
     outcome.skipped = selection.skipped;
-    Ok(selection.entries.into_iter().map(|e| e.line).collect())
+    Ok(selection.entries.iter().map(TocEntry::line).collect())
 }
 
 /// Create the database (unless planning), or check that it may be restored
@@ -187,14 +192,14 @@ fn prepare_database(
     req: &PgLogicalRestore,
     database: &str,
 ) -> Result<bool> {
-    if !query::database_exists(tools, maintenance, database)? {
+    if !catalog::database_exists(tools, maintenance, database)? {
         if !req.dry_run {
-            query::create_database(tools, maintenance, database)?;
+            catalog::create_database(tools, maintenance, database)?;
         }
         return Ok(true);
     }
     let partial = !req.opts.tables.is_empty() || !req.opts.schemas.is_empty() || req.opts.data_only;
-    if !req.opts.clean && !req.force && !query::is_database_empty(tools, &req.target)? {
+    if !req.opts.clean && !req.force && !catalog::is_database_empty(tools, &req.target)? {
         return Err(EngineError::TargetNotEmpty(format!(
             "database {database:?} is not empty: pass --clean to drop and recreate the restored objects, or --force to restore into it as it is{}; nothing was changed",
             if partial { " (a partial restore into a live database needs --force)" } else { "" }
@@ -346,40 +351,8 @@ pub(crate) fn psql_meta_command(sql: &str) -> Vec<(usize, String)> {
     found
 }
 
-/// Read the archive's TOC with `pg_restore -l` fed from the repository
-/// (it stops reading after the TOC).
-fn read_toc(
-    repo: &Arc<Repository>,
-    tools: &ClientTools,
-    dump: &[Id],
-) -> Result<Vec<lifeboat_sources::postgres::TocEntry>> {
-    let mut cmd = toc_list_command(tools, None);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(EngineError::io("starting pg_restore -l"))?;
-    let mut stdin = child.stdin.take().expect("stdin piped");
-    let ids = dump.to_vec();
-    let repo2 = repo.clone();
-    // pg_restore exits once it has read the TOC: a write error is expected.
-    let feeder = std::thread::spawn(move || write_blobs(&repo2, &ids, &mut stdin, None).map(drop));
-    let out = child
-        .wait_with_output()
-        .map_err(EngineError::io("running pg_restore -l"))?;
-    feeder.join().expect("feeder thread panicked")?;
-    if !out.status.success() {
-        return Err(EngineError::Source(format!(
-            "pg_restore -l failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(parse_toc(&String::from_utf8_lossy(&out.stdout)))
-}
-
 /// The archive's TOC with dependencies, read from its first blobs.
-pub(crate) fn archive_toc(repo: &Arc<Repository>, dump: &[Id]) -> Result<Vec<TocInfo>> {
+pub(crate) fn archive_toc(repo: &Arc<Repository>, dump: &[Id]) -> Result<Vec<TocEntry>> {
     let mut inspector = ArchiveInspector::new();
     let mut reader = ContentReader::new(repo.clone(), dump.to_vec(), 1);
     while !inspector.toc_complete() {
@@ -452,7 +425,7 @@ fn run_restore(
 }
 
 fn is_superuser(tools: &ClientTools, target: &PgTarget) -> Result<bool> {
-    let rows = query::run_sql(
+    let rows = psql::run_sql(
         tools,
         target,
         "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
@@ -471,14 +444,14 @@ fn refresh_materialized_views(
 ) -> Result<()> {
     for entry in archive_toc(repo, dump)? {
         let in_scope = opts.tables.is_empty()
-            && (opts.schemas.is_empty() || opts.schemas.contains(&entry.namespace));
+            && (opts.schemas.is_empty() || opts.schemas.iter().any(|s| s == entry.schema()));
         if entry.desc == "MATERIALIZED VIEW DATA" && in_scope {
             let sql = format!(
                 "REFRESH MATERIALIZED VIEW {}.{}",
-                query::quote_ident(&entry.namespace),
-                query::quote_ident(&entry.tag)
+                ident::quote_ident(entry.schema()),
+                ident::quote_ident(&entry.tag)
             );
-            query::run_sql(tools, target, &sql)?;
+            psql::run_sql(tools, target, &sql)?;
         }
     }
     Ok(())

@@ -18,9 +18,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout};
 use std::thread::JoinHandle;
 
+use super::classify::classify_failure;
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
-use super::query::{classify_failure, parse_rows, spawn_psql, Rows};
+use super::psql::{parse_rows, spawn_psql, Rows};
 use super::tools::ClientTools;
 
 /// One open `psql` session.
@@ -162,7 +163,7 @@ pub fn is_transaction_pooler(
     if first != second {
         return Ok(true);
     }
-    let other = pid(super::query::run_sql(
+    let other = pid(super::psql::run_sql(
         tools,
         target,
         "SELECT pg_backend_pid();",
