@@ -19,10 +19,8 @@ use crate::progress::Progress;
 use crate::store::{seal_snapshot, snapshot_time, store_stream, store_tree, stream_node};
 use lifeboat_repo::{BlobKind, BlobWriter, Repository, Snapshot, SnapshotStats, Tree};
 use lifeboat_sources::postgres::archive::ArchiveInspector;
-use lifeboat_sources::postgres::classify::classify_failure;
-use lifeboat_sources::postgres::dump::{
-    dump_command_for, filter_globals, globals_command, DumpRun,
-};
+use lifeboat_sources::postgres::child::{self, start_dump};
+use lifeboat_sources::postgres::dump::{filter_globals, DumpRun};
 use lifeboat_sources::postgres::session::{is_transaction_pooler, Session};
 use lifeboat_sources::postgres::{catalog, ClientTools, DumpOptions, PgError, PgTarget};
 use std::io::Read;
@@ -224,15 +222,10 @@ fn dump_into(
     u64,
     lifeboat_sources::postgres::archive::ArchiveSummary,
 )> {
-    let mut child = dump_command_for(tools, &req.target, &req.dump, run)
-        .spawn()
-        .map_err(EngineError::io(format!(
-            "starting {}",
-            tools.pg_dump.display()
-        )))?;
-    let stderr = child.stderr.take().expect("stderr piped");
-    let stderr_thread = std::thread::spawn(move || read_all(stderr));
-    let stdout = child.stdout.take().expect("stdout piped");
+    let mut child = start_dump(tools, &req.target, &req.dump, run)?;
+    let stdout = child
+        .stdout()
+        .expect("pg_dump writes the archive to stdout");
     let mut inspector = ArchiveInspector::new();
     let chunker = repo.cdc_chunker();
     let stored = store_stream(
@@ -245,20 +238,13 @@ fn dump_into(
         progress,
     );
     if stored.is_err() {
-        let _ = child.kill();
+        child.kill();
     }
-    let status = child
-        .wait()
-        .map_err(EngineError::io("waiting for pg_dump"))?;
-    let err_text = stderr_thread.join().unwrap_or_default();
+    let finished = child.finish();
     // The repository failing (e.g. a full disk) is why pg_dump was stopped:
     // report that, not the broken pipe it caused.
     let (content, size) = stored?;
-    if !status.success() {
-        return Err(
-            classify_failure("pg_dump", &req.target, &status.to_string(), &err_text).into(),
-        );
-    }
+    finished?;
     let archive = inspector.finish().map_err(|e| {
         EngineError::Source(format!(
             "pg_dump output is not a complete custom-format archive: {e}"
@@ -267,25 +253,10 @@ fn dump_into(
     Ok((content, size, archive))
 }
 
-fn read_all(mut r: impl Read) -> String {
-    let mut s = String::new();
-    let _ = r.read_to_string(&mut s);
-    s
-}
-
 fn capture_globals(
     tools: &lifeboat_sources::postgres::ClientTools,
     req: &PgLogicalBackup,
 ) -> Result<String> {
-    let out = globals_command(tools, &req.target, req.role_passwords)
-        .output()
-        .map_err(EngineError::io("running pg_dumpall"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(
-            classify_failure("pg_dumpall", &req.target, &out.status.to_string(), &err).into(),
-        );
-    }
-    let sql = String::from_utf8_lossy(&out.stdout);
+    let sql = child::capture_globals(tools, &req.target, req.role_passwords)?;
     Ok(filter_globals(&sql, &req.dump.profile))
 }

@@ -13,16 +13,13 @@ use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 use lifeboat_repo::{ContentReader, Id, Repository, Snapshot};
 use lifeboat_sources::postgres::archive::ArchiveInspector;
-use lifeboat_sources::postgres::restore_cmd::{
-    check_restore, only_inherited_constraint_drop_errors, restore_command,
-};
+use lifeboat_sources::postgres::child::{start_restore, start_script, RestoreRun};
 use lifeboat_sources::postgres::selection::{drop_unsatisfied, select_entries};
 use lifeboat_sources::postgres::toc::{write_list_file, TocEntry};
 use lifeboat_sources::postgres::{catalog, ident, psql, ClientTools, PgTarget, RestoreOptions};
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 /// Where and how to restore.
@@ -141,8 +138,8 @@ pub async fn restore_logical(
         // Data into existing tables: foreign keys and triggers would fire in
         // archive (name) order; a superuser can defer them with replica mode.
         opts.replica_role = opts.data_only && is_superuser(&tools, &req.target)?;
-        let mut cmd = restore_command(&tools, &req.target, &opts, list.as_deref(), archive.as_deref());
-        run_restore(&repo, &mut cmd, &req.target, &opts, archive.is_none().then_some(dump.as_slice()), &progress)?;
+        let run = start_restore(&tools, &req.target, &opts, list.as_deref(), archive.as_deref())?;
+        run_restore(&repo, run, archive.is_none().then_some(dump.as_slice()), &progress)?;
         if opts.data_only {
             refresh_materialized_views(&repo, &tools, &req.target, &dump, &opts)?;
         }
@@ -231,21 +228,14 @@ pub(crate) fn apply_globals(
              restore without --roles and create the roles by hand; nothing was changed"
         )));
     }
-    let mut cmd = lifeboat_sources::process::command(&tools.psql);
-    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", "-"]);
-    target.apply_env(&mut cmd);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(EngineError::io("starting psql"))?;
-    let mut stdin = child.stdin.take().expect("stdin piped");
-    let writer = std::thread::spawn(move || stdin.write_all(&sql));
-    let out = child
-        .wait_with_output()
-        .map_err(EngineError::io("running psql"))?;
-    let _ = writer.join();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    Ok(stderr
+    let mut child = start_script(tools, target)?;
+    let mut stdin = child.stdin().expect("psql -f - reads stdin");
+    // psql stops reading only when it exits; its wait reports why.
+    let _ = stdin.write_all(&sql);
+    drop(stdin);
+    let out = child.wait()?;
+    Ok(out
+        .stderr
         .lines()
         .filter(|l| l.contains("ERROR"))
         .map(|l| l.trim().to_string())
@@ -385,43 +375,26 @@ fn spool_archive(
 /// Run pg_restore, feeding `stdin_blobs` to its stdin when given.
 fn run_restore(
     repo: &Arc<Repository>,
-    cmd: &mut Command,
-    target: &PgTarget,
-    opts: &RestoreOptions,
+    mut run: RestoreRun,
     stdin_blobs: Option<&[Id]>,
     progress: &Progress,
 ) -> Result<()> {
-    let mut child = cmd
-        .spawn()
-        .map_err(EngineError::io("starting pg_restore"))?;
-    let stderr = child.stderr.take().expect("stderr piped");
-    let stderr_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::BufReader::new(stderr).read_to_string(&mut s);
-        s
-    });
     let mut feed_error = None;
     if let Some(ids) = stdin_blobs {
-        let mut stdin = child.stdin.take().expect("stdin piped");
+        let mut stdin = run
+            .stdin()
+            .expect("pg_restore reads the archive from stdin");
         // A write error means pg_restore stopped reading; its status says why.
         if let Err(e) = write_blobs(repo, ids, &mut stdin, Some(progress)) {
             feed_error = Some(e);
-            let _ = child.kill();
+            run.kill();
         }
-        drop(stdin);
     }
-    let status = child
-        .wait()
-        .map_err(EngineError::io("waiting for pg_restore"))?;
-    let err_text = stderr_thread.join().unwrap_or_default();
+    let finished = run.finish();
     if let Some(e) = feed_error {
         return Err(e);
     }
-    if opts.clean && !status.success() && only_inherited_constraint_drop_errors(&err_text) {
-        return Ok(());
-    }
-    check_restore(target, status, &err_text)?;
-    Ok(())
+    Ok(finished?)
 }
 
 fn is_superuser(tools: &ClientTools, target: &PgTarget) -> Result<bool> {

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 
 use super::catalog::SYSTEM_SCHEMA_FILTER;
-use super::classify::classify_failure;
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
 use super::ident::{qualified, quote_ident, quote_literal};
@@ -38,20 +37,9 @@ pub fn normalized_schema_dump(tools: &ClientTools, target: &PgTarget) -> Result<
     let mut cmd = crate::process::command(&tools.pg_dump);
     cmd.args(["--schema-only", "--no-owner", "--no-password"]);
     target.apply_env(&mut cmd);
-    cmd.stdin(Stdio::null());
-    let out = cmd.output().map_err(|source| PgError::Spawn {
-        program: tools.pg_dump.display().to_string(),
-        source,
-    })?;
-    if !out.status.success() {
-        return Err(classify_failure(
-            "pg_dump",
-            target,
-            &out.status.to_string(),
-            &String::from_utf8_lossy(&out.stderr),
-        ));
-    }
-    Ok(normalize_schema_sql(&String::from_utf8_lossy(&out.stdout)))
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let out = super::child::output_of(cmd, "pg_dump", target, None)?;
+    Ok(normalize_schema_sql(&String::from_utf8_lossy(&out)))
 }
 
 /// The normalisation [`normalized_schema_dump`] applies, for SQL from elsewhere.

@@ -23,6 +23,7 @@
 
 pub mod archive;
 pub mod catalog;
+pub mod child;
 pub mod classify;
 pub mod cluster;
 pub mod compare;

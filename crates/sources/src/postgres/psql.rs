@@ -7,27 +7,21 @@
 //! the environment, so nothing sensitive is ever on argv. Failures are classified
 //! from psql's stderr ([`classify_failure`]).
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use super::classify::classify_failure;
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
 use super::tools::ClientTools;
+use crate::process::Running;
 
 /// Field separator used between columns of a row.
 pub const FIELD_SEP: char = '\u{1f}';
 
-/// [`psql_command`] started with stdin, stdout and stderr piped.
-pub fn spawn_psql(tools: &ClientTools, target: &PgTarget) -> Result<Child> {
+/// [`psql_command`] started with stdin and stdout piped, stderr drained.
+pub fn spawn_psql(tools: &ClientTools, target: &PgTarget) -> Result<Running> {
     let mut cmd = psql_command(tools, target);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.spawn().map_err(|source| PgError::Spawn {
-        program: tools.psql.display().to_string(),
-        source,
-    })
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    Ok(crate::process::start(cmd, "psql")?)
 }
 
 /// The `psql` command for `target`, reading SQL from stdin; stdout carries rows.
@@ -89,26 +83,10 @@ pub fn run_sql(tools: &ClientTools, target: &PgTarget, sql: &str) -> Result<Vec<
 
 /// Runs `sql` and returns raw stdout (records terminated by NUL).
 fn run_psql_raw(tools: &ClientTools, target: &PgTarget, sql: &str) -> Result<String> {
-    let mut child = spawn_psql(tools, target)?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let sql_owned = sql.to_string();
-    // Feed stdin from a thread so a large result cannot deadlock against a large script.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(sql_owned.as_bytes());
-    });
-    let out = child
-        .wait_with_output()
-        .map_err(|e| PgError::io("waiting for psql", e))?;
-    let _ = writer.join();
-    if !out.status.success() {
-        return Err(classify_failure(
-            "psql",
-            target,
-            &out.status.to_string(),
-            &String::from_utf8_lossy(&out.stderr),
-        ));
-    }
-    String::from_utf8(out.stdout).map_err(|_| PgError::Parse {
+    let mut cmd = psql_command(tools, target);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let out = super::child::output_of(cmd, "psql", target, Some(sql.to_string()))?;
+    String::from_utf8(out).map_err(|_| PgError::Parse {
         what: "psql output".into(),
         detail: "not UTF-8".into(),
     })
