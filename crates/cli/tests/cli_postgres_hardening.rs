@@ -508,7 +508,7 @@ impl Pgbouncer {
     fn wait_ready(&self, c: &lifeboat_sources::postgres::ScratchCluster) {
         let target = lifeboat_sources::postgres::PgTarget::parse(&self.url(c, "postgres")).unwrap();
         for _ in 0..200 {
-            if lifeboat_sources::postgres::query::run_sql(c.tools(), &target, "SELECT 1").is_ok() {
+            if lifeboat_sources::postgres::psql::run_sql(c.tools(), &target, "SELECT 1").is_ok() {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));

@@ -19,14 +19,21 @@
 //! unlinked 0600 file this process holds open, and the child reads it as
 //! `PGPASSFILE=/proc/<our pid>/fd/<n>`. It has no name on disk, so nothing is
 //! left behind even if lifeboat is killed, and only this user (or root) can open it.
+//!
+//! Running a child goes through [`start`] too: the caller streams its stdout
+//! or stdin ([`Running::take_stdout`], [`Running::take_stdin`]) while a thread
+//! drains stderr concurrently, keeping its last [`STDERR_TAIL`] bytes (a child
+//! that fills the stderr pipe can never block), and [`Running::finish`] turns
+//! the exit status and that tail into a [`ToolError`].
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{Seek, Write};
+use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 /// Variables every child gets from lifeboat's environment (when set).
 pub const BASE_ENV: &[&str] = &["PATH"];
@@ -82,6 +89,159 @@ fn inherit(cmd: &mut Command, names: &[&str]) {
     for name in names {
         if let Some(v) = std::env::var_os(name) {
             cmd.env(name, v);
+        }
+    }
+}
+
+/// How much of a child's stderr is kept: its last 64 KiB.
+pub const STDERR_TAIL: usize = 64 * 1024;
+
+/// A child process that could not be run, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The program could not be started.
+    #[error("could not start {program}: {source}")]
+    Spawn {
+        /// Program path.
+        program: String,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the program failed.
+    #[error("waiting for {tool}: {source}")]
+    Wait {
+        /// Program name.
+        tool: String,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program exited unsuccessfully.
+    #[error("{tool} failed ({status}): {stderr}")]
+    Failed {
+        /// Program name.
+        tool: String,
+        /// Its exit status.
+        status: ExitStatus,
+        /// The last [`STDERR_TAIL`] bytes of its stderr, trimmed.
+        stderr: String,
+    },
+}
+
+/// How a child ended: its status and the tail of its stderr.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// The last [`STDERR_TAIL`] bytes of stderr (lossy UTF-8).
+    pub stderr: String,
+}
+
+/// A started child; see the module docs. Dropping it without [`finish`](Running::finish)
+/// kills and reaps the child.
+pub struct Running {
+    tool: String,
+    child: Child,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    finished: bool,
+}
+
+/// Starts `cmd` (built by [`command`] or [`server_command`], its stdin and
+/// stdout set by the caller) with stderr drained by a thread. `tool` names
+/// the program in errors.
+pub fn start(mut cmd: Command, tool: &str) -> Result<Running, ToolError> {
+    cmd.stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| ToolError::Spawn {
+        program: cmd.get_program().to_string_lossy().into_owned(),
+        source,
+    })?;
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut tail = Vec::new();
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                tail.extend_from_slice(&buf[..n]);
+                let excess = tail.len().saturating_sub(STDERR_TAIL);
+                tail.drain(..excess);
+            }
+            tail
+        })
+    });
+    Ok(Running {
+        tool: tool.to_string(),
+        child,
+        stderr,
+        finished: false,
+    })
+}
+
+impl Running {
+    /// The child's stdin, when the command piped it (once).
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// The child's stdout, when the command piped it (once).
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// The program name given to [`start`].
+    pub fn tool(&self) -> &str {
+        &self.tool
+    }
+
+    /// Stops the child (e.g. its input source failed); [`wait`](Running::wait) still reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// Closes stdin, waits for the exit and returns status and stderr tail,
+    /// whatever the status.
+    pub fn wait(mut self) -> Result<Output, ToolError> {
+        drop(self.child.stdin.take());
+        drop(self.child.stdout.take());
+        self.finished = true;
+        let status = self.child.wait().map_err(|source| ToolError::Wait {
+            tool: self.tool.clone(),
+            source,
+        })?;
+        let tail = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        Ok(Output {
+            status,
+            stderr: String::from_utf8_lossy(&tail).into_owned(),
+        })
+    }
+
+    /// [`wait`](Running::wait), and a [`ToolError::Failed`] carrying the
+    /// stderr tail when the child did not exit successfully.
+    pub fn finish(self) -> Result<Output, ToolError> {
+        let tool = self.tool.clone();
+        let out = self.wait()?;
+        if out.status.success() {
+            return Ok(out);
+        }
+        Err(ToolError::Failed {
+            tool,
+            status: out.status,
+            stderr: out.stderr.trim().to_string(),
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
@@ -172,6 +332,55 @@ mod tests {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(!text.contains("LIFEBOAT_PROCESS_TEST_CANARY"), "{text}");
         assert!(text.contains("LC_ALL=C"), "{text}");
+    }
+
+    #[test]
+    fn stderr_is_drained_while_stdout_streams() {
+        // 4 MiB to stderr (far beyond a pipe's buffer) interleaved with 4 MiB
+        // to stdout: reading only stdout must not block on a full stderr pipe.
+        let mut cmd = command("sh");
+        cmd.args([
+            "-c",
+            "i=0; while [ $i -lt 64 ]; do head -c 65536 /dev/zero; head -c 65536 /dev/zero >&2; i=$((i+1)); done; echo the-end >&2",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+        let mut run = start(cmd, "sh").unwrap();
+        let mut out = Vec::new();
+        run.take_stdout().unwrap().read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 64 * 65536);
+        let done = run.finish().unwrap();
+        assert_eq!(done.stderr.len(), STDERR_TAIL, "only the tail is kept");
+        assert!(done.stderr.ends_with("the-end\n"));
+    }
+
+    #[test]
+    fn a_failed_child_carries_its_stderr_tail() {
+        let mut cmd = command("sh");
+        cmd.args([
+            "-c",
+            "cat >/dev/null; echo 'first line' >&2; echo 'it broke' >&2; exit 3",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+        let mut run = start(cmd, "sh").unwrap();
+        run.take_stdin().unwrap().write_all(b"input").unwrap();
+        match run.finish().unwrap_err() {
+            ToolError::Failed {
+                tool,
+                status,
+                stderr,
+            } => {
+                assert_eq!(tool, "sh");
+                assert_eq!(status.code(), Some(3));
+                assert_eq!(stderr, "first line\nit broke");
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = start(command("/nonexistent/pg_dump"), "pg_dump")
+            .err()
+            .unwrap();
+        assert!(matches!(err, ToolError::Spawn { .. }), "{err:?}");
     }
 
     #[test]

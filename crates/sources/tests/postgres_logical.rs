@@ -8,12 +8,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use lifeboat_sources::postgres::archive::read_toc;
+use lifeboat_sources::postgres::catalog::{self as query, dependency_info, target_catalog};
 use lifeboat_sources::postgres::compare::{normalized_schema_dump, table_checksums};
 use lifeboat_sources::postgres::dump::{dump_command, filter_globals, globals_command};
-use lifeboat_sources::postgres::query::{self, dependency_info, target_catalog};
-use lifeboat_sources::postgres::restore::{
-    check_restore, restore_command, select_entries, toc_list, write_list_file,
-};
+use lifeboat_sources::postgres::psql::run_sql;
+use lifeboat_sources::postgres::restore_cmd::{check_restore, restore_command};
+use lifeboat_sources::postgres::selection::select_entries;
+use lifeboat_sources::postgres::toc::write_list_file;
 use lifeboat_sources::postgres::{
     ClientTools, DumpOptions, PgError, PgTarget, Profile, RestoreOptions, ScratchCluster,
 };
@@ -188,7 +190,7 @@ fn partial_restore_of_tables_brings_indexes_constraints_triggers_and_sequences()
         ..RestoreOptions::default()
     };
     let existing = target_catalog(&tools, &part).unwrap();
-    let toc = toc_list(&tools, &archive).unwrap();
+    let toc = read_toc(File::open(&archive).unwrap()).unwrap();
     let sel = select_entries(&toc, &opts, &deps, &existing).unwrap();
     // invoices -> projects is not restored and not present: that FK is left out, and said so.
     assert!(
@@ -294,7 +296,7 @@ fn schema_restore_brings_the_whole_schema() {
         exit_on_error: true,
         ..RestoreOptions::default()
     };
-    let toc = toc_list(&tools, &archive).unwrap();
+    let toc = read_toc(File::open(&archive).unwrap()).unwrap();
     let sel = select_entries(&toc, &opts, &deps, &target_catalog(&tools, &dst).unwrap()).unwrap();
     let list = tmp.path().join("list");
     write_list_file(&sel.entries, &list).unwrap();
@@ -418,7 +420,7 @@ fn errors_name_the_problem() {
     assert!(query::server_version_num(&tools, &c.target()).unwrap() >= tools.major * 10000);
 
     let missing = c.target().with_database("nope");
-    let err = query::run_sql(&tools, &missing, "SELECT 1").unwrap_err();
+    let err = run_sql(&tools, &missing, "SELECT 1").unwrap_err();
     assert!(
         matches!(err, PgError::DatabaseMissing { ref database } if database == "nope"),
         "{err}"
@@ -436,7 +438,7 @@ fn errors_name_the_problem() {
         .unwrap()
         .port();
     let gone = PgTarget::parse(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).unwrap();
-    let err = query::run_sql(&tools, &gone, "SELECT 1").unwrap_err();
+    let err = run_sql(&tools, &gone, "SELECT 1").unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("could not connect to server at 127.0.0.1:{port}: connection refused — is PostgreSQL running? check the URL")
@@ -444,7 +446,7 @@ fn errors_name_the_problem() {
     // A socket that is gone with its cluster.
     let socket = c.target();
     c.stop().unwrap();
-    let err = query::run_sql(&tools, &socket, "SELECT 1").unwrap_err();
+    let err = run_sql(&tools, &socket, "SELECT 1").unwrap_err();
     assert!(matches!(err, PgError::Unreachable { .. }), "{err:?}");
 }
 
@@ -479,7 +481,7 @@ fn dump_streams_to_a_pipe_and_supabase_profile_excludes_internal_schemas() {
     std::io::copy(&mut out, &mut f).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success());
-    let toc = toc_list(&tools, &archive).unwrap();
+    let toc = read_toc(File::open(&archive).unwrap()).unwrap();
     let has = |desc: &str, ns: &str, tag: &str| {
         toc.iter()
             .any(|e| e.desc == desc && e.namespace.as_deref() == Some(ns) && e.tag == tag)
@@ -492,4 +494,37 @@ fn dump_streams_to_a_pipe_and_supabase_profile_excludes_internal_schemas() {
     assert!(!has("TABLE", "supabase_migrations", "schema_migrations"));
     assert!(has("TABLE DATA", "public", "users"));
     let _ = Stdio::null();
+}
+
+/// The one TOC model, read from the archive itself, lists exactly what
+/// `pg_restore -l` lists, line for line (what `-L` list files and dry runs show).
+#[test]
+fn archive_toc_reads_like_pg_restore_list() {
+    let c = cluster_with_kitchen_sink();
+    let tools = c.tools().clone();
+    c.run_sql_in("ks", "COMMENT ON DATABASE ks IS 'kitchen\nsink';")
+        .unwrap();
+    let src = c.target().with_database("ks");
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("ks.dump");
+    dump_to_file(&tools, &src, &DumpOptions::default(), &archive);
+    let out = lifeboat_sources::process::command(&tools.pg_restore)
+        .arg("--list")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    let toc = read_toc(File::open(&archive).unwrap()).unwrap();
+    let ours: Vec<String> = toc
+        .iter()
+        .filter(|e| e.listed())
+        .map(|e| e.line())
+        .collect();
+    assert!(listed.len() > 50, "{listed:?}");
+    assert_eq!(ours, listed);
 }

@@ -19,11 +19,10 @@ use crate::progress::Progress;
 use crate::store::{seal_snapshot, snapshot_time, store_stream, store_tree, stream_node};
 use lifeboat_repo::{BlobKind, BlobWriter, Repository, Snapshot, SnapshotStats, Tree};
 use lifeboat_sources::postgres::archive::ArchiveInspector;
-use lifeboat_sources::postgres::dump::{
-    dump_command_for, filter_globals, globals_command, DumpRun,
-};
+use lifeboat_sources::postgres::child::{self, start_dump};
+use lifeboat_sources::postgres::dump::{filter_globals, DumpRun};
 use lifeboat_sources::postgres::session::{is_transaction_pooler, Session};
-use lifeboat_sources::postgres::{query, ClientTools, DumpOptions, PgError, PgTarget};
+use lifeboat_sources::postgres::{catalog, ClientTools, DumpOptions, PgError, PgTarget};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,9 +80,9 @@ pub async fn backup_logical(
             let (tools, version_num) = tools_for(&req.target, req.bin_dir.as_deref())?;
             progress.set_phase("reading catalog");
             let (mut session, snapshot) = snapshot_session(&tools, &req)?;
-            let table_stats = query::table_stats_in(&mut session)?;
-            let dependencies = query::dependency_info_in(&mut session)?;
-            let database_size = query::database_size_in(&mut session)?;
+            let table_stats = catalog::table_stats_in(&mut session)?;
+            let dependencies = catalog::dependency_info_in(&mut session)?;
+            let database_size = catalog::database_size_in(&mut session)?;
 
             progress.set_phase("dumping");
             let run = DumpRun {
@@ -128,7 +127,7 @@ pub async fn backup_logical(
                 database: req.target.database().unwrap_or_default().to_string(),
                 server_version: archive.server_version.clone(),
                 server_version_num: version_num,
-                server_major: query::major_of(version_num),
+                server_major: catalog::major_of(version_num),
                 pg_dump_version: tools.version.clone(),
                 pg_dump_major: tools.major,
                 options: req.dump.clone(),
@@ -221,15 +220,10 @@ fn dump_into(
     u64,
     lifeboat_sources::postgres::archive::ArchiveSummary,
 )> {
-    let mut child = dump_command_for(tools, &req.target, &req.dump, run)
-        .spawn()
-        .map_err(EngineError::io(format!(
-            "starting {}",
-            tools.pg_dump.display()
-        )))?;
-    let stderr = child.stderr.take().expect("stderr piped");
-    let stderr_thread = std::thread::spawn(move || read_all(stderr));
-    let stdout = child.stdout.take().expect("stdout piped");
+    let mut child = start_dump(tools, &req.target, &req.dump, run)?;
+    let stdout = child
+        .stdout()
+        .expect("pg_dump writes the archive to stdout");
     let mut inspector = ArchiveInspector::new();
     let chunker = repo.cdc_chunker();
     let stored = store_stream(
@@ -242,24 +236,13 @@ fn dump_into(
         progress,
     );
     if stored.is_err() {
-        let _ = child.kill();
+        child.kill();
     }
-    let status = child
-        .wait()
-        .map_err(EngineError::io("waiting for pg_dump"))?;
-    let err_text = stderr_thread.join().unwrap_or_default();
+    let finished = child.finish();
     // The repository failing (e.g. a full disk) is why pg_dump was stopped:
     // report that, not the broken pipe it caused.
     let (content, size) = stored?;
-    if !status.success() {
-        return Err(query::classify_failure(
-            "pg_dump",
-            &req.target,
-            &status.to_string(),
-            &err_text,
-        )
-        .into());
-    }
+    finished?;
     let archive = inspector.finish().map_err(|e| {
         EngineError::Source(format!(
             "pg_dump output is not a complete custom-format archive: {e}"
@@ -268,29 +251,10 @@ fn dump_into(
     Ok((content, size, archive))
 }
 
-fn read_all(mut r: impl Read) -> String {
-    let mut s = String::new();
-    let _ = r.read_to_string(&mut s);
-    s
-}
-
 fn capture_globals(
     tools: &lifeboat_sources::postgres::ClientTools,
     req: &PgLogicalBackup,
 ) -> Result<String> {
-    let out = globals_command(tools, &req.target, req.role_passwords)
-        .output()
-        .map_err(EngineError::io("running pg_dumpall"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(query::classify_failure(
-            "pg_dumpall",
-            &req.target,
-            &out.status.to_string(),
-            &err,
-        )
-        .into());
-    }
-    let sql = String::from_utf8_lossy(&out.stdout);
+    let sql = child::capture_globals(tools, &req.target, req.role_passwords)?;
     Ok(filter_globals(&sql, &req.dump.profile))
 }

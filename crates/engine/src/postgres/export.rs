@@ -7,10 +7,10 @@
 use super::{file_content, LogicalMeta, DUMP_FILE};
 use crate::error::{EngineError, Result};
 use lifeboat_repo::{Repository, Snapshot};
+use lifeboat_sources::postgres::child::start_to_sql;
 use lifeboat_sources::postgres::ClientTools;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 
 /// Output format.
@@ -62,28 +62,24 @@ fn to_plain(
     ids: Vec<lifeboat_repo::Id>,
     mut out: Box<dyn Write + Send>,
 ) -> Result<u64> {
-    let mut child = lifeboat_sources::process::command(&tools.pg_restore)
-        .args(["--file=-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(EngineError::io("starting pg_restore"))?;
-    let stdin = child.stdin.take().expect("stdin piped");
+    let mut child = start_to_sql(tools)?;
+    let mut stdin = child.stdin().expect("pg_restore --file=- reads stdin");
     let repo = repo.clone();
-    let feeder = std::thread::spawn(move || copy_blobs(&repo, ids, Box::new(stdin)));
-    let mut stdout = child.stdout.take().expect("stdout piped");
-    let n = std::io::copy(&mut stdout, &mut out).map_err(EngineError::io("writing the export"))?;
-    out.flush().map_err(EngineError::io("writing the export"))?;
-    let output = child
-        .wait_with_output()
-        .map_err(EngineError::io("running pg_restore"))?;
-    feeder.join().expect("feeder thread panicked")?;
-    if !output.status.success() {
-        return Err(EngineError::Source(format!(
-            "pg_restore could not convert the archive to SQL: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
+    let feeder = std::thread::spawn(move || super::write_blobs(&repo, &ids, &mut stdin, None));
+    let mut stdout = child.stdout().expect("pg_restore --file=- writes stdout");
+    let copied = std::io::copy(&mut stdout, &mut out).and_then(|n| out.flush().map(|()| n));
+    drop(stdout);
+    if copied.is_err() {
+        child.kill();
     }
+    // The repository failing is why pg_restore saw a truncated archive: report that first.
+    let fed = feeder.join().expect("feeder thread panicked")?;
+    child.finish().map_err(|e| {
+        EngineError::Source(format!(
+            "pg_restore could not convert the archive to SQL: {e}"
+        ))
+    })?;
+    let n = copied.map_err(EngineError::io("writing the export"))?;
+    fed.map_err(EngineError::io("feeding pg_restore"))?;
     Ok(n)
 }

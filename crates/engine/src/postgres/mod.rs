@@ -20,7 +20,7 @@ pub use restore_test::{restore_test, verifications, verifications_checked, RESTO
 use crate::error::{EngineError, Result};
 use lifeboat_repo::{Id, Repository, Snapshot, SnapshotKind};
 use lifeboat_sources::postgres::archive::ArchiveSummary;
-use lifeboat_sources::postgres::{query, ClientTools, DependencyInfo, DumpOptions, PgTarget};
+use lifeboat_sources::postgres::{catalog, ClientTools, DependencyInfo, DumpOptions, PgTarget};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -96,8 +96,8 @@ impl LogicalMeta {
 /// first; the configured `bin_dir` is then required strictly.
 pub fn tools_for(target: &PgTarget, bin_dir: Option<&Path>) -> Result<(ClientTools, u32)> {
     let probe = ClientTools::any(None).or_else(|_| ClientTools::any(bin_dir))?;
-    let version_num = query::server_version_num(&probe, target)?;
-    let tools = ClientTools::find(query::major_of(version_num), bin_dir)?;
+    let version_num = catalog::server_version_num(&probe, target)?;
+    let tools = ClientTools::find(catalog::major_of(version_num), bin_dir)?;
     Ok((tools, version_num))
 }
 

@@ -12,16 +12,14 @@ use super::{file_content, tools_for, write_blobs, LogicalMeta, DUMP_FILE, GLOBAL
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 use lifeboat_repo::{ContentReader, Id, Repository, Snapshot};
-use lifeboat_sources::postgres::archive::{ArchiveInspector, TocInfo};
-use lifeboat_sources::postgres::restore::{
-    check_restore, drop_unsatisfied, only_inherited_constraint_drop_errors, parse_toc,
-    restore_command, select_entries, toc_list_command, write_list_file,
-};
-use lifeboat_sources::postgres::{query, ClientTools, PgTarget, RestoreOptions};
+use lifeboat_sources::postgres::archive::ArchiveInspector;
+use lifeboat_sources::postgres::child::{start_restore, start_script, RestoreRun};
+use lifeboat_sources::postgres::selection::{drop_unsatisfied, select_entries};
+use lifeboat_sources::postgres::toc::{write_list_file, TocEntry};
+use lifeboat_sources::postgres::{catalog, ident, psql, ClientTools, PgTarget, RestoreOptions};
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 /// Where and how to restore.
@@ -116,10 +114,10 @@ pub async fn restore_logical(
         }
         let spool = tempfile::Builder::new().prefix("lifeboat-restore-").tempdir().map_err(EngineError::io("creating a temporary directory"))?;
         let list = if req.opts.needs_list() {
-            let toc = read_toc(&repo, &tools, &dump)?;
-            let existing = query::target_catalog(&tools, &req.target)?;
+            let toc = archive_toc(&repo, &dump)?;
+            let existing = catalog::target_catalog(&tools, &req.target)?;
             let selection = select_entries(&toc, &req.opts, &meta.dependencies, &existing)?;
-            let selection = drop_unsatisfied(selection, &archive_toc(&repo, &dump)?, &existing);
+            let selection = drop_unsatisfied(selection, &toc, &existing);
             outcome.entries = Some(selection.entries.len());
             outcome.skipped = selection.skipped.clone();
             let path = spool.path().join("restore.list");
@@ -140,8 +138,8 @@ pub async fn restore_logical(
         // Data into existing tables: foreign keys and triggers would fire in
         // archive (name) order; a superuser can defer them with replica mode.
         opts.replica_role = opts.data_only && is_superuser(&tools, &req.target)?;
-        let mut cmd = restore_command(&tools, &req.target, &opts, list.as_deref(), archive.as_deref());
-        run_restore(&repo, &mut cmd, &req.target, &opts, archive.is_none().then_some(dump.as_slice()), &progress)?;
+        let run = start_restore(&tools, &req.target, &opts, list.as_deref(), archive.as_deref())?;
+        run_restore(&repo, run, archive.is_none().then_some(dump.as_slice()), &progress)?;
         if opts.data_only {
             refresh_materialized_views(&repo, &tools, &req.target, &dump, &opts)?;
         }
@@ -163,20 +161,24 @@ fn plan_entries(
     missing_database: bool,
     outcome: &mut PgRestoreOutcome,
 ) -> Result<Vec<String>> {
-    let toc = read_toc(repo, tools, dump)?;
+    let toc = archive_toc(repo, dump)?;
     if !req.opts.needs_list() {
-        return Ok(toc.into_iter().map(|e| e.line).collect());
+        return Ok(toc
+            .iter()
+            .filter(|e| e.listed())
+            .map(TocEntry::line)
+            .collect());
     }
     let existing = if missing_database {
-        query::TargetCatalog::default()
+        catalog::TargetCatalog::default()
     } else {
-        query::target_catalog(tools, &req.target)?
+        catalog::target_catalog(tools, &req.target)?
     };
     let selection = select_entries(&toc, &req.opts, &meta.dependencies, &existing)?;
-    let selection = drop_unsatisfied(selection, &archive_toc(repo, dump)?, &existing);
+    let selection = drop_unsatisfied(selection, &toc, &existing);
     outcome.entries = Some(selection.entries.len());
     outcome.skipped = selection.skipped;
-    Ok(selection.entries.into_iter().map(|e| e.line).collect())
+    Ok(selection.entries.iter().map(TocEntry::line).collect())
 }
 
 /// Create the database (unless planning), or check that it may be restored
@@ -187,14 +189,14 @@ fn prepare_database(
     req: &PgLogicalRestore,
     database: &str,
 ) -> Result<bool> {
-    if !query::database_exists(tools, maintenance, database)? {
+    if !catalog::database_exists(tools, maintenance, database)? {
         if !req.dry_run {
-            query::create_database(tools, maintenance, database)?;
+            catalog::create_database(tools, maintenance, database)?;
         }
         return Ok(true);
     }
     let partial = !req.opts.tables.is_empty() || !req.opts.schemas.is_empty() || req.opts.data_only;
-    if !req.opts.clean && !req.force && !query::is_database_empty(tools, &req.target)? {
+    if !req.opts.clean && !req.force && !catalog::is_database_empty(tools, &req.target)? {
         return Err(EngineError::TargetNotEmpty(format!(
             "database {database:?} is not empty: pass --clean to drop and recreate the restored objects, or --force to restore into it as it is{}; nothing was changed",
             if partial { " (a partial restore into a live database needs --force)" } else { "" }
@@ -226,21 +228,14 @@ pub(crate) fn apply_globals(
              restore without --roles and create the roles by hand; nothing was changed"
         )));
     }
-    let mut cmd = lifeboat_sources::process::command(&tools.psql);
-    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", "-"]);
-    target.apply_env(&mut cmd);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(EngineError::io("starting psql"))?;
-    let mut stdin = child.stdin.take().expect("stdin piped");
-    let writer = std::thread::spawn(move || stdin.write_all(&sql));
-    let out = child
-        .wait_with_output()
-        .map_err(EngineError::io("running psql"))?;
-    let _ = writer.join();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    Ok(stderr
+    let mut child = start_script(tools, target)?;
+    let mut stdin = child.stdin().expect("psql -f - reads stdin");
+    // psql stops reading only when it exits; its wait reports why.
+    let _ = stdin.write_all(&sql);
+    drop(stdin);
+    let out = child.wait()?;
+    Ok(out
+        .stderr
         .lines()
         .filter(|l| l.contains("ERROR"))
         .map(|l| l.trim().to_string())
@@ -346,40 +341,8 @@ pub(crate) fn psql_meta_command(sql: &str) -> Vec<(usize, String)> {
     found
 }
 
-/// Read the archive's TOC with `pg_restore -l` fed from the repository
-/// (it stops reading after the TOC).
-fn read_toc(
-    repo: &Arc<Repository>,
-    tools: &ClientTools,
-    dump: &[Id],
-) -> Result<Vec<lifeboat_sources::postgres::TocEntry>> {
-    let mut cmd = toc_list_command(tools, None);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(EngineError::io("starting pg_restore -l"))?;
-    let mut stdin = child.stdin.take().expect("stdin piped");
-    let ids = dump.to_vec();
-    let repo2 = repo.clone();
-    // pg_restore exits once it has read the TOC: a write error is expected.
-    let feeder = std::thread::spawn(move || write_blobs(&repo2, &ids, &mut stdin, None).map(drop));
-    let out = child
-        .wait_with_output()
-        .map_err(EngineError::io("running pg_restore -l"))?;
-    feeder.join().expect("feeder thread panicked")?;
-    if !out.status.success() {
-        return Err(EngineError::Source(format!(
-            "pg_restore -l failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(parse_toc(&String::from_utf8_lossy(&out.stdout)))
-}
-
 /// The archive's TOC with dependencies, read from its first blobs.
-pub(crate) fn archive_toc(repo: &Arc<Repository>, dump: &[Id]) -> Result<Vec<TocInfo>> {
+pub(crate) fn archive_toc(repo: &Arc<Repository>, dump: &[Id]) -> Result<Vec<TocEntry>> {
     let mut inspector = ArchiveInspector::new();
     let mut reader = ContentReader::new(repo.clone(), dump.to_vec(), 1);
     while !inspector.toc_complete() {
@@ -412,47 +375,30 @@ fn spool_archive(
 /// Run pg_restore, feeding `stdin_blobs` to its stdin when given.
 fn run_restore(
     repo: &Arc<Repository>,
-    cmd: &mut Command,
-    target: &PgTarget,
-    opts: &RestoreOptions,
+    mut run: RestoreRun,
     stdin_blobs: Option<&[Id]>,
     progress: &Progress,
 ) -> Result<()> {
-    let mut child = cmd
-        .spawn()
-        .map_err(EngineError::io("starting pg_restore"))?;
-    let stderr = child.stderr.take().expect("stderr piped");
-    let stderr_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::BufReader::new(stderr).read_to_string(&mut s);
-        s
-    });
     let mut feed_error = None;
     if let Some(ids) = stdin_blobs {
-        let mut stdin = child.stdin.take().expect("stdin piped");
+        let mut stdin = run
+            .stdin()
+            .expect("pg_restore reads the archive from stdin");
         // A write error means pg_restore stopped reading; its status says why.
         if let Err(e) = write_blobs(repo, ids, &mut stdin, Some(progress)) {
             feed_error = Some(e);
-            let _ = child.kill();
+            run.kill();
         }
-        drop(stdin);
     }
-    let status = child
-        .wait()
-        .map_err(EngineError::io("waiting for pg_restore"))?;
-    let err_text = stderr_thread.join().unwrap_or_default();
+    let finished = run.finish();
     if let Some(e) = feed_error {
         return Err(e);
     }
-    if opts.clean && !status.success() && only_inherited_constraint_drop_errors(&err_text) {
-        return Ok(());
-    }
-    check_restore(target, status, &err_text)?;
-    Ok(())
+    Ok(finished?)
 }
 
 fn is_superuser(tools: &ClientTools, target: &PgTarget) -> Result<bool> {
-    let rows = query::run_sql(
+    let rows = psql::run_sql(
         tools,
         target,
         "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
@@ -471,14 +417,14 @@ fn refresh_materialized_views(
 ) -> Result<()> {
     for entry in archive_toc(repo, dump)? {
         let in_scope = opts.tables.is_empty()
-            && (opts.schemas.is_empty() || opts.schemas.contains(&entry.namespace));
+            && (opts.schemas.is_empty() || opts.schemas.iter().any(|s| s == entry.schema()));
         if entry.desc == "MATERIALIZED VIEW DATA" && in_scope {
             let sql = format!(
                 "REFRESH MATERIALIZED VIEW {}.{}",
-                query::quote_ident(&entry.namespace),
-                query::quote_ident(&entry.tag)
+                ident::quote_ident(entry.schema()),
+                ident::quote_ident(&entry.tag)
             );
-            query::run_sql(tools, target, &sql)?;
+            psql::run_sql(tools, target, &sql)?;
         }
     }
     Ok(())

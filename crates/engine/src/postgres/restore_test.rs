@@ -25,7 +25,9 @@ use crate::progress::Progress;
 use lifeboat_repo::{
     Check, Id, Repository, RestoreTestReport, Snapshot, VerificationKind, VerificationRecord,
 };
-use lifeboat_sources::postgres::query::{self, quote_ident, split_qualified};
+use lifeboat_sources::postgres::catalog;
+use lifeboat_sources::postgres::ident::{quote_ident, split_qualified};
+use lifeboat_sources::postgres::psql;
 use lifeboat_sources::postgres::{ClientTools, PgTarget, RestoreOptions, ScratchCluster};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -176,7 +178,7 @@ async fn prepare(
             Some(_) => superuser.user().unwrap_or_default().to_string(),
             None => RESTORE_ROLE.to_string(),
         };
-        query::run_sql(
+        psql::run_sql(
             &tools,
             &superuser,
             &format!(
@@ -199,7 +201,7 @@ async fn prepare(
 fn superuser_reason(
     tools: &ClientTools,
     superuser: &PgTarget,
-    toc: &[lifeboat_sources::postgres::archive::TocInfo],
+    toc: &[lifeboat_sources::postgres::TocEntry],
 ) -> Result<Option<String>> {
     let mut needs: Vec<String> = toc
         .iter()
@@ -213,7 +215,7 @@ fn superuser_reason(
         .collect();
     if !extensions.is_empty() {
         // `trusted` exists from PostgreSQL 13; before, no extension is trusted.
-        let trusted: Vec<String> = query::run_sql(
+        let trusted: Vec<String> = psql::run_sql(
             tools,
             superuser,
             "SELECT name FROM pg_available_extension_versions WHERE trusted GROUP BY name;",
@@ -247,7 +249,7 @@ fn check_restored(
     let mut checks = Vec::new();
     let with_rows: Vec<_> = meta.tables.iter().filter(|t| t.rows.is_some()).collect();
     let names: Vec<String> = with_rows.iter().map(|t| t.name.clone()).collect();
-    let found = query::exact_row_counts(tools, target, &names)?;
+    let found = catalog::exact_row_counts(tools, target, &names)?;
     let mut mismatches = Vec::new();
     for t in &with_rows {
         let expected = t.rows.unwrap_or(0) as i64;
@@ -276,7 +278,7 @@ fn check_restored(
             quote_ident(schema.as_deref().unwrap_or("public")),
             quote_ident(&name)
         );
-        let (ok, detail) = match query::run_sql(tools, target, &sql) {
+        let (ok, detail) = match psql::run_sql(tools, target, &sql) {
             Ok(rows) if rows.first().and_then(|r| r.first()).map(String::as_str) == Some("1") => {
                 (true, "exists and has rows".to_string())
             }
@@ -290,7 +292,7 @@ fn check_restored(
         });
     }
     for sql in &verify.assertions {
-        let (ok, detail) = match query::run_sql(tools, user_target, sql) {
+        let (ok, detail) = match psql::run_sql(tools, user_target, sql) {
             Ok(rows) => {
                 let v = rows
                     .first()

@@ -22,6 +22,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::toc::TocEntry;
+
 /// What the inspector learned.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ArchiveSummary {
@@ -43,23 +45,6 @@ pub struct ArchiveSummary {
     pub large_objects: u64,
 }
 
-/// One TOC entry with the dump ids it depends on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TocInfo {
-    /// Dump id (the number `pg_restore -l` prints first).
-    pub dump_id: i64,
-    /// Kind of object, e.g. `TABLE`, `RULE`.
-    pub desc: String,
-    /// Schema, empty when none.
-    pub namespace: String,
-    /// Name (for some kinds `table name`).
-    pub tag: String,
-    /// Dump ids this entry depends on.
-    pub deps: Vec<i64>,
-}
-
-type Entry = TocInfo;
-
 enum State {
     Header,
     BlockType,
@@ -80,7 +65,10 @@ pub struct ArchiveInspector {
     int_size: usize,
     off_size: usize,
     version: (u8, u8, u8),
-    entries: BTreeMap<i64, Entry>,
+    /// TOC entries in archive order.
+    entries: Vec<TocEntry>,
+    /// Position in `entries` by dump id.
+    by_id: BTreeMap<i64, usize>,
     summary: ArchiveSummary,
     /// Last bytes of the current table's data, to spot the COPY terminator.
     tail: Vec<u8>,
@@ -106,7 +94,8 @@ impl ArchiveInspector {
             int_size: 4,
             off_size: 8,
             version: (0, 0, 0),
-            entries: BTreeMap::new(),
+            entries: Vec::new(),
+            by_id: BTreeMap::new(),
             summary: ArchiveSummary::default(),
             tail: Vec::new(),
             next_header_try: 4096,
@@ -217,10 +206,11 @@ impl ArchiveInspector {
             State::BlockId { blobs: false } => {
                 let id = cur.int()?;
                 let key = self
-                    .entries
+                    .by_id
                     .get(&id)
+                    .map(|&i| &self.entries[i])
                     .filter(|e| e.desc == "TABLE DATA")
-                    .map(|e| format!("{}.{}", e.namespace, e.tag));
+                    .map(|e| format!("{}.{}", e.schema(), e.tag));
                 if let Some(k) = &key {
                     self.summary.table_rows.entry(k.clone()).or_default();
                 }
@@ -304,44 +294,9 @@ impl ArchiveInspector {
             cur.string()?.unwrap_or_default(),
         );
         let count = cur.int()?;
-        let mut entries = BTreeMap::new();
+        let mut entries = Vec::with_capacity(count.clamp(0, 1 << 16) as usize);
         for _ in 0..count.max(0) {
-            let id = cur.int()?;
-            cur.int()?; // had dumper
-            cur.string()?; // table oid
-            cur.string()?; // oid
-            let tag = cur.string()?.unwrap_or_default();
-            let desc = cur.string()?.unwrap_or_default();
-            cur.int()?; // section
-            for _ in 0..3 {
-                cur.string()?; // defn, drop, copy statement
-            }
-            let namespace = cur.string()?.unwrap_or_default();
-            cur.string()?; // tablespace
-            if v >= (1, 14) {
-                cur.string()?; // table access method
-            }
-            if v >= (1, 16) {
-                cur.int()?; // relkind
-            }
-            cur.string()?; // owner
-            cur.string()?; // with oids
-            let mut deps = Vec::new();
-            while let Some(dep) = cur.string()? {
-                deps.extend(dep.trim().parse::<i64>().ok());
-            }
-            cur.byte()?; // offset flag
-            cur.take(off_size)?;
-            entries.insert(
-                id,
-                Entry {
-                    dump_id: id,
-                    desc,
-                    namespace,
-                    tag,
-                    deps,
-                },
-            );
+            entries.push(toc_entry(cur, v, off_size)?);
         }
         self.int_size = cur.int_size;
         self.off_size = off_size;
@@ -350,6 +305,11 @@ impl ArchiveInspector {
         self.summary.server_version = server_version;
         self.summary.dump_version = dump_version;
         self.summary.toc_entries = entries.len() as u64;
+        self.by_id = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.dump_id, i))
+            .collect();
         self.entries = entries;
         Ok(State::BlockType)
     }
@@ -381,10 +341,72 @@ impl ArchiveInspector {
         !matches!(self.state, State::Header)
     }
 
-    /// The TOC entries read so far, by dump id.
-    pub fn toc(&self) -> Vec<TocInfo> {
-        self.entries.values().cloned().collect()
+    /// The TOC entries read so far, in archive order.
+    pub fn toc(&self) -> Vec<TocEntry> {
+        self.entries.clone()
     }
+}
+
+/// Reads the TOC of the archive `reader` yields, stopping right after it
+/// (the data blocks are not read).
+pub fn read_toc(mut reader: impl std::io::Read) -> std::io::Result<Vec<TocEntry>> {
+    let mut inspector = ArchiveInspector::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while !inspector.toc_complete() {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            inspector.end_of_stream();
+            break;
+        }
+        inspector.feed(&buf[..n]);
+    }
+    if let State::Failed(e) = &inspector.state {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            e.clone(),
+        ));
+    }
+    Ok(inspector.toc())
+}
+
+/// One TOC entry of an archive of format version `v`.
+fn toc_entry(cur: &mut Cursor, v: (u8, u8), off_size: usize) -> Result<TocEntry, NeedMore> {
+    let dump_id = cur.int()?;
+    cur.int()?; // had dumper
+    let catalog_oid = cur.string()?.and_then(|s| s.parse().ok()).unwrap_or(0);
+    let oid = cur.string()?.and_then(|s| s.parse().ok()).unwrap_or(0);
+    let tag = cur.string()?.unwrap_or_default();
+    let desc = cur.string()?.unwrap_or_default();
+    cur.int()?; // section
+    for _ in 0..3 {
+        cur.string()?; // defn, drop, copy statement
+    }
+    let namespace = cur.string()?.filter(|s| !s.is_empty());
+    cur.string()?; // tablespace
+    if v >= (1, 14) {
+        cur.string()?; // table access method
+    }
+    if v >= (1, 16) {
+        cur.int()?; // relkind
+    }
+    let owner = cur.string()?.filter(|s| !s.is_empty());
+    cur.string()?; // with oids
+    let mut deps = Vec::new();
+    while let Some(dep) = cur.string()? {
+        deps.extend(dep.trim().parse::<i64>().ok());
+    }
+    cur.byte()?; // offset flag
+    cur.take(off_size)?;
+    Ok(TocEntry {
+        dump_id,
+        catalog_oid,
+        oid,
+        desc,
+        namespace,
+        tag,
+        owner,
+        deps,
+    })
 }
 
 struct Cursor<'a> {

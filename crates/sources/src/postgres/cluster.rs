@@ -23,9 +23,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::catalog;
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
-use super::query::{self, quote_ident, quote_literal};
+use super::ident::{quote_ident, quote_literal};
+use super::psql;
 use super::tools::ClientTools;
 use crate::process;
 
@@ -221,17 +223,17 @@ impl ScratchCluster {
 
     /// Runs SQL in the `postgres` database; returns the rows.
     pub fn run_sql(&self, sql: &str) -> Result<Vec<Vec<String>>> {
-        query::run_sql(&self.tools, &self.target(), sql)
+        psql::run_sql(&self.tools, &self.target(), sql)
     }
 
     /// Runs SQL in database `db`; returns the rows.
     pub fn run_sql_in(&self, db: &str, sql: &str) -> Result<Vec<Vec<String>>> {
-        query::run_sql(&self.tools, &self.target().with_database(db), sql)
+        psql::run_sql(&self.tools, &self.target().with_database(db), sql)
     }
 
     /// Creates database `db`.
     pub fn create_database(&self, db: &str) -> Result<()> {
-        query::create_database(&self.tools, &self.target(), db)
+        catalog::create_database(&self.tools, &self.target(), db)
     }
 
     /// The last lines of the server log (for error messages).

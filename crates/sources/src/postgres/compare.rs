@@ -11,9 +11,11 @@
 use std::collections::BTreeMap;
 use std::process::Stdio;
 
+use super::catalog::SYSTEM_SCHEMA_FILTER;
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
-use super::query::{self, qualified, quote_ident, quote_literal, SYSTEM_SCHEMA_FILTER};
+use super::ident::{qualified, quote_ident, quote_literal};
+use super::psql;
 use super::tools::ClientTools;
 
 /// Key under which [`table_checksums`] reports large objects.
@@ -35,20 +37,9 @@ pub fn normalized_schema_dump(tools: &ClientTools, target: &PgTarget) -> Result<
     let mut cmd = crate::process::command(&tools.pg_dump);
     cmd.args(["--schema-only", "--no-owner", "--no-password"]);
     target.apply_env(&mut cmd);
-    cmd.stdin(Stdio::null());
-    let out = cmd.output().map_err(|source| PgError::Spawn {
-        program: tools.pg_dump.display().to_string(),
-        source,
-    })?;
-    if !out.status.success() {
-        return Err(query::classify_failure(
-            "pg_dump",
-            target,
-            &out.status.to_string(),
-            &String::from_utf8_lossy(&out.stderr),
-        ));
-    }
-    Ok(normalize_schema_sql(&String::from_utf8_lossy(&out.stdout)))
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let out = super::child::output_of(cmd, "pg_dump", target, None)?;
+    Ok(normalize_schema_sql(&String::from_utf8_lossy(&out)))
 }
 
 /// The normalisation [`normalized_schema_dump`] applies, for SQL from elsewhere.
@@ -94,7 +85,7 @@ pub fn table_checksums(
                            AND d.objid = c.oid AND d.deptype = 'e') \
          ORDER BY 1, 2;"
     );
-    let rels = query::run_sql(tools, target, &list_sql)?;
+    let rels = psql::run_sql(tools, target, &list_sql)?;
     let mut parts = Vec::new();
     for r in &rels {
         let [schema, name, kind] = r.as_slice() else {
@@ -122,7 +113,7 @@ pub fn table_checksums(
     ));
     let sql = format!("{STABLE_SETTINGS}\n{};", parts.join("\nUNION ALL "));
     let mut out = BTreeMap::new();
-    for r in query::run_sql(tools, target, &sql)? {
+    for r in psql::run_sql(tools, target, &sql)? {
         let [key, count, sum]: [String; 3] = r.try_into().map_err(|_| PgError::Parse {
             what: "checksum row".into(),
             detail: "unexpected field count".into(),

@@ -33,7 +33,7 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 use super::conn::PgTarget;
-use super::query::quote_literal;
+use super::ident::quote_literal;
 use super::tools::ClientTools;
 
 /// Schemas `supabase db dump` leaves out: platform-managed or extension-owned.

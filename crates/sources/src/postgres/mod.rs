@@ -6,33 +6,44 @@
 //!   environment, never to argv or logs.
 //! - [`tools::ClientTools`]: `pg_dump`/`pg_restore`/`pg_dumpall`/`psql` of a version
 //!   that fits the server.
-//! - [`query`]: SQL through `psql` (server version, sizes, row counts,
-//!   [`query::DependencyInfo`] for partial restores), with classified errors.
+//! - [`psql`]: SQL through `psql`; [`classify`]: tool failures into [`PgError`];
+//!   [`ident`]: quoting.
+//! - [`catalog`]: the catalog questions (server version, sizes, row counts,
+//!   [`catalog::DependencyInfo`] for partial restores).
 //! - [`session::Session`]: one held `psql` session (the backup's snapshot session).
 //! - [`dump`]: `pg_dump -Fc -Z0` and `pg_dumpall --globals-only` commands, and the
 //!   Supabase profile.
-//! - [`restore`]: `pg_restore` commands, TOC parsing and the entry selection that
-//!   makes a partial restore bring a table's indexes, constraints and triggers.
-//! - [`archive::ArchiveInspector`]: row counts per table from the archive as it streams.
+//! - [`toc::TocEntry`]: the archive's table of contents (one model), read by
+//!   [`archive::ArchiveInspector`] as the archive streams, which also counts rows per table.
+//! - [`selection`]: the entries a partial restore needs (a table's indexes,
+//!   constraints, triggers, ...); [`restore_cmd`]: the `pg_restore` command and its outcome.
 //! - [`cluster::ScratchCluster`]: throwaway clusters for tests and restore drills.
 //! - [`compare`]: normalised schema dumps and table checksums to prove a restore.
 //! - [`error::PgError`]: the error type of all of the above.
 
 pub mod archive;
+pub mod catalog;
+pub mod child;
+pub mod classify;
 pub mod cluster;
 pub mod compare;
 pub mod conn;
 pub mod dump;
 pub mod error;
-pub mod query;
-pub mod restore;
+pub mod ident;
+pub mod psql;
+pub mod restore_cmd;
+pub mod selection;
 pub mod session;
+pub mod toc;
 pub mod tools;
 
+pub use catalog::{DependencyInfo, TableStat, TargetCatalog};
 pub use cluster::ScratchCluster;
 pub use conn::PgTarget;
 pub use dump::{DumpOptions, Profile};
 pub use error::PgError;
-pub use query::{DependencyInfo, TableStat, TargetCatalog};
-pub use restore::{RestoreOptions, Selection, TocEntry};
+pub use restore_cmd::RestoreOptions;
+pub use selection::Selection;
+pub use toc::TocEntry;
 pub use tools::ClientTools;

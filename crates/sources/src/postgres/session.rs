@@ -15,20 +15,20 @@
 //! classified like any other tool failure.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, ChildStdout};
-use std::thread::JoinHandle;
+use std::process::{ChildStdin, ChildStdout};
 
+use super::classify::classify_failure;
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
-use super::query::{classify_failure, parse_rows, spawn_psql, Rows};
+use super::psql::{parse_rows, spawn_psql, Rows};
 use super::tools::ClientTools;
+use crate::process::Running;
 
 /// One open `psql` session.
 pub struct Session {
-    child: Child,
+    running: Option<Running>,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
-    stderr: Option<JoinHandle<String>>,
     target: PgTarget,
     marker: String,
 }
@@ -36,21 +36,14 @@ pub struct Session {
 impl Session {
     /// Connects to `target` (fails here when the server cannot be reached).
     pub fn open(tools: &ClientTools, target: &PgTarget) -> Result<Self> {
-        let mut child = spawn_psql(tools, target)?;
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
+        let mut running = spawn_psql(tools, target)?;
+        let stdin = running.take_stdin();
+        let stdout = BufReader::new(running.take_stdout().expect("stdout is piped"));
         let marker = random_marker()?;
         let mut session = Session {
-            child,
+            running: Some(running),
             stdin,
             stdout,
-            stderr: Some(stderr),
             target: target.clone(),
             marker,
         };
@@ -97,17 +90,16 @@ impl Session {
     /// The error that ended the session (psql exited: its status and stderr).
     fn failure(&mut self) -> PgError {
         self.stdin.take();
-        let status = self
-            .child
-            .wait()
-            .map(|s| s.to_string())
-            .unwrap_or_else(|e| e.to_string());
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        classify_failure("psql", &self.target, &status, &stderr)
+        match self.running.take().map(Running::wait) {
+            Some(Ok(out)) => {
+                classify_failure("psql", &self.target, &out.status.to_string(), &out.stderr)
+            }
+            Some(Err(e)) => e.into(),
+            None => PgError::io(
+                "psql session",
+                std::io::Error::other("the session has already ended"),
+            ),
+        }
     }
 
     /// Ends the session (an open transaction is rolled back by the server).
@@ -116,11 +108,10 @@ impl Session {
     }
 
     fn shutdown(&mut self) {
-        if self.stdin.take().is_some() {
-            let _ = self.child.wait();
-        }
-        if let Some(h) = self.stderr.take() {
-            let _ = h.join();
+        // Closing stdin makes psql disconnect and exit.
+        self.stdin.take();
+        if let Some(r) = self.running.take() {
+            let _ = r.wait();
         }
     }
 }
@@ -162,7 +153,7 @@ pub fn is_transaction_pooler(
     if first != second {
         return Ok(true);
     }
-    let other = pid(super::query::run_sql(
+    let other = pid(super::psql::run_sql(
         tools,
         target,
         "SELECT pg_backend_pid();",

@@ -1,0 +1,161 @@
+//! Classifying a failed client tool run from its stderr.
+//!
+//! Tools run with `LC_ALL=C`, so their messages are the English ones matched
+//! here; each known failure becomes its own [`PgError`] variant (and exit code).
+
+use super::conn::PgTarget;
+use super::error::PgError;
+
+/// Turns a failed tool run (its stderr) into the most specific error we can name.
+/// Used for psql here, and by the engine for pg_dump / pg_restore / pg_dumpall.
+pub fn classify_failure(tool: &str, target: &PgTarget, status: &str, stderr: &str) -> PgError {
+    let lower = stderr.to_ascii_lowercase();
+    let address = target.address();
+    if lower.contains("connection refused") {
+        return PgError::Unreachable {
+            address,
+            reason: "connection refused".into(),
+        };
+    }
+    if lower.contains("could not translate host name") {
+        return PgError::UnknownHost {
+            host: quoted_after(stderr, "host name").unwrap_or_else(|| address.clone()),
+        };
+    }
+    if lower.contains("timeout expired") {
+        return PgError::Timeout { address };
+    }
+    if lower.contains("no route to host") || lower.contains("network is unreachable") {
+        return PgError::Unreachable {
+            address,
+            reason: "no route to host".into(),
+        };
+    }
+    if lower.contains("on socket") && lower.contains("no such file or directory") {
+        return PgError::Unreachable {
+            address,
+            reason: "no server socket there".into(),
+        };
+    }
+    let user = || {
+        target
+            .user()
+            .map(str::to_string)
+            .unwrap_or_else(|| "(default user)".into())
+    };
+    if lower.contains("password authentication failed") {
+        return PgError::AuthFailed {
+            user: quoted_after(stderr, "for user").unwrap_or_else(user),
+            detail: "password authentication failed".into(),
+        };
+    }
+    if lower.contains("no password supplied") {
+        return PgError::AuthFailed {
+            user: user(),
+            detail: "the server requires a password and none was given".into(),
+        };
+    }
+    if lower.contains("fatal") && lower.contains("role \"") && lower.contains("does not exist") {
+        return PgError::RoleMissing {
+            role: quoted_after(stderr, "role").unwrap_or_else(user),
+        };
+    }
+    if lower.contains("database \"") && lower.contains("does not exist") && lower.contains("fatal")
+    {
+        return PgError::DatabaseMissing {
+            database: quoted_after(stderr, "database")
+                .or_else(|| target.database().map(str::to_string))
+                .unwrap_or_default(),
+        };
+    }
+    if lower.contains("too many connections for role")
+        || lower.contains("sorry, too many clients already")
+        || lower.contains("remaining connection slots are reserved")
+        || lower.contains("too many connections for database")
+    {
+        let detail = stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| l.to_ascii_lowercase().contains("connection") || l.contains("too many"))
+            .unwrap_or(stderr.trim());
+        return PgError::TooManyConnections {
+            address,
+            detail: detail.to_string(),
+        };
+    }
+    // lock_timeout (our sessions), or pg_dump's --lock-wait-timeout (a
+    // statement_timeout around its LOCK TABLE).
+    if lower.contains("canceling statement due to lock timeout")
+        || (lower.contains("canceling statement due to statement timeout")
+            && lower.contains("lock table"))
+    {
+        let detail: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        return PgError::LockTimeout {
+            detail: format!("{tool}: {}", detail.join(" ")),
+        };
+    }
+    PgError::ToolFailed {
+        tool: tool.to_string(),
+        status: status.to_string(),
+        stderr: stderr.trim().to_string(),
+    }
+}
+
+/// The first `"quoted"` word after `marker` in `text`.
+fn quoted_after(text: &str, marker: &str) -> Option<String> {
+    let i = text.find(marker)? + marker.len();
+    let rest = &text[i..];
+    let start = rest.find('"')? + 1;
+    let end = rest[start..].find('"')? + start;
+    Some(rest[start..end].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_connection_errors() {
+        let t = PgTarget::parse("postgres://bob@127.0.0.1:1/db").unwrap();
+        let e = classify_failure(
+            "psql",
+            &t,
+            "exit status: 2",
+            "psql: error: connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?",
+        );
+        assert!(matches!(e, PgError::Unreachable { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "could not connect to server at 127.0.0.1:1: connection refused — is PostgreSQL running? check the URL"
+        );
+        let e = classify_failure(
+            "psql",
+            &t,
+            "exit status: 2",
+            "psql: error: connection to server at \"127.0.0.1\", port 1 failed: FATAL:  password authentication failed for user \"bob\"",
+        );
+        assert!(
+            e.to_string()
+                .starts_with("password authentication failed for user bob: check the password"),
+            "{e}"
+        );
+        let e = classify_failure(
+            "psql",
+            &t,
+            "exit status: 2",
+            "psql: error: connection to server at \"127.0.0.1\", port 1 failed: FATAL:  database \"db\" does not exist",
+        );
+        assert!(matches!(e, PgError::DatabaseMissing { ref database } if database == "db"));
+        let e = classify_failure(
+            "psql",
+            &t,
+            "exit status: 3",
+            "ERROR:  relation \"x\" does not exist",
+        );
+        assert!(matches!(e, PgError::ToolFailed { .. }));
+    }
+}
