@@ -1,7 +1,8 @@
 //! PostgreSQL: connection targets, client tool discovery, logical dump and restore, scratch clusters.
 //!
-//! Everything here drives PostgreSQL's own client tools through `std::process`;
-//! the engine connects their stdin/stdout to the repository. Main pieces:
+//! Everything here drives PostgreSQL's own client tools through the one runner
+//! in [`crate::process`]; [`child`] hands the engine each tool as a reader or
+//! writer plus `finish()`, which the engine connects to the repository. Main pieces:
 //! - [`conn::PgTarget`]: a parsed `postgres://` URL; passwords go to the child
 //!   environment, never to argv or logs.
 //! - [`tools::ClientTools`]: `pg_dump`/`pg_restore`/`pg_dumpall`/`psql` of a version
