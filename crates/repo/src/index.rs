@@ -19,6 +19,16 @@ const MAGIC: &[u8; 4] = b"LBIX";
 const VERSION: u8 = 1;
 const BLOB_LEN: usize = 1 + 1 + 32 + 4 + 4 + 4;
 
+/// Interpolation probes before [`Index::find`] falls back to binary search.
+const INTERPOLATION_ROUNDS: usize = 6;
+/// Windows this small are binary searched right away.
+const LINEAR_WINDOW: usize = 16;
+
+/// The first 8 bytes of an id as a number, in the ids' sort order.
+fn id_prefix(id: &Id) -> u64 {
+    u64::from_be_bytes(id.0[..8].try_into().expect("8 bytes"))
+}
+
 /// A pack and the blobs it holds, as written to an index file.
 #[derive(Debug, Clone)]
 pub struct PackRecord {
@@ -151,12 +161,40 @@ impl Index {
         self.sorted = true;
     }
 
+    /// Interpolation search, then binary search in what is left: blob ids
+    /// are keyed hashes, spread evenly, so a few probes near the spot the
+    /// id's first bytes predict replace the ~20 scattered cache misses of a
+    /// plain binary search over millions of entries (a re-backup looks up
+    /// every chunk of every unchanged file). Any order of ids stays correct:
+    /// the probes only narrow the window.
     fn find(&self, id: &Id) -> Option<&IndexEntry> {
         debug_assert!(self.sorted, "index used before finalize");
-        self.entries
+        let entries = &self.entries;
+        let (mut lo, mut hi) = (0, entries.len());
+        let key = id_prefix(id);
+        for _ in 0..INTERPOLATION_ROUNDS {
+            if hi - lo <= LINEAR_WINDOW {
+                break;
+            }
+            let (first, last) = (id_prefix(&entries[lo].id), id_prefix(&entries[hi - 1].id));
+            if key < first || key > last {
+                return None;
+            }
+            if first == last {
+                break;
+            }
+            let span = (hi - 1 - lo) as u128;
+            let pos = lo + ((key - first) as u128 * span / (last - first) as u128) as usize;
+            match entries[pos].id.cmp(id) {
+                std::cmp::Ordering::Equal => return Some(&entries[pos]),
+                std::cmp::Ordering::Less => lo = pos + 1,
+                std::cmp::Ordering::Greater => hi = pos,
+            }
+        }
+        entries[lo..hi]
             .binary_search_by(|e| e.id.cmp(id))
             .ok()
-            .map(|i| &self.entries[i])
+            .map(|i| &entries[lo + i])
     }
 
     /// Whether the blob is stored.
@@ -453,6 +491,64 @@ mod tests {
         let mut bad = bytes.clone();
         bad[40] ^= 1;
         assert!(decode_index_file(&keys, &name, &bad).is_err());
+    }
+
+    fn index_of(ids: &[Id]) -> Index {
+        let blobs = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| PackEntry {
+                kind: BlobKind::Data,
+                compressed: false,
+                id: *id,
+                offset: i as u32,
+                len: 1,
+                raw_len: 1,
+            })
+            .collect();
+        let mut idx = Index::default();
+        idx.add_records(&[PackRecord {
+            id: Id([0; 32]),
+            size: 1,
+            blobs,
+        }]);
+        idx.finalize();
+        idx
+    }
+
+    /// The interpolation search finds every id and no other, whether the
+    /// ids are spread evenly (hashes), share their first bytes, or bunch up
+    /// at the ends of the range.
+    #[test]
+    fn lookup_finds_each_id_whatever_their_spread() {
+        let hashed: Vec<Id> = (0..5000u32).map(|i| Id::of_file(&i.to_le_bytes())).collect();
+        let shared_prefix: Vec<Id> = (0..5000u32)
+            .map(|i| {
+                let mut b = [7u8; 32];
+                b[28..].copy_from_slice(&(i * 3).to_be_bytes());
+                Id(b)
+            })
+            .collect();
+        let skewed: Vec<Id> = (0..5000u64)
+            .map(|i| {
+                let mut b = [0u8; 32];
+                let v = if i % 2 == 0 { i * i * i } else { u64::MAX - i };
+                b[..8].copy_from_slice(&v.to_be_bytes());
+                Id(b)
+            })
+            .collect();
+        for ids in [hashed, shared_prefix, skewed] {
+            let idx = index_of(&ids);
+            for id in &ids {
+                assert!(idx.contains(id), "{id}");
+                let mut other = *id;
+                other.0[31] ^= 0x80;
+                other.0[30] ^= 0x55;
+                assert_eq!(idx.contains(&other), ids.contains(&other), "{other}");
+            }
+            assert!(!idx.contains(&Id([0xff; 32])) || ids.contains(&Id([0xff; 32])));
+            assert!(!idx.contains(&Id([0; 32])) || ids.contains(&Id([0; 32])));
+        }
     }
 }
 
