@@ -7,7 +7,8 @@
 //! 1. load every index file (a damaged one is a problem, the rest still load);
 //! 2. every indexed pack exists with its indexed size;
 //! 3. with `read_data`, read packs (all or a random N% each run): the pack
-//!    hashes to its name, and every blob decrypts and hashes to its id;
+//!    hashes to its name, and every blob decrypts and hashes to its id (a
+//!    fetch ahead, one verifier per core, a few packs in memory);
 //! 4. every snapshot loads, and walking its trees finds every blob indexed
 //!    and undamaged; damage is reported per snapshot with the paths it hits.
 //!    Before a snapshot is called damaged, the index is reloaded if index

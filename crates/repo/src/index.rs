@@ -3,7 +3,7 @@
 //! Index files (`index/<id>`) are written after the packs they describe; a
 //! snapshot is written only after its index. In memory all index files are
 //! merged into one sorted vector of fixed-size entries ([`IndexEntry`],
-//! 52 bytes) searched by binary search, plus a small pack table: memory is
+//! 52 bytes) searched by interpolation then binary search, plus a small pack table: memory is
 //! bounded at about 52 bytes per blob (FORMAT.md, "Index").
 //!
 //! File layout (plaintext, then sealed): `"LBIX" | version u8 | packs u32`;
