@@ -203,7 +203,7 @@ impl<'a> HexBytes<'a> {
     /// `None` when `hex` is not valid hex (then the name is its lossy form,
     /// as [`decode_bytes`] falls back to).
     fn new(hex: &'a str) -> Option<Self> {
-        (hex.len() % 2 == 0 && hex.bytes().all(|c| c.is_ascii_hexdigit()))
+        (hex.len().is_multiple_of(2) && hex.bytes().all(|c| c.is_ascii_hexdigit()))
             .then(|| HexBytes(hex.as_bytes().chunks_exact(2)))
     }
 }
