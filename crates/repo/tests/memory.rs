@@ -213,9 +213,15 @@ async fn verify_costs_the_index_plus_a_few_bytes_per_blob() {
         assert!(report.is_ok(), "{report:?}");
         let index = repo.index();
         // The index, one index file while loading, 8 bytes per blob for the
-        // grouping by pack, one pack with --read-data, and 2 MiB for the rest
-        // (one directory's tree, the storage listing).
-        let pack = if read_data.is_some() { 17 << 20 } else { 0 };
+        // grouping by pack, with --read-data one pack per verifier (one per
+        // core) plus the one being fetched, and 2 MiB for the rest (one
+        // directory's tree, the storage listing).
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let pack = if read_data.is_some() {
+            (cores + 1) * (17 << 20)
+        } else {
+            0
+        };
         let bound = index.heap_bytes() + 2 * file + 8 * index.len() + pack + (2 << 20);
         eprintln!(
             "check (read_data {read_data:?}): {} blobs, peak heap {peak} bytes ({:.1} per blob)",
