@@ -638,3 +638,69 @@ fn a_marker_planted_by_another_user_does_not_make_a_restore_resume() {
     assert_eq!(fs::read(&victim).unwrap(), good);
     assert!(!target.join(MARKER).exists());
 }
+
+/// Give `path` and everything below it to `uid` (without following symlinks).
+fn chown_tree(path: &Path, uid: u32) {
+    lchown(path, Some(uid), Some(uid)).unwrap();
+    if fs::symlink_metadata(path).unwrap().is_dir() {
+        for e in fs::read_dir(path).unwrap() {
+            chown_tree(&e.unwrap().path(), uid);
+        }
+    }
+}
+
+/// A re-backup reuses the parent's xattrs of unchanged inodes only when
+/// the parent read them with at least its privilege: a parent taken as a
+/// user never saw `trusted.*`, so a root re-backup of the unchanged file
+/// must read its xattrs again instead of storing the user's view.
+#[test]
+fn a_root_rebackup_after_a_user_backup_keeps_trusted_xattrs_of_unchanged_files() {
+    let test = "a_root_rebackup_after_a_user_backup_keeps_trusted_xattrs_of_unchanged_files";
+    if !prerequisite(
+        is_root(),
+        test,
+        "needs root (trusted.* xattrs, a backup as nobody)",
+    ) {
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let ws = Workspace::init();
+    fs::set_permissions(
+        ws.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let src = ws.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let file = src.join("f");
+    fs::write(&file, b"content\n").unwrap();
+    if !prerequisite(
+        xattr::set(&file, "trusted.lifeboat", b"root only").is_ok(),
+        test,
+        "the test filesystem does not take trusted.* xattrs",
+    ) {
+        return;
+    }
+    chown_tree(&src, NOBODY);
+    chown_tree(&ws.repo, NOBODY);
+    lchown(&ws.pass, Some(NOBODY), Some(NOBODY)).unwrap();
+    ws.run_with(&["backup", src.to_str().unwrap()], |c| {
+        use std::os::unix::process::CommandExt;
+        c.env("HOME", ws.tmp.path()).uid(NOBODY).gid(NOBODY);
+    })
+    .ok();
+    let second = ws.run(&["--json", "backup", src.to_str().unwrap()]);
+    second.ok();
+    assert!(
+        second.json()["snapshot"]["parent"].is_string(),
+        "{}",
+        second.stdout
+    );
+    let out = ws.path("out");
+    ws.run(&["restore", "latest", "--to", out.to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        xattr::get(out.join("src/f"), "trusted.lifeboat").unwrap(),
+        Some(b"root only".to_vec())
+    );
+}

@@ -88,6 +88,14 @@ pub async fn backup_files(
         Some((_, s)) => repo.load_tree(&s.tree).await.ok(),
         None => None,
     };
+    let as_root = lifeboat_sources::files::can_chown();
+    let reuse_xattrs = match &parent {
+        Some((id, _)) => repo
+            .load_snapshot(id)
+            .await
+            .is_ok_and(|s| xattrs_reusable(&s, as_root)),
+        None => false,
+    };
     progress.set_phase("backing up files");
     let writer = BlobWriter::new(repo.clone());
     let (writer, root, walk) = tokio::task::spawn_blocking({
@@ -97,7 +105,8 @@ pub async fn backup_files(
             let chunker = repo.cdc_chunker();
             let (root_id, result) = std::thread::scope(|s| -> Result<(Id, WalkResult)> {
                 let reads = ReadPool::start(s, &writer, &chunker, &progress);
-                let w = Walk::new(&repo, &writer, &req, &progress, reads);
+                let mut w = Walk::new(&repo, &writer, &req, &progress, reads);
+                w.reuse_xattrs = reuse_xattrs;
                 walk_paths(w, &paths, parent_tree.as_ref(), &time)
             })?;
             Ok((writer, root_id, result))
@@ -126,6 +135,7 @@ pub async fn backup_files(
             environment_captured: walk.env_captured,
             warnings: walk.warnings.len(),
             changed_files: walk.changed,
+            xattrs_read_as_root: Some(as_root),
         }),
     };
     let (id, snapshot) = seal_snapshot(&repo, writer, snap).await?;
@@ -238,6 +248,9 @@ struct Walk<'a> {
     env_captured: bool,
     reads: ReadPool,
     linked: HashMap<(u64, u64), Linked>,
+    /// Whether the parent's xattrs of an unchanged inode are complete for
+    /// this run (see [`xattrs_reusable`]).
+    reuse_xattrs: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -262,6 +275,7 @@ impl<'a> Walk<'a> {
             env_captured: false,
             reads,
             linked: HashMap::new(),
+            reuse_xattrs: false,
         }
     }
 
@@ -321,7 +335,7 @@ impl<'a> Walk<'a> {
         node.uid = meta.uid;
         node.gid = meta.gid;
         let prev = prev.filter(|p| p.kind == kind);
-        match prev.filter(|p| same_inode_state(p, meta)) {
+        match prev.filter(|p| self.reuse_xattrs && same_inode_state(p, meta)) {
             // Setting or removing an extended attribute (an ACL too)
             // changes the ctime: an unchanged inode has the parent's.
             Some(p) => node.xattrs = p.xattrs.clone(),
@@ -516,6 +530,19 @@ impl<'a> Walk<'a> {
             .map(|t| t.as_nanosecond() as i64)
             .unwrap_or(0);
         Ok(stream_node(ENV_CAPTURE_NAME, vec![id], size, mtime))
+    }
+}
+
+/// Whether the parent snapshot's xattrs of unchanged inodes can stand in
+/// for reading them: only when the parent says it read them as root, or
+/// as a user like this run. A parent that does not say (written before
+/// xattrs were reused, or by a version that did not store them, whose
+/// nodes read as "no xattrs") or read them as a user while this run is
+/// root (`trusted.*` is listed to root only) would drop xattrs silently.
+fn xattrs_reusable(parent: &Snapshot, as_root: bool) -> bool {
+    match serde_json::from_value::<FilesMeta>(parent.meta.clone()) {
+        Ok(m) => m.xattrs_read_as_root.is_some_and(|r| r || !as_root),
+        Err(_) => false,
     }
 }
 

@@ -24,6 +24,11 @@ pub struct FilesMeta {
     /// Files that changed while they were read (stored as read).
     #[serde(default)]
     pub changed_files: Vec<String>,
+    /// Whether extended attributes were read as root (as root, `trusted.*`
+    /// ones are listed too). Absent in snapshots written before xattrs of
+    /// unchanged files were reused from the parent: theirs are read again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xattrs_read_as_root: Option<bool>,
 }
 
 /// The typed `meta` of a snapshot, by kind.
@@ -103,9 +108,10 @@ mod tests {
             environment_captured: true,
             warnings: 1,
             changed_files: vec!["/srv/app/log".into()],
+            xattrs_read_as_root: Some(true),
         };
         let want = json!({"redacted_files": ["/srv/app/.env"], "environment_captured": true,
-            "warnings": 1, "changed_files": ["/srv/app/log"]});
+            "warnings": 1, "changed_files": ["/srv/app/log"], "xattrs_read_as_root": true});
         assert_eq!(to_value(&meta), want);
         // Older snapshots lack fields: they read as empty.
         let old: FilesMeta = serde_json::from_value(json!({"warnings": 0})).unwrap();
