@@ -802,3 +802,36 @@ fn a_restore_test_cluster_left_by_a_killed_lifeboat_is_stopped_and_removed_by_th
     );
     assert!(scratch_dirs(tmp.path()).is_empty());
 }
+
+/// An export that fails half way (here: a damaged pack) removes the file it
+/// created: a truncated plain script would otherwise run in psql without
+/// complaint, and the retry would be refused because the file exists.
+#[test]
+fn a_failed_export_leaves_no_partial_dump_behind() {
+    let src = cluster();
+    src.create_database("pe").unwrap();
+    src.run_sql_in(
+        "pe",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;",
+    )
+    .unwrap();
+    let ws = Workspace::new(&url(&src, "pe"), "");
+    ws.backup(&[]);
+    for (_, path, size) in common::packs(&ws.repo) {
+        common::flip_byte(&path, (size / 2) as usize);
+    }
+    for format in ["custom", "plain"] {
+        let out = ws.path(format!("broken.{format}"));
+        let r = ws.run(&[
+            "dump",
+            "export",
+            "latest",
+            "--format",
+            format,
+            "-o",
+            &out.to_string_lossy(),
+        ]);
+        assert_ne!(r.code, 0, "{format}: {r:?}");
+        assert!(!out.exists(), "{format}: a partial export was left: {r:?}");
+    }
+}
