@@ -802,3 +802,73 @@ fn a_restore_test_cluster_left_by_a_killed_lifeboat_is_stopped_and_removed_by_th
     );
     assert!(scratch_dirs(tmp.path()).is_empty());
 }
+
+/// An export that fails half way (here: a damaged pack) removes the file it
+/// created: a truncated plain script would otherwise run in psql without
+/// complaint, and the retry would be refused because the file exists.
+#[test]
+fn a_failed_export_leaves_no_partial_dump_behind() {
+    let src = cluster();
+    src.create_database("pe").unwrap();
+    src.run_sql_in(
+        "pe",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;",
+    )
+    .unwrap();
+    let ws = Workspace::new(&url(&src, "pe"), "");
+    ws.backup(&[]);
+    for (_, path, size) in common::packs(&ws.repo) {
+        common::flip_byte(&path, (size / 2) as usize);
+    }
+    for format in ["custom", "plain"] {
+        let out = ws.path(format!("broken.{format}"));
+        let r = ws.run(&[
+            "dump",
+            "export",
+            "latest",
+            "--format",
+            format,
+            "-o",
+            &out.to_string_lossy(),
+        ]);
+        assert_ne!(r.code, 0, "{format}: {r:?}");
+        assert!(!out.exists(), "{format}: a partial export was left: {r:?}");
+    }
+}
+
+/// psql losing its connection while applying globals.sql (exit 2) fails the
+/// restore: the roles were not applied, which was reported as success.
+#[test]
+fn restore_fails_when_psql_cannot_apply_the_globals() {
+    let src = cluster();
+    src.create_database("gl").unwrap();
+    src.run_sql_in("gl", "CREATE TABLE t (id int); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("lifeboat-gl-")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = tmp.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let real = server_bin();
+    for tool in TOOLS {
+        // psql running the globals script (`-f -` with ON_ERROR_STOP=0) dies
+        // as it does when the server goes away; every other use is real.
+        let script = format!(
+            "#!/bin/sh\ncase \"$*\" in *ON_ERROR_STOP=0*) cat >/dev/null; echo 'psql:<stdin>:1: fatal: connection to server was lost' >&2; exit 2;; esac\nexec '{}/{tool}' \"$@\"\n",
+            real.display()
+        );
+        let path = bin.join(tool);
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let ws = Workspace::new(
+        &url(&src, "gl"),
+        &format!("bin_dir = {:?}", bin.display().to_string()),
+    );
+    ws.backup(&[]);
+    let r = ws.restore("latest", &url(&src, "gl_copy"), &["--roles"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("connection to server was lost"), "{r:?}");
+}

@@ -33,7 +33,8 @@ impl ExportFormat {
 
 /// Where the export goes.
 pub enum ExportTo {
-    /// A new file, created 0600 (a dump is plaintext); an existing one is refused.
+    /// A new file, created 0600 (a dump is plaintext); an existing one is refused,
+    /// and the file is removed again when the export fails.
     File(PathBuf),
     /// A stream (e.g. standard output).
     Writer(Box<dyn Write + Send>),
@@ -78,7 +79,19 @@ pub async fn export(ctx: &Ctx, req: ExportRequest) -> Result<ExportReport> {
         ),
         ExportTo::Writer(w) => (w, None),
     };
-    let bytes = export_dump(&repo, &snap, req.format, out, bin_dir).await?;
+    let bytes = match export_dump(&repo, &snap, req.format, out, bin_dir).await {
+        Ok(n) => n,
+        Err(e) => {
+            // A truncated dump must not be left behind looking like one: a
+            // partial plain script would run in psql without complaint, and
+            // the retry would be refused because the file exists. The file
+            // was created by this call (create_new), so removing it is safe.
+            if let Some(p) = &file {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+    };
     Ok(ExportReport {
         snapshot: id,
         file,

@@ -234,6 +234,18 @@ pub(crate) fn apply_globals(
     let _ = stdin.write_all(&sql);
     drop(stdin);
     let out = child.wait()?;
+    // With ON_ERROR_STOP=0 a failing statement still exits 0; any other
+    // status (1: psql's own failure, 2: the connection failed or was lost)
+    // means the roles were not (all) applied.
+    if !out.status.success() {
+        return Err(lifeboat_sources::postgres::classify::classify_failure(
+            "psql (applying globals.sql)",
+            target,
+            &out.status.to_string(),
+            &out.stderr,
+        )
+        .into());
+    }
     Ok(out
         .stderr
         .lines()

@@ -101,12 +101,30 @@ pub struct PgTarget {
 
 impl PgTarget {
     /// Parses a `postgres://` or `postgresql://` URL.
+    ///
+    /// When a `/`, `?` or `#` comes before the URL's last `@` (a password
+    /// holding one of them unencoded cuts the userinfo short), an error does
+    /// not quote any part of the URL: it could be a piece of the password.
     pub fn parse(url: &str) -> Result<Self> {
         let url = url.trim();
         let rest = url
             .strip_prefix("postgresql://")
             .or_else(|| url.strip_prefix("postgres://"))
             .ok_or_else(|| invalid("it must start with postgres:// or postgresql://"))?;
+        let userinfo_cut = rest
+            .find(['/', '?', '#'])
+            .is_some_and(|i| rest[i..].contains('@') && !rest[..i].contains('@'));
+        Self::parse_after_scheme(rest).map_err(|e| match e {
+            PgError::InvalidUrl { .. } if userinfo_cut => invalid(
+                "it does not parse (the text is not shown: it may hold the password); \
+                 a '/', '?' or '#' in the user name or password must be percent-encoded \
+                 as %2F, %3F or %23",
+            ),
+            other => other,
+        })
+    }
+
+    fn parse_after_scheme(rest: &str) -> Result<Self> {
         let (main, query) = match rest.split_once('?') {
             Some((m, q)) => (m, Some(q)),
             None => (rest, None),
@@ -561,6 +579,27 @@ mod tests {
         ] {
             assert!(PgTarget::parse(bad).is_err(), "{bad} should fail");
         }
+    }
+
+    #[test]
+    fn a_password_cut_short_by_an_unencoded_separator_is_not_echoed() {
+        for (bad, secret) in [
+            ("postgres://alice:s3cr3t/x@db.example/app", "s3cr3t"),
+            ("postgres://alice:pa?ssw0rd@db.example/app", "ssw0rd"),
+            ("postgres://alice:pa#ssw0rd@db.example/app", "ssw0rd"),
+        ] {
+            let e = PgTarget::parse(bad).unwrap_err().to_string();
+            assert!(!e.contains(secret), "{bad}: {e}");
+            assert!(e.contains("%2F"), "{bad}: the fix is named: {e}");
+        }
+        // Without an '@' after the cut the value is still quoted (a port typo).
+        let e = PgTarget::parse("postgres://h:54x2/db")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("54x2"), "{e}");
+        // A user name with '@' in the query is no reason to fail.
+        let t = PgTarget::parse("postgres://h:5432/db?user=me@srv").unwrap();
+        assert_eq!(t.user(), Some("me@srv"));
     }
 
     #[test]
