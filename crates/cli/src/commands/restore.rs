@@ -115,7 +115,7 @@ async fn restore_postgres(
         schema_only: a.pg.schema_only,
         data_only: a.pg.data_only,
         clean: a.clean,
-        jobs: a.jobs.max(1),
+        jobs: a.jobs,
         ..RestoreOptions::default()
     };
     let req = PgLogicalRestore {
@@ -181,6 +181,7 @@ async fn restore_postgres(
                 .unwrap_or_default(),
             o.seconds
         );
+        crate::outln!("  restored with {}", o.method);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -41,6 +41,23 @@ pub struct ArchiveSummary {
     pub table_bytes: BTreeMap<String, u64>,
     /// Large objects in the archive.
     pub large_objects: u64,
+    /// Where each data block starts in the stream, in stream order (absent
+    /// in snapshots taken before it was recorded). The header and TOC end
+    /// where the first block starts; a block ends where the next starts
+    /// (the last at the end of the stream). A restore uses it to read
+    /// several tables' data from the repository at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_blocks: Option<Vec<DataBlock>>,
+}
+
+/// One data block of the archive: the dump id of its TOC entry and the
+/// stream offset of its first byte (the block type).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DataBlock {
+    /// Dump id of the `TABLE DATA` or `BLOBS` entry.
+    pub dump_id: i64,
+    /// Byte offset in the archive stream.
+    pub offset: u64,
 }
 
 /// One TOC entry with the dump ids it depends on.
@@ -59,6 +76,17 @@ pub struct TocInfo {
 }
 
 type Entry = TocInfo;
+
+/// The section of the restore a TOC entry belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// Definitions created before the data (tables, types, functions).
+    PreData,
+    /// Table data, large objects, sequence values.
+    Data,
+    /// Indexes, constraints, triggers, ACLs, materialized view data.
+    PostData,
+}
 
 enum State {
     Header,
@@ -86,6 +114,12 @@ pub struct ArchiveInspector {
     tail: Vec<u8>,
     /// Buffer size at which to try parsing the header again.
     next_header_try: usize,
+    /// Stream bytes parsed so far (each byte counted once, when its step completes).
+    consumed: u64,
+    /// Offset of the data block being parsed.
+    block_start: u64,
+    /// Section number of each entry, in TOC order (1 none, 2 pre-data, 3 data, 4 post-data).
+    sections: Vec<(i64, i64)>,
 }
 
 impl Default for ArchiveInspector {
@@ -110,6 +144,9 @@ impl ArchiveInspector {
             summary: ArchiveSummary::default(),
             tail: Vec::new(),
             next_header_try: 4096,
+            consumed: 0,
+            block_start: 0,
+            sections: Vec::new(),
         }
     }
 
@@ -134,6 +171,7 @@ impl ArchiveInspector {
                         self.tail.drain(..excess);
                     }
                     *left -= n as u64;
+                    self.consumed += n as u64;
                     data = &data[n..];
                     if *left == 0 {
                         let key = key.take();
@@ -143,6 +181,7 @@ impl ArchiveInspector {
                 State::BlobChunk { left } => {
                     let n = (*left).min(data.len() as u64) as usize;
                     *left -= n as u64;
+                    self.consumed += n as u64;
                     data = &data[n..];
                     if *left == 0 {
                         self.state = State::BlobChunkLen;
@@ -176,6 +215,9 @@ impl ArchiveInspector {
     /// One parse step on `input`; the bytes used, or `None` when more are needed.
     fn try_step(&mut self, input: &[u8]) -> Option<usize> {
         let state = std::mem::replace(&mut self.state, State::Done);
+        if matches!(state, State::BlockType) {
+            self.block_start = self.consumed;
+        }
         let mut cur = Cursor {
             buf: input,
             pos: 0,
@@ -184,6 +226,7 @@ impl ArchiveInspector {
         match self.step(&state, &mut cur) {
             Ok(next) => {
                 self.state = next;
+                self.consumed += cur.pos as u64;
                 Some(cur.pos)
             }
             Err(NeedMore) => {
@@ -211,11 +254,13 @@ impl ArchiveInspector {
                 other => State::Failed(format!("unknown data block type {other}")),
             },
             State::BlockId { blobs: true } => {
-                cur.int()?;
+                let id = cur.int()?;
+                self.record_block(id);
                 State::BlobOid
             }
             State::BlockId { blobs: false } => {
                 let id = cur.int()?;
+                self.record_block(id);
                 let key = self
                     .entries
                     .get(&id)
@@ -253,6 +298,14 @@ impl ArchiveInspector {
                 unreachable!("checked by the caller")
             }
         })
+    }
+
+    fn record_block(&mut self, dump_id: i64) {
+        let offset = self.block_start;
+        self.summary
+            .data_blocks
+            .get_or_insert_with(Vec::new)
+            .push(DataBlock { dump_id, offset });
     }
 
     /// pg_dump ends each COPY block with `\\.` and two empty lines, which are not rows.
@@ -305,6 +358,7 @@ impl ArchiveInspector {
         );
         let count = cur.int()?;
         let mut entries = BTreeMap::new();
+        let mut sections = Vec::new();
         for _ in 0..count.max(0) {
             let id = cur.int()?;
             cur.int()?; // had dumper
@@ -312,7 +366,7 @@ impl ArchiveInspector {
             cur.string()?; // oid
             let tag = cur.string()?.unwrap_or_default();
             let desc = cur.string()?.unwrap_or_default();
-            cur.int()?; // section
+            let section = cur.int()?;
             for _ in 0..3 {
                 cur.string()?; // defn, drop, copy statement
             }
@@ -332,6 +386,7 @@ impl ArchiveInspector {
             }
             cur.byte()?; // offset flag
             cur.take(off_size)?;
+            sections.push((id, section));
             entries.insert(
                 id,
                 Entry {
@@ -351,6 +406,8 @@ impl ArchiveInspector {
         self.summary.dump_version = dump_version;
         self.summary.toc_entries = entries.len() as u64;
         self.entries = entries;
+        self.sections = sections;
+        self.summary.data_blocks = Some(Vec::new());
         Ok(State::BlockType)
     }
 
@@ -379,6 +436,25 @@ impl ArchiveInspector {
     /// Whether the header and TOC have been read.
     pub fn toc_complete(&self) -> bool {
         !matches!(self.state, State::Header)
+    }
+
+    /// Dump ids in TOC order with the section pg_restore files each under:
+    /// an entry of no section (comments, ACLs) belongs to the section of
+    /// the entry before it, as in pg_restore's `--section` handling.
+    pub fn effective_sections(&self) -> Vec<(i64, Section)> {
+        let mut current = Section::PreData;
+        self.sections
+            .iter()
+            .map(|&(id, s)| {
+                current = match s {
+                    2 => Section::PreData,
+                    3 => Section::Data,
+                    4 => Section::PostData,
+                    _ => current,
+                };
+                (id, current)
+            })
+            .collect()
     }
 
     /// The TOC entries read so far, by dump id.
