@@ -163,7 +163,7 @@ impl ArchiveInspector {
                 State::Chunk { key, left } => {
                     let n = (*left).min(data.len() as u64) as usize;
                     if let Some(k) = key {
-                        let lines = data[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+                        let lines = memchr::memchr_iter(b'\n', &data[..n]).count() as u64;
                         *self.summary.table_rows.entry(k.clone()).or_default() += lines;
                         *self.summary.table_bytes.entry(k.clone()).or_default() += n as u64;
                         self.tail.extend_from_slice(&data[n.saturating_sub(8)..n]);
