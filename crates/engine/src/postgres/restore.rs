@@ -4,9 +4,11 @@
 //! missing, and a non-empty one is refused unless `clean` or `force`.
 //! Execute: apply the globals when asked; for a partial restore, read the
 //! archive's TOC and select the chosen tables' or schemas' entries (with
-//! their indexes, constraints, triggers, sequences); then stream the archive
-//! from the repository into `pg_restore` (or, with `jobs > 1`, spool it to a
-//! temporary file first, as `pg_restore -j` needs a seekable file).
+//! their indexes, constraints, triggers, sequences); then restore through
+//! the parallel path ([`super::restore_fast`]) when it applies, else stream
+//! the archive from the repository into one `pg_restore` (or, with
+//! `jobs > 1`, spool it to a temporary file first, as `pg_restore -j` needs
+//! a seekable file); the outcome's `method` says which and why.
 
 use super::{
     file_content, restore_fast, tools_for, write_blobs, LogicalMeta, DUMP_FILE, GLOBALS_FILE,

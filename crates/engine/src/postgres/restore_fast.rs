@@ -36,7 +36,7 @@ use lifeboat_repo::{ContentReader, Id, Repository};
 use lifeboat_sources::postgres::archive::{ArchiveInspector, DataBlock, Section};
 use lifeboat_sources::postgres::restore::{check_restore, restore_command};
 use lifeboat_sources::postgres::{ClientTools, PgTarget, RestoreOptions};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
@@ -156,7 +156,10 @@ fn plan(
     if !inspector.toc_complete() {
         return Err(corrupt("the archive's header and TOC do not parse"));
     }
-    let ranges = block_ranges(archive);
+    let ranges: BTreeMap<i64, Range> = block_ranges(archive)
+        .into_iter()
+        .map(|r| (r.dump_id, r))
+        .collect();
     let mut plan = Plan {
         data: vec![(Vec::new(), Vec::new()); streams],
         ..Plan::default()
@@ -169,7 +172,7 @@ fn plan(
         match section {
             Section::PreData => plan.pre.push(id),
             Section::PostData => plan.post.push(id),
-            Section::Data => match ranges.iter().find(|r| r.dump_id == id) {
+            Section::Data => match ranges.get(&id) {
                 Some(r) => with_data.push(*r),
                 None => plan.data[0].1.push(id),
             },
