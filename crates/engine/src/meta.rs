@@ -98,7 +98,10 @@ mod tests {
         // Snapshots taken before block offsets were recorded have none, and
         // still read (they restore through one streaming pg_restore).
         let mut old = want.clone();
-        old["archive"].as_object_mut().unwrap().remove("data_blocks");
+        old["archive"]
+            .as_object_mut()
+            .unwrap()
+            .remove("data_blocks");
         let meta: LogicalMeta = serde_json::from_value(old.clone()).unwrap();
         assert_eq!(meta.archive.data_blocks, None);
         assert_eq!(to_value(&meta), old);

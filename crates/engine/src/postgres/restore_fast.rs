@@ -368,7 +368,9 @@ impl Session<'_> {
         progress: &Progress,
         failed: &AtomicBool,
     ) -> Result<()> {
-        let mut stdin = run.stdin().expect("pg_restore reads the archive from stdin");
+        let mut stdin = run
+            .stdin()
+            .expect("pg_restore reads the archive from stdin");
         let fed = feed(
             &mut stdin, repo, ids, starts, header, blocks, progress, failed,
         );
