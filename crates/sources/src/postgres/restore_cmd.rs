@@ -195,6 +195,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn session_settings_follow_the_targets_own_options_in_pgoptions() {
+        let t = PgTarget::parse("postgres://u@h/db?options=-c%20work_mem%3D8MB").unwrap();
+        let plain = RestoreOptions::default();
+        assert_eq!(session_options(&t, &plain), None);
+        let tuned = RestoreOptions {
+            session_settings: vec!["maintenance_work_mem=512MB".into()],
+            ..RestoreOptions::default()
+        };
+        assert_eq!(
+            session_options(&t, &tuned).as_deref(),
+            Some("-c work_mem=8MB -c maintenance_work_mem=512MB")
+        );
+        let replica = RestoreOptions {
+            replica_role: true,
+            ..RestoreOptions::default()
+        };
+        assert_eq!(
+            session_options(&t, &replica).as_deref(),
+            Some("-c session_replication_role=replica")
+        );
+    }
+
+    #[test]
     fn restore_errors_surface() {
         use std::os::unix::process::ExitStatusExt;
         let t = PgTarget::parse("postgres://u@h/db").unwrap();

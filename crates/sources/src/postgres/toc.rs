@@ -153,6 +153,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_entry_of_no_section_takes_the_section_before_it() {
+        assert_eq!(Section::from_archive(3, Section::PreData), Section::Data);
+        assert_eq!(Section::from_archive(4, Section::Data), Section::PostData);
+        assert_eq!(
+            Section::from_archive(2, Section::PostData),
+            Section::PreData
+        );
+        for previous in [Section::PreData, Section::Data, Section::PostData] {
+            assert_eq!(Section::from_archive(1, previous), previous);
+        }
+    }
+
+    #[test]
     fn lines_read_like_pg_restore_list() {
         let e = TocEntry {
             dump_id: 3321,
