@@ -2,13 +2,14 @@
 # PostgreSQL logical benchmark: lifeboat logical backup/restore vs pg_dump -Fc /
 # pg_restore on a throwaway PostgreSQL 15 cluster, same machine, one run.
 #
-#   bench/postgres.sh [--size-gb N] [--seed S] [--warm] [--reload]
+#   bench/postgres.sh [--size-gb N] [--seed S] [--warm] [--reload] [--rounds R]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SIZE_GB=2
 SEED=1
 RELOAD=no
+ROUNDS=3
 PG_MAJOR=15
 CMDLINE="bench/postgres.sh $*"
 
@@ -19,6 +20,7 @@ while [[ $# -gt 0 ]]; do
         --seed) SEED=$2; shift 2 ;;
         --warm) DROP_CACHES=no; shift ;;
         --reload) RELOAD=yes; shift ;;
+        --rounds) ROUNDS=$2; shift 2 ;;
         -h|--help) usage ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
     esac
@@ -143,12 +145,13 @@ step_pg_dump() {
     emit "pg_dump -Fc -Z0 (ref)" dump "$(cat "$PB/raw.size" 2>/dev/null)" "uncompressed, to /dev/null (size counted)"
 }
 
+# step_pg_restore ROUND -- pg_restore -d (1 job, default) into a fresh database
 step_pg_restore() {
-    psql_q -d postgres -c "CREATE DATABASE restored_pgdump"
-    measure pg_restore pg_restore -d restored_pgdump "$PB/bench.dump" || true
+    psql_q -d postgres -c "DROP DATABASE IF EXISTS restored_pgdump" -c "CREATE DATABASE restored_pgdump"
+    measure "pg_restore-$1" pg_restore -d restored_pgdump "$PB/bench.dump" || true
     VERIFY_NOTE=""
     [[ $M_STATUS == ok ]] && verify_restore pg_restore restored_pgdump
-    emit pg_restore restore "" "pg_restore -d (1 job)${VERIFY_NOTE:+; $VERIFY_NOTE}"
+    emit pg_restore "restore #$1" "" "pg_restore -d (1 job)${VERIFY_NOTE:+; $VERIFY_NOTE}"
 }
 
 write_lifeboat_config() {
@@ -181,12 +184,27 @@ step_lifeboat() {
     emit lifeboat "backup 1" "$(size_of "$PB/repo")" "repository size"
     lifeboat_step lifeboat-backup2 backup main --kind logical
     emit lifeboat "backup 2 (unchanged)" "$(size_of "$PB/repo")" "repository size"
+}
 
-    psql_q -d postgres -c "CREATE DATABASE restored_lifeboat"
-    lifeboat_step lifeboat-restore restore latest --to "postgres://postgres@127.0.0.1:$PGPORT/restored_lifeboat"
+# step_lifeboat_restore ROUND -- lifeboat restore into a fresh database
+step_lifeboat_restore() {
+    psql_q -d postgres -c "DROP DATABASE IF EXISTS restored_lifeboat" -c "CREATE DATABASE restored_lifeboat"
+    lifeboat_step "lifeboat-restore-$1" restore latest --to "postgres://postgres@127.0.0.1:$PGPORT/restored_lifeboat"
     VERIFY_NOTE=""
     [[ $M_STATUS == ok ]] && verify_restore lifeboat restored_lifeboat
-    emit lifeboat restore "" "into a pre-created empty database${VERIFY_NOTE:+; $VERIFY_NOTE}"
+    local how
+    how=$(grep -o 'restored with .*' "$RUN_DIR/lifeboat-restore-$1.log" 2>/dev/null | head -1) || true
+    emit lifeboat "restore #$1" "" "into a pre-created empty database${how:+, $how}${VERIFY_NOTE:+; $VERIFY_NOTE}"
+}
+
+# The restores alternate, ROUNDS times each (the report takes the medians):
+# on a shared machine a single pair of runs can differ by 30%.
+step_restores() {
+    local r
+    for r in $(seq 1 "$ROUNDS"); do
+        step_pg_restore "$r"
+        step_lifeboat_restore "$r"
+    done
 }
 
 main() {
@@ -211,9 +229,11 @@ main() {
     fingerprint "$DB" >"$PB/fingerprint-source.txt"
     # (the fingerprint reads every table, so in --warm mode the cache is warm for all tools)
 
+    meta "load before" "$(uptime)"
     step_pg_dump
     step_lifeboat
-    step_pg_restore
+    step_restores
+    meta "load after" "$(uptime)"
 
     render_report postgres "$RESULTS_DIR/postgres-$RUN_STAMP.md"
 }

@@ -51,6 +51,19 @@ def ratio(a, b, key, scale=1.0):
     return f"{x / y:.2f}"
 
 
+def median_row(rows, tool, prefix):
+    """The run of `tool` whose step starts with `prefix` with the median wall
+    time (any failed run wins: a failure is never hidden by a median)."""
+    runs = [r for r in rows if r["tool"] == tool and r["step"].startswith(prefix)]
+    if not runs:
+        return None
+    failed = [r for r in runs if not ok(r)]
+    if failed:
+        return failed[0]
+    runs.sort(key=lambda r: num(r["wall_s"]) or 0)
+    return runs[(len(runs) - 1) // 2]
+
+
 def find(rows, tool, step):
     for r in rows:
         if r["tool"] == tool and r["step"] == step:
@@ -137,8 +150,12 @@ def render_postgres(rows, meta):
     raw = find(rows, "pg_dump -Fc -Z0 (ref)", "dump")
     pairs = [("backup: lifeboat backup 1 / pg_dump -Fc", lb1, dump),
              ("backup: lifeboat backup 1 / pg_dump -Fc -Z0 >/dev/null", lb1, raw),
-             ("restore: lifeboat restore / pg_restore", find(rows, "lifeboat", "restore"),
-              find(rows, "pg_restore", "restore"))]
+             ("restore: lifeboat restore / pg_restore (medians)", median_row(rows, "lifeboat", "restore"),
+              median_row(rows, "pg_restore", "restore"))]
+    rounds = sorted({r["step"] for r in rows if r["step"].startswith("restore #")})
+    for step in rounds:
+        pairs.append((f"restore {step[len('restore '):]}: lifeboat / pg_restore",
+                      find(rows, "lifeboat", step), find(rows, "pg_restore", step)))
     out += ratio_table("Ratios", pairs)
     growth = "FAILED" if not (ok(lb1) and ok(lb2)) else "n/a"
     if ok(lb1) and ok(lb2) and num(lb1["size_bytes"]):

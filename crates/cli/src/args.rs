@@ -179,8 +179,9 @@ pub struct RestoreArgs {
     /// Drop restored objects before recreating them (PostgreSQL).
     #[arg(long)]
     pub clean: bool,
-    /// Parallel pg_restore jobs (spools the archive to a temporary file).
-    #[arg(long, default_value_t = 1)]
+    /// Parallel data streams and index builds (0 = the number of cores, at
+    /// most 4); 1 restores with one streaming pg_restore.
+    #[arg(long, default_value_t = 0)]
     pub jobs: u32,
     /// Apply the captured roles (globals) first.
     #[arg(long)]

@@ -47,7 +47,7 @@ fn kitchen_sink_round_trips_into_a_new_database_in_parallel_and_into_a_second_cl
     assert_same_schema(&want_schema, &schema(&src, "copy"), "restore into copy");
     assert_same_sums(&want, &sums(&src, "copy"), "restore into copy");
 
-    // In parallel (the archive is spooled to a file for pg_restore -j).
+    // In parallel (data over two streams, indexes with pg_restore -j 2).
     let r = ws.run(&[
         "--json",
         "restore",
@@ -631,6 +631,8 @@ fn parallel_restore_on_a_full_temporary_disk_fails_with_exit_17() {
             &url(&src, "full"),
             "--jobs",
             "2",
+            // --clean takes the single-stream path, which spools for -j.
+            "--clean",
         ],
         |c| {
             c.env("TMPDIR", &tmpfs.path);

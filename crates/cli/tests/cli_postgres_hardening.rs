@@ -410,26 +410,27 @@ fn exported_dumps_and_restore_spools_are_created_private() {
         assert!(meta.len() > 100, "{format}");
         assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{format} export");
     }
-    // A parallel, partial restore spools the archive and writes a list file.
-    let r = ws.restore(
-        "latest",
-        &url(&src, "copy"),
-        &["--jobs", "2", "--table", "public.t"],
-    );
-    r.ok();
-    assert_eq!(value(&src, "copy", "SELECT count(*) FROM t"), "100");
+    // A parallel, partial restore writes the archive's TOC and list files;
+    // with --clean (the single-stream path) it spools the whole archive.
+    for (db, clean) in [("copy", false), ("spooled", true)] {
+        let mut args = vec!["--jobs", "2", "--table", "public.t"];
+        args.extend(clean.then_some("--clean"));
+        ws.restore("latest", &url(&src, db), &args).ok();
+        assert_eq!(value(&src, db, "SELECT count(*) FROM t"), "100");
+    }
     let files: Vec<String> = logs(&log, "files.")
         .into_iter()
         .flat_map(|(_, t)| t.lines().map(str::to_string).collect::<Vec<_>>())
         .collect();
-    assert!(
-        files.iter().any(|l| l.ends_with("database.dump")),
-        "{files:?}"
-    );
-    assert!(
-        files.iter().any(|l| l.ends_with("restore.list")),
-        "{files:?}"
-    );
+    for name in [
+        "/toc-database.dump",
+        "/data-0.list",
+        "/post.list",
+        "/database.dump",
+        "/restore.list",
+    ] {
+        assert!(files.iter().any(|l| l.ends_with(name)), "{name}: {files:?}");
+    }
     for line in &files {
         assert!(line.starts_with("600 "), "not private: {line}");
     }

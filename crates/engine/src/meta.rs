@@ -85,7 +85,8 @@ mod tests {
             "dump_bytes": 4096, "database_size": 8000000, "globals": true,
             "archive": {"archive_version": "1.16.0", "database": "shop", "server_version": "17.2",
                 "dump_version": "17.2", "toc_entries": 12, "table_rows": {"public.orders": 5},
-                "table_bytes": {"public.orders": 100}, "large_objects": 0},
+                "table_bytes": {"public.orders": 100}, "large_objects": 0,
+                "data_blocks": [{"dump_id": 3301, "offset": 2048}]},
             "tables": [{"name": "public.orders", "kind": "r", "rows": 5, "estimate": 5, "bytes": 8192}],
             "dependencies": {"tables": {"public.orders": {"schema": "public", "name": "orders",
                 "indexes": ["orders_pkey"],
@@ -99,6 +100,16 @@ mod tests {
         assert_eq!(meta.tables[0].rows, Some(5));
         assert_eq!(meta.dependencies.tables.len(), 1);
         assert_eq!(to_value(&meta), want);
+        // Snapshots taken before block offsets were recorded have none, and
+        // still read (they restore through one streaming pg_restore).
+        let mut old = want.clone();
+        old["archive"]
+            .as_object_mut()
+            .unwrap()
+            .remove("data_blocks");
+        let meta: LogicalMeta = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(meta.archive.data_blocks, None);
+        assert_eq!(to_value(&meta), old);
     }
 
     #[test]

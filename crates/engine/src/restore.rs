@@ -39,7 +39,8 @@ pub struct RestoreRequest {
     pub pg: PgSelection,
     /// Drop restored objects before recreating them (PostgreSQL).
     pub clean: bool,
-    /// Parallel pg_restore jobs.
+    /// Parallel data streams and index builds of a PostgreSQL restore
+    /// (0 = automatic: the cores, at most 4; 1 = one streaming pg_restore).
     pub jobs: u32,
     /// Apply the captured roles first (PostgreSQL).
     pub roles: bool,
@@ -108,7 +109,7 @@ fn postgres_request(ctx: &Ctx, snap: &Snapshot, req: &RestoreRequest) -> Result<
             schema_only: req.pg.schema_only,
             data_only: req.pg.data_only,
             clean: req.clean,
-            jobs: req.jobs.max(1),
+            jobs: req.jobs,
             ..RestoreOptions::default()
         },
         force: req.force,

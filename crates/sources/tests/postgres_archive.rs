@@ -55,6 +55,7 @@ fn inspector_counts_match_count_star_for_every_table() {
         .unwrap();
     assert!(expected.values().sum::<u64>() > 1000, "fixture has data");
 
+    let mut all_blocks = Vec::new();
     for feed in [1usize, 7, 4096, archive.len()] {
         let mut insp = ArchiveInspector::new();
         for piece in archive.chunks(feed) {
@@ -76,7 +77,29 @@ fn inspector_counts_match_count_star_for_every_table() {
             .collect();
         assert_eq!(got, expected, "rows per table (feed {feed})");
         assert_eq!(summary.large_objects, large_objects);
+        // Each recorded block offset points at a block header naming its
+        // entry (type byte 1 = data, 3 = large objects; then the dump id),
+        // whatever the feed size.
+        let blocks = summary.data_blocks.expect("block offsets recorded");
+        assert!(blocks.len() > 1, "{blocks:?}");
+        let int_size = usize::from(archive[8]);
+        for b in &blocks {
+            let at = b.offset as usize;
+            assert!(matches!(archive[at], 1 | 3), "block type at {at}");
+            assert_eq!(archive[at + 1], 0, "dump id sign at {at}");
+            let id = archive[at + 2..at + 2 + int_size]
+                .iter()
+                .rev()
+                .fold(0i64, |v, &x| (v << 8) | i64::from(x));
+            assert_eq!(id, b.dump_id, "dump id at {at} (feed {feed})");
+        }
+        assert!(blocks.windows(2).all(|w| w[0].offset < w[1].offset));
+        all_blocks.push(blocks);
     }
+    assert!(
+        all_blocks.windows(2).all(|w| w[0] == w[1]),
+        "same offsets for every feed size"
+    );
 
     let mut truncated = ArchiveInspector::new();
     truncated.feed(&archive[..archive.len() - 10]);

@@ -172,4 +172,5 @@ fn print_postgres(ctx: &Context, r: &RestoreReport, target: &str, roles: bool) {
             .unwrap_or_default(),
         o.seconds
     );
+    crate::outln!("  restored with {}", o.method);
 }

@@ -318,4 +318,5 @@ pub fn closed_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+#[allow(unused_imports)]
 pub use crate::common::tmpfs_or_skip;

@@ -10,6 +10,7 @@
 mod backup;
 mod export;
 mod restore;
+mod restore_fast;
 mod restore_test;
 
 pub use backup::{backup_logical, PgLogicalBackup, DEFAULT_LOCK_WAIT_TIMEOUT};

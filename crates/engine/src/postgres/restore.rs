@@ -4,11 +4,15 @@
 //! missing, and a non-empty one is refused unless `clean` or `force`.
 //! Execute: apply the globals when asked; for a partial restore, read the
 //! archive's TOC and select the chosen tables' or schemas' entries (with
-//! their indexes, constraints, triggers, sequences); then stream the archive
-//! from the repository into `pg_restore` (or, with `jobs > 1`, spool it to a
-//! temporary file first, as `pg_restore -j` needs a seekable file).
+//! their indexes, constraints, triggers, sequences); then restore through
+//! the parallel path ([`super::restore_fast`]) when it applies, else stream
+//! the archive from the repository into one `pg_restore` (or, with
+//! `jobs > 1`, spool it to a temporary file first, as `pg_restore -j` needs
+//! a seekable file); the outcome's `method` says which and why.
 
-use super::{file_content, tools_for, write_blobs, LogicalMeta, DUMP_FILE, GLOBALS_FILE};
+use super::{
+    file_content, restore_fast, tools_for, write_blobs, LogicalMeta, DUMP_FILE, GLOBALS_FILE,
+};
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 use lifeboat_repo::{ContentReader, Id, Repository, Snapshot};
@@ -56,6 +60,9 @@ pub struct PgRestoreOutcome {
     /// With `dry_run`: the archive entries that would be restored
     /// (`pg_restore -l` lines), and nothing was changed.
     pub planned: Option<Vec<String>>,
+    /// How the archive was restored: the parallel fast path, or one
+    /// streaming pg_restore and why.
+    pub method: String,
 }
 
 /// Restore a logical snapshot.
@@ -100,6 +107,7 @@ pub async fn restore_logical(
             globals_warnings: Vec::new(),
             seconds: 0.0,
             planned: None,
+            method: String::new(),
         };
         if req.dry_run {
             outcome.planned = Some(plan_entries(&repo, &tools, &req, &meta, &dump, created, &mut outcome)?);
@@ -113,6 +121,7 @@ pub async fn restore_logical(
             }
         }
         let spool = tempfile::Builder::new().prefix("lifeboat-restore-").tempdir().map_err(EngineError::io("creating a temporary directory"))?;
+        let mut selected = None;
         let list = if req.opts.needs_list() {
             let toc = archive_toc(&repo, &dump)?;
             let existing = catalog::target_catalog(&tools, &req.target)?;
@@ -120,12 +129,22 @@ pub async fn restore_logical(
             let selection = drop_unsatisfied(selection, &toc, &existing);
             outcome.entries = Some(selection.entries.len());
             outcome.skipped = selection.skipped.clone();
+            selected = Some(selection.entries.iter().map(|e| e.dump_id).collect());
             let path = spool.path().join("restore.list");
             write_list_file(&selection.entries, &path)?;
             Some(path)
         } else {
             None
         };
+        let refusal = restore_fast::refusal(&req.opts, &meta);
+        if let (None, Some(blocks)) = (refusal, meta.archive.data_blocks.as_deref()) {
+            let stored = restore_fast::StoredArchive { ids: &dump, size: dump_size, blocks };
+            let streams = restore_fast::restore_fast(&repo, &tools, &req.target, &req.opts, &stored, selected.as_ref(), spool.path(), &progress)?;
+            outcome.method = format!("parallel: definitions, then data over {streams} streams, then indexes and constraints with {streams} jobs");
+            outcome.seconds = started.elapsed().as_secs_f64();
+            return Ok(outcome);
+        }
+        outcome.method = format!("one pg_restore stream (parallel path not used: {})", refusal.unwrap_or("no data blocks"));
         let archive = if req.opts.jobs > 1 {
             let path = spool.path().join(DUMP_FILE);
             spool_archive(&repo, &dump, &path, &progress)?;

@@ -22,7 +22,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::toc::TocEntry;
+use super::toc::{Section, TocEntry};
 
 /// What the inspector learned.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -43,6 +43,23 @@ pub struct ArchiveSummary {
     pub table_bytes: BTreeMap<String, u64>,
     /// Large objects in the archive.
     pub large_objects: u64,
+    /// Where each data block starts in the stream, in stream order (absent
+    /// in snapshots taken before it was recorded). The header and TOC end
+    /// where the first block starts; a block ends where the next starts
+    /// (the last at the end of the stream). A restore uses it to read
+    /// several tables' data from the repository at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_blocks: Option<Vec<DataBlock>>,
+}
+
+/// One data block of the archive: the dump id of its TOC entry and the
+/// stream offset of its first byte (the block type).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DataBlock {
+    /// Dump id of the `TABLE DATA` or `BLOBS` entry.
+    pub dump_id: i64,
+    /// Byte offset in the archive stream.
+    pub offset: u64,
 }
 
 enum State {
@@ -74,6 +91,10 @@ pub struct ArchiveInspector {
     tail: Vec<u8>,
     /// Buffer size at which to try parsing the header again.
     next_header_try: usize,
+    /// Stream bytes parsed so far (each byte counted once, when its step completes).
+    consumed: u64,
+    /// Offset of the data block being parsed.
+    block_start: u64,
 }
 
 impl Default for ArchiveInspector {
@@ -99,6 +120,8 @@ impl ArchiveInspector {
             summary: ArchiveSummary::default(),
             tail: Vec::new(),
             next_header_try: 4096,
+            consumed: 0,
+            block_start: 0,
         }
     }
 
@@ -115,7 +138,7 @@ impl ArchiveInspector {
                 State::Chunk { key, left } => {
                     let n = (*left).min(data.len() as u64) as usize;
                     if let Some(k) = key {
-                        let lines = data[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+                        let lines = memchr::memchr_iter(b'\n', &data[..n]).count() as u64;
                         *self.summary.table_rows.entry(k.clone()).or_default() += lines;
                         *self.summary.table_bytes.entry(k.clone()).or_default() += n as u64;
                         self.tail.extend_from_slice(&data[n.saturating_sub(8)..n]);
@@ -123,6 +146,7 @@ impl ArchiveInspector {
                         self.tail.drain(..excess);
                     }
                     *left -= n as u64;
+                    self.consumed += n as u64;
                     data = &data[n..];
                     if *left == 0 {
                         let key = key.take();
@@ -132,6 +156,7 @@ impl ArchiveInspector {
                 State::BlobChunk { left } => {
                     let n = (*left).min(data.len() as u64) as usize;
                     *left -= n as u64;
+                    self.consumed += n as u64;
                     data = &data[n..];
                     if *left == 0 {
                         self.state = State::BlobChunkLen;
@@ -165,6 +190,9 @@ impl ArchiveInspector {
     /// One parse step on `input`; the bytes used, or `None` when more are needed.
     fn try_step(&mut self, input: &[u8]) -> Option<usize> {
         let state = std::mem::replace(&mut self.state, State::Done);
+        if matches!(state, State::BlockType) {
+            self.block_start = self.consumed;
+        }
         let mut cur = Cursor {
             buf: input,
             pos: 0,
@@ -173,6 +201,7 @@ impl ArchiveInspector {
         match self.step(&state, &mut cur) {
             Ok(next) => {
                 self.state = next;
+                self.consumed += cur.pos as u64;
                 Some(cur.pos)
             }
             Err(NeedMore) => {
@@ -200,11 +229,13 @@ impl ArchiveInspector {
                 other => State::Failed(format!("unknown data block type {other}")),
             },
             State::BlockId { blobs: true } => {
-                cur.int()?;
+                let id = cur.int()?;
+                self.record_block(id);
                 State::BlobOid
             }
             State::BlockId { blobs: false } => {
                 let id = cur.int()?;
+                self.record_block(id);
                 let key = self
                     .by_id
                     .get(&id)
@@ -243,6 +274,14 @@ impl ArchiveInspector {
                 unreachable!("checked by the caller")
             }
         })
+    }
+
+    fn record_block(&mut self, dump_id: i64) {
+        let offset = self.block_start;
+        self.summary
+            .data_blocks
+            .get_or_insert_with(Vec::new)
+            .push(DataBlock { dump_id, offset });
     }
 
     /// pg_dump ends each COPY block with `\\.` and two empty lines, which are not rows.
@@ -295,8 +334,11 @@ impl ArchiveInspector {
         );
         let count = cur.int()?;
         let mut entries = Vec::with_capacity(count.clamp(0, 1 << 16) as usize);
+        let mut section = Section::PreData;
         for _ in 0..count.max(0) {
-            entries.push(toc_entry(cur, v, off_size)?);
+            let entry = toc_entry(cur, v, off_size, section)?;
+            section = entry.section;
+            entries.push(entry);
         }
         self.int_size = cur.int_size;
         self.off_size = off_size;
@@ -311,6 +353,7 @@ impl ArchiveInspector {
             .map(|(i, e)| (e.dump_id, i))
             .collect();
         self.entries = entries;
+        self.summary.data_blocks = Some(Vec::new());
         Ok(State::BlockType)
     }
 
@@ -369,15 +412,21 @@ pub fn read_toc(mut reader: impl std::io::Read) -> std::io::Result<Vec<TocEntry>
     Ok(inspector.toc())
 }
 
-/// One TOC entry of an archive of format version `v`.
-fn toc_entry(cur: &mut Cursor, v: (u8, u8), off_size: usize) -> Result<TocEntry, NeedMore> {
+/// One TOC entry of an archive of format version `v`; `previous` is the
+/// section of the entry before it (what an entry of no section takes).
+fn toc_entry(
+    cur: &mut Cursor,
+    v: (u8, u8),
+    off_size: usize,
+    previous: Section,
+) -> Result<TocEntry, NeedMore> {
     let dump_id = cur.int()?;
     cur.int()?; // had dumper
     let catalog_oid = cur.string()?.and_then(|s| s.parse().ok()).unwrap_or(0);
     let oid = cur.string()?.and_then(|s| s.parse().ok()).unwrap_or(0);
     let tag = cur.string()?.unwrap_or_default();
     let desc = cur.string()?.unwrap_or_default();
-    cur.int()?; // section
+    let section = Section::from_archive(cur.int()?, previous);
     for _ in 0..3 {
         cur.string()?; // defn, drop, copy statement
     }
@@ -406,6 +455,7 @@ fn toc_entry(cur: &mut Cursor, v: (u8, u8), off_size: usize) -> Result<TocEntry,
         tag,
         owner,
         deps,
+        section,
     })
 }
 

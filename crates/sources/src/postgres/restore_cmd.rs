@@ -47,6 +47,11 @@ pub struct RestoreOptions {
     /// Run with `session_replication_role = replica` so user triggers and FK
     /// checks do not fire while data loads (what `supabase db dump` data files do).
     pub replica_role: bool,
+    /// Server settings (`name=value`) for pg_restore's sessions, passed in
+    /// `PGOPTIONS` after the target's own `options` (e.g. memory for the
+    /// index builds of a parallel restore). Not stored.
+    #[serde(skip)]
+    pub session_settings: Vec<String>,
 }
 
 impl RestoreOptions {
@@ -106,8 +111,8 @@ pub fn restore_command(
         cmd.arg(format!("--use-list={}", l.display()));
     }
     target.apply_env(&mut cmd);
-    if opts.replica_role {
-        cmd.env("PGOPTIONS", "-c session_replication_role=replica");
+    if let Some(options) = session_options(target, opts) {
+        cmd.env("PGOPTIONS", options);
     }
     match archive {
         Some(a) => {
@@ -119,6 +124,23 @@ pub fn restore_command(
     }
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     cmd
+}
+
+/// `PGOPTIONS` for the restore sessions: with replica role alone, only
+/// that (as before); with extra settings, the target's `options` first.
+fn session_options(target: &PgTarget, opts: &RestoreOptions) -> Option<String> {
+    let mut settings: Vec<String> = Vec::new();
+    if opts.replica_role {
+        settings.push("-c session_replication_role=replica".into());
+    }
+    if opts.session_settings.is_empty() {
+        return (!settings.is_empty()).then(|| settings.join(" "));
+    }
+    if let Some(own) = target.param("options") {
+        settings.insert(0, own.to_string());
+    }
+    settings.extend(opts.session_settings.iter().map(|s| format!("-c {s}")));
+    Some(settings.join(" "))
 }
 
 /// Turns pg_restore's exit status and stderr into a result: connection problems
@@ -171,6 +193,29 @@ pub fn only_inherited_constraint_drop_errors(stderr: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_settings_follow_the_targets_own_options_in_pgoptions() {
+        let t = PgTarget::parse("postgres://u@h/db?options=-c%20work_mem%3D8MB").unwrap();
+        let plain = RestoreOptions::default();
+        assert_eq!(session_options(&t, &plain), None);
+        let tuned = RestoreOptions {
+            session_settings: vec!["maintenance_work_mem=512MB".into()],
+            ..RestoreOptions::default()
+        };
+        assert_eq!(
+            session_options(&t, &tuned).as_deref(),
+            Some("-c work_mem=8MB -c maintenance_work_mem=512MB")
+        );
+        let replica = RestoreOptions {
+            replica_role: true,
+            ..RestoreOptions::default()
+        };
+        assert_eq!(
+            session_options(&t, &replica).as_deref(),
+            Some("-c session_replication_role=replica")
+        );
+    }
 
     #[test]
     fn restore_errors_surface() {

@@ -417,6 +417,7 @@ mod tests {
             tag: tag.into(),
             owner: Some("postgres".into()),
             deps: Vec::new(),
+            ..TocEntry::default()
         }
     }
 

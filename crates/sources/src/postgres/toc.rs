@@ -34,6 +34,37 @@ pub struct TocEntry {
     pub owner: Option<String>,
     /// Dump ids this entry depends on.
     pub deps: Vec<i64>,
+    /// The restore section pg_restore files it under.
+    #[serde(default)]
+    pub section: Section,
+}
+
+/// The section of the restore a TOC entry belongs to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Section {
+    /// Definitions created before the data (tables, types, functions).
+    #[default]
+    PreData,
+    /// Table data, large objects, sequence values.
+    Data,
+    /// Indexes, constraints, triggers, ACLs, materialized view data.
+    PostData,
+}
+
+impl Section {
+    /// The section stored in the archive as `number` (2 pre-data, 3 data,
+    /// 4 post-data); an entry of no section (comments, ACLs) belongs to the
+    /// section of the entry before it, `previous`, as in pg_restore's
+    /// `--section` handling.
+    pub fn from_archive(number: i64, previous: Section) -> Section {
+        match number {
+            2 => Section::PreData,
+            3 => Section::Data,
+            4 => Section::PostData,
+            _ => previous,
+        }
+    }
 }
 
 impl TocEntry {
@@ -122,6 +153,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_entry_of_no_section_takes_the_section_before_it() {
+        assert_eq!(Section::from_archive(3, Section::PreData), Section::Data);
+        assert_eq!(Section::from_archive(4, Section::Data), Section::PostData);
+        assert_eq!(
+            Section::from_archive(2, Section::PostData),
+            Section::PreData
+        );
+        for previous in [Section::PreData, Section::Data, Section::PostData] {
+            assert_eq!(Section::from_archive(1, previous), previous);
+        }
+    }
+
+    #[test]
     fn lines_read_like_pg_restore_list() {
         let e = TocEntry {
             dump_id: 3321,
@@ -132,6 +176,7 @@ mod tests {
             tag: "projects projects\npkey".into(),
             owner: Some("postgres".into()),
             deps: vec![],
+            section: Section::PostData,
         };
         assert_eq!(
             e.line(),
