@@ -48,6 +48,8 @@ pub enum SourceKind {
     Postgres,
     /// A ClickHouse server (not yet supported).
     Clickhouse,
+    /// A program whose standard output is stored as a file.
+    Command,
 }
 
 /// `verify = { ... }` of a source.
@@ -134,6 +136,17 @@ pub struct SourceConfig {
     /// Supabase profile: keep the data of storage tables.
     #[serde(default)]
     pub keep_storage_data: bool,
+    // --- command ---
+    /// Program and arguments (command), run without a shell.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Name of the file the output is stored as (command; default `<name>.out`).
+    pub file: Option<String>,
+    /// Seconds the program may run before it is killed (command; default 300).
+    pub timeout: Option<u64>,
+    /// Variables of lifeboat's environment passed to the program (command).
+    #[serde(default)]
+    pub pass_env: Vec<String>,
     // --- clickhouse (later) ---
     /// ClickHouse databases.
     #[serde(default)]
@@ -188,6 +201,7 @@ impl Config {
                         s.name
                     )))
                 }
+                SourceKind::Command => validate_command(s)?,
                 _ => {}
             }
         }
@@ -214,6 +228,32 @@ impl Config {
             self.base_dir.join(p)
         }
     }
+}
+
+/// A `command` source needs a program, and its `file` must be one plain name.
+fn validate_command(s: &SourceConfig) -> Result<()> {
+    if s.command.first().is_none_or(|p| p.is_empty()) {
+        return Err(EngineError::Config(format!(
+            "source {:?}: a command source needs `command = [\"program\", \"arg\", ...]` (no shell: write [\"sh\", \"-c\", \"...\"] for one)",
+            s.name
+        )));
+    }
+    if let Some(f) = &s.file {
+        let plain = !f.is_empty() && f != "." && f != ".." && !f.contains(['/', '\0']);
+        if !plain {
+            return Err(EngineError::Config(format!(
+                "source {:?}: `file = {f:?}` must be a single file name (no `/`)",
+                s.name
+            )));
+        }
+    }
+    if s.timeout == Some(0) {
+        return Err(EngineError::Config(format!(
+            "source {:?}: `timeout` is in seconds and must be at least 1",
+            s.name
+        )));
+    }
+    Ok(())
 }
 
 /// Resolve `env:NAME`, `file:PATH` or a literal value.

@@ -25,6 +25,9 @@ pub enum EngineError {
     /// PostgreSQL or its tools failed.
     #[error(transparent)]
     Postgres(lifeboat_sources::postgres::PgError),
+    /// A `command` source's program failed, timed out or could not start.
+    #[error("command source: {0}")]
+    Command(#[from] lifeboat_sources::command::CommandError),
     /// A source system failed (PostgreSQL, ...).
     #[error("{0}")]
     Source(String),
@@ -49,7 +52,7 @@ impl EngineError {
             }
             EngineError::Files(_) => "source_io",
             EngineError::Config(_) => "config",
-            EngineError::Source(_) | EngineError::Postgres(_) => "source",
+            EngineError::Source(_) | EngineError::Postgres(_) | EngineError::Command(_) => "source",
             EngineError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
                 "no_space"
             }

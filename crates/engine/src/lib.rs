@@ -3,6 +3,7 @@
 //! - [`open`]: find, create and unlock the repository;
 //! - [`config`]: `lifeboat.toml`, with `env:`/`file:` secret references;
 //! - [`backup_files`], [`restore_files`]: the files source end to end;
+//! - [`backup_command`]: a program's output stored as a file (restored as files);
 //! - [`postgres`]: PostgreSQL logical backup, restore, export and restore tests;
 //! - [`verify`]: repository checks;
 //! - [`store`]: building blocks shared by every backup kind;
@@ -11,6 +12,7 @@
 //! Operations that change things are split into a plan and its execution
 //! (see [`restore_files::plan`]), so `--dry-run` can print the plan.
 
+pub mod backup_command;
 pub mod backup_files;
 pub mod config;
 pub mod error;

@@ -71,7 +71,7 @@ pub struct Snapshot {
 }
 
 /// Snapshot kinds this build reads.
-pub const KNOWN_KINDS: &[&str] = &["files", "postgres-logical"];
+pub const KNOWN_KINDS: &[&str] = &["files", "postgres-logical", "command"];
 
 /// The fields read before a snapshot is used.
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@ use crate::args::BackupArgs;
 use crate::exit;
 use crate::output::{self, size, ProgressLine};
 use anyhow::{bail, Context as _, Result};
+use lifeboat_engine::backup_command::{backup_command, CommandBackup};
 use lifeboat_engine::backup_files::{backup_files, BackupOutcome, FilesBackup};
 use lifeboat_engine::config::resolve_secret;
 use lifeboat_engine::config::{SourceConfig, SourceKind};
@@ -30,6 +31,7 @@ pub async fn run(ctx: &Context, a: BackupArgs) -> Result<ExitCode> {
         Some(src) => match src.kind {
             SourceKind::Files => files_from_config(ctx, &src, &a).await,
             SourceKind::Postgres => postgres_from_config(ctx, &src, &a).await,
+            SourceKind::Command => command_from_config(ctx, &src, &a).await,
             SourceKind::Clickhouse => {
                 bail!("clickhouse sources are not supported by this build yet")
             }
@@ -70,6 +72,16 @@ async fn files_from_config(ctx: &Context, src: &SourceConfig, a: &BackupArgs) ->
         tags: a.tags.clone(),
     };
     run_files(ctx, req).await
+}
+
+async fn command_from_config(
+    ctx: &Context,
+    src: &SourceConfig,
+    a: &BackupArgs,
+) -> Result<ExitCode> {
+    let cfg = ctx.config.as_ref().expect("config present");
+    let req = CommandBackup::from_config(cfg, src, !a.no_redact, a.time.clone(), a.tags.clone())?;
+    run_backup(ctx, |repo, progress| backup_command(repo, req, progress)).await
 }
 
 /// The configured `bin_dir` of a source, if any.
