@@ -219,7 +219,6 @@ fn supabase_backup_keeps_the_user_schema_and_leaves_platform_definitions_and_rol
 }
 
 #[test]
-#[ignore = "issue 11 item 1: with profile = \"supabase\" the backup leaves auth and storage data out unless keep_auth_data / keep_storage_data are set"]
 fn a_default_supabase_backup_is_a_full_recovery_point() {
     let src = supabase_project();
     let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");

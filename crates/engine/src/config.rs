@@ -130,12 +130,12 @@ pub struct SourceConfig {
     /// Seconds a logical backup waits for a lock (its catalog queries, and each
     /// table `pg_dump` locks) before failing (default 30).
     pub lock_wait_timeout: Option<u64>,
-    /// Supabase profile: keep the data of auth tables.
-    #[serde(default)]
-    pub keep_auth_data: bool,
-    /// Supabase profile: keep the data of storage tables.
-    #[serde(default)]
-    pub keep_storage_data: bool,
+    /// Supabase profile: keep the auth schema with its data (users,
+    /// identities, sessions); unset means yes ([`SourceConfig::keeps_auth_data`]).
+    pub keep_auth_data: Option<bool>,
+    /// Supabase profile: keep the storage schema with its data (bucket and
+    /// object metadata); unset means yes ([`SourceConfig::keeps_storage_data`]).
+    pub keep_storage_data: Option<bool>,
     // --- command ---
     /// Program and arguments (command), run without a shell.
     #[serde(default)]
@@ -163,6 +163,20 @@ pub struct SourceConfig {
 
 fn yes() -> bool {
     true
+}
+
+impl SourceConfig {
+    /// Supabase profile: whether the auth data is kept (default true: every
+    /// backup is a full recovery point; `keep_auth_data = false` opts out).
+    pub fn keeps_auth_data(&self) -> bool {
+        self.keep_auth_data.unwrap_or(true)
+    }
+
+    /// Supabase profile: whether the storage data is kept (default true;
+    /// `keep_storage_data = false` opts out).
+    pub fn keeps_storage_data(&self) -> bool {
+        self.keep_storage_data.unwrap_or(true)
+    }
 }
 
 impl Config {
@@ -330,6 +344,20 @@ paths = ["supabase/config.toml", "supabase/migrations", "package.json"]
             .unwrap_err()
             .to_string()
             .contains("main, analytics, config"));
+    }
+
+    #[test]
+    fn supabase_sources_keep_auth_and_storage_data_unless_told_not_to() {
+        let parse = |extra: &str| -> SourceConfig {
+            toml::from_str(&format!(
+                "name = \"main\"\nkind = \"postgres\"\nurl = \"env:X\"\nprofile = \"supabase\"\n{extra}"
+            ))
+            .unwrap()
+        };
+        let default = parse("");
+        assert!(default.keeps_auth_data() && default.keeps_storage_data());
+        let out = parse("keep_auth_data = false\nkeep_storage_data = false");
+        assert!(!out.keeps_auth_data() && !out.keeps_storage_data());
     }
 
     #[test]

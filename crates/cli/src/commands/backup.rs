@@ -103,8 +103,8 @@ fn dump_options(src: &SourceConfig, a: &BackupArgs) -> Result<DumpOptions> {
     let profile = match src.profile.as_deref() {
         None | Some("plain") | Some("postgres") => Profile::Plain,
         Some("supabase") => Profile::Supabase {
-            keep_auth_data: src.keep_auth_data,
-            keep_storage_data: src.keep_storage_data,
+            keep_auth_data: src.keeps_auth_data(),
+            keep_storage_data: src.keeps_storage_data(),
         },
         Some(other) => bail!(
             "source {:?}: unknown profile {other:?} (expected \"supabase\")",
@@ -189,13 +189,24 @@ where
     }))
 }
 
+/// What the snapshot's profile deliberately leaves out (Supabase opt-outs).
+fn profile_notes(snap: &lifeboat_repo::Snapshot) -> Vec<String> {
+    serde_json::from_value::<Profile>(snap.meta["options"]["profile"].clone())
+        .map(|p| p.opt_out_notes())
+        .unwrap_or_default()
+}
+
 fn print_outcome(ctx: &Context, o: &BackupOutcome) {
     let s = &o.snapshot.stats;
+    let notes = profile_notes(&o.snapshot);
     if ctx.global.json {
         output::json(
-            &serde_json::json!({"id": o.id, "snapshot": o.snapshot, "warnings": o.warnings}),
+            &serde_json::json!({"id": o.id, "snapshot": o.snapshot, "warnings": o.warnings, "notes": notes}),
         );
         return;
+    }
+    for n in &notes {
+        crate::outln!("note: {n}");
     }
     for w in &o.warnings {
         eprintln!("warning: {w}");
