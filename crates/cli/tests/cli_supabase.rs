@@ -247,7 +247,7 @@ fn a_default_supabase_backup_is_a_full_recovery_point() {
 }
 
 #[test]
-#[ignore = "issue 11 item 3: restore into plain PostgreSQL does not prepare what a Supabase dump presupposes (fails: schema \"extensions\" does not exist; platform roles, auth/storage definitions missing)"]
+#[ignore = "issue 11 item 3: restore into plain PostgreSQL does not prepare what a Supabase dump presupposes: the extensions schema (schema \"extensions\" does not exist) and the platform roles (role \"supabase_admin\" does not exist); 62 pg_restore errors today"]
 fn a_supabase_snapshot_restores_into_plain_postgresql_with_every_row_policy_and_trigger() {
     let src = supabase_project();
     let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
@@ -279,7 +279,7 @@ fn a_supabase_snapshot_restores_into_plain_postgresql_with_every_row_policy_and_
 }
 
 #[test]
-#[ignore = "issue 11 item 2: restore into a Supabase project (platform schemas present) is not built: the target counts as non-empty, and user triggers/policies on platform tables are lost"]
+#[ignore = "issue 11 item 2: restore into a Supabase project is not built: a target holding only the platform is refused as not empty (exit 14); loading auth/storage rows into the platform tables without firing on_auth_user_created twice, and re-creating user triggers/policies on platform tables, are missing"]
 fn a_supabase_snapshot_restores_into_a_supabase_project_without_duplicate_profiles() {
     let src = supabase_project();
     let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
@@ -312,7 +312,7 @@ fn a_supabase_snapshot_restores_into_a_supabase_project_without_duplicate_profil
 }
 
 #[test]
-#[ignore = "issue 11 item 3: verify --restore-test of a Supabase snapshot fails like the restore into plain PostgreSQL (schema \"extensions\" does not exist)"]
+#[ignore = "issue 11 item 3: verify --restore-test of a Supabase snapshot fails like the restore into plain PostgreSQL (43 pg_restore errors today, first: schema \"extensions\" does not exist)"]
 fn verify_restore_test_of_a_supabase_snapshot_passes_with_auth_users_critical() {
     let src = supabase_project();
     let ws = Workspace::new(
