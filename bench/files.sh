@@ -2,13 +2,17 @@
 # Files benchmark: lifeboat vs restic (and borg/rustic if installed) on the same
 # generated tree, same machine, one run.  See bench/README.md.
 #
-#   bench/files.sh [--size-gb N] [--seed S] [--mutate-pct P] [--warm] [--peers restic,borg]
+#   bench/files.sh [--size-gb N | --corpus DIR] [--seed S] [--mutate-pct P] [--grow-kib K] [--warm] [--peers restic,borg]
+# --corpus DIR backs up a copy of DIR (e.g. parts of /usr) instead of generated data.
+# The third backup follows growing P% of the files by K KiB (default 5% by 4 KiB).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SIZE_GB=2
 SEED=1
 MUTATE_PCT=5
+GROW_KIB=4
+CORPUS=""
 PEERS=""          # default: restic + any of borg/rustic already installed
 CMDLINE="bench/files.sh $*"
 
@@ -18,6 +22,8 @@ while [[ $# -gt 0 ]]; do
         --size-gb) SIZE_GB=$2; shift 2 ;;
         --seed) SEED=$2; shift 2 ;;
         --mutate-pct) MUTATE_PCT=$2; shift 2 ;;
+        --grow-kib) GROW_KIB=$2; shift 2 ;;
+        --corpus) CORPUS=$(cd "$2" && pwd); shift 2 ;;
         --warm) DROP_CACHES=no; shift ;;
         --peers) PEERS=$2; shift 2 ;;
         -h|--help) usage ;;
@@ -43,6 +49,7 @@ lifeboat_cmd() {
         init) CMD=("$LIFEBOAT" init) ;;
         backup) CMD=("$LIFEBOAT" backup "$DATA") ;;
         restore) CMD=("$LIFEBOAT" restore latest --to "$2") ;;
+        verify) CMD=("$LIFEBOAT" verify --read-data) ;;
     esac
 }
 
@@ -55,6 +62,7 @@ restic_cmd() {
         init) CMD=(restic init) ;;
         backup) CMD=(restic backup "$DATA") ;;
         restore) CMD=(restic restore latest --target "$2") ;;
+        verify) CMD=(restic check --read-data) ;;
     esac
 }
 restic_version() { restic version | head -1; }
@@ -67,6 +75,7 @@ borg_cmd() {
         init) CMD=(borg init --encryption=repokey-blake2) ;;
         backup) CMD=(borg create "::b$2" "$DATA") ;;   # default compression (lz4)
         restore) CMD=(bash -c 'cd "$1" && borg extract ::b3' _ "$2") ;;
+        verify) CMD=(borg check --verify-data) ;;
     esac
 }
 borg_version() { borg --version; }
@@ -80,6 +89,7 @@ rustic_cmd() {
         init) CMD=(rustic init) ;;
         backup) CMD=(rustic backup "$DATA") ;;
         restore) CMD=(rustic restore latest "$2") ;;
+        verify) CMD=(rustic check --read-data) ;;
     esac
 }
 rustic_version() { rustic --version | head -1; }
@@ -105,13 +115,19 @@ cache_note() {
 restored_root() {
     local out=$1
     for c in "$out$DATA" "$out/$(basename "$DATA")" "$out"; do
-        [[ -d $c/home && -d $c/srv ]] && { echo "$c"; return; }
+        [[ -d $c && -n $(ls -A "$c") && ! -d $c/$(basename "$DATA") ]] && { echo "$c"; return; }
     done
     echo "$out"
 }
 
 # --------------------------------------------------------------- the steps
 prepare_data() {
+    if [[ -n $CORPUS ]]; then
+        log "copying corpus $CORPUS to $DATA"
+        rm -rf "$DATA"; mkdir -p "$FW"
+        cp -a "$CORPUS" "$DATA"
+        return
+    fi
     local pristine=$FW/pristine-g$SIZE_GB-s$SEED stamp
     stamp="$(md5sum "$BENCH_DIR/gen_files.py" | cut -c1-12) size=$SIZE_GB seed=$SEED"
     if [[ ! -f $pristine/.complete || $(cat "$pristine/.complete") != "$stamp" ]]; then
@@ -139,6 +155,12 @@ step_backup() {  # step_backup TOOL N STEPNAME
     local tool=$1 n=$2 step=$3
     run_step "$tool" "$step" backup "$n"
     emit "$tool" "$step" "$(size_of "$FW/repos/$tool")" "$(cache_note "$tool")"
+}
+
+step_verify() {
+    local tool=$1
+    run_step "$tool" "verify --read-data" verify
+    emit "$tool" "verify --read-data" "$(size_of "$FW/repos/$tool")" ""
 }
 
 step_restore() {
@@ -194,7 +216,10 @@ main() {
 
     meta "command" "$CMDLINE"
     machine_facts
-    meta "data" "$(du -sb "$DATA" | cut -f1) bytes in $(find "$DATA" -type f | wc -l) files, $(find "$DATA" -type d | wc -l) dirs, $(find "$DATA" -type l | wc -l) symlinks (gen_files.py --size-gb $SIZE_GB --seed $SEED)"
+    local origin="gen_files.py --size-gb $SIZE_GB --seed $SEED"
+    [[ -n $CORPUS ]] && origin="copy of $CORPUS"
+    meta "data" "$(du -sb "$DATA" | cut -f1) bytes in $(find "$DATA" -type f | wc -l) files, $(find "$DATA" -type d | wc -l) dirs (widest $(find "$DATA" -type d -exec sh -c 'ls -A "$1" | wc -l' _ {} \; | sort -n | tail -1) entries), $(find "$DATA" -type l | wc -l) symlinks ($origin)"
+    meta "load" "$(uptime | sed 's/.*load average/load average/') at start"
     meta "data_bytes" "$(du -sb "$DATA" | cut -f1)"
     for t in "${TOOLS[@]}"; do [[ $t == lifeboat ]] || meta "$t" "$("${t}_version")"; done
     meta "tools" "${TOOLS[*]}"
@@ -206,10 +231,12 @@ main() {
     fi
     for t in "${TOOLS[@]}"; do step_backup "$t" 1 "backup 1 (initial)"; done
     for t in "${TOOLS[@]}"; do step_backup "$t" 2 "backup 2 (unchanged)"; done
-    log "mutating ${MUTATE_PCT}% of files"
-    meta "mutation" "$(nice -n 10 python3 "$BENCH_DIR/gen_files.py" --mutate "$MUTATE_PCT" --seed "$SEED" "$DATA")"
-    for t in "${TOOLS[@]}"; do step_backup "$t" 3 "backup 3 (${MUTATE_PCT}% changed)"; done
+    log "growing ${MUTATE_PCT}% of files by ${GROW_KIB} KiB"
+    meta "mutation" "$(nice -n 10 python3 "$BENCH_DIR/gen_files.py" --mutate "$MUTATE_PCT" --grow "$GROW_KIB" --seed "$SEED" "$DATA")"
+    for t in "${TOOLS[@]}"; do step_backup "$t" 3 "backup 3 (${MUTATE_PCT}% grew ${GROW_KIB} KiB)"; done
     for t in "${TOOLS[@]}"; do step_restore "$t"; done
+    for t in "${TOOLS[@]}"; do step_verify "$t"; done
+    meta "load" "$(uptime | sed 's/.*load average/load average/') at end"
 
     render_report files "$RESULTS_DIR/files-$RUN_STAMP.md"
 }

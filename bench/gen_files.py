@@ -3,6 +3,7 @@
 
     gen_files.py --size-gb 2 --seed 1 OUT_DIR          # create a tree
     gen_files.py --mutate 5 --seed 1 OUT_DIR           # change ~5% of its files
+    gen_files.py --mutate 5 --grow 4 --seed 1 DIR      # append 4 KiB to ~5% of the files
 
 Byte mix (approximate):
   ~50% text       logs, source code, CSV, JSON        (compresses 3-6x)
@@ -302,13 +303,15 @@ def path_for(kind, i, rng):
         return f"var/log/{a}/{a}-2024-{1 + i % 12:02d}-{1 + i % 28:02d}-{i}.log"
     if kind == "source":
         proj = ["lifeline", "atlas", "orbit", "kestrel", "tundra"][i % 5]
-        return os.path.normpath("/".join(["home/dev/projects", proj, "src", rng.choice(SRC_DIRS),
+        # deep trees: up to six nested module levels below the source dirs
+        deep = "/".join(f"m{(i >> k) % 3}" for k in range(0, 2 * (i % 7), 2))
+        return os.path.normpath("/".join(["home/dev/projects", proj, "src", rng.choice(SRC_DIRS), deep,
                                           f"{rng.choice(WORDS)}_{i}.{rng.choice(SRC_EXT)}"]))
     if kind == "csv":
         return f"srv/data/exports/{2020 + i % 5}/{1 + i % 12:02d}/export_{i}.csv"
     if kind == "json":
-        h = f"{(i * 2654435761) & 0xffff:04x}"
-        return f"srv/data/api-cache/{h[:2]}/{i}.json"
+        # one wide directory (thousands of entries), like a mail or cache spool
+        return f"srv/data/api-cache/{i:07d}.json"
     if kind == "rec":
         return f"srv/data/timeseries/sensor-{i % 17}/segment-{i:06d}.bin"
     if kind == "sqlite":
@@ -433,6 +436,23 @@ def mutate_one(path, rng):
     return "rewrite", size
 
 
+def grow(out, pct, kib, seed):
+    """Append KIB KiB of random bytes to ~PCT% of the files (any tree, e.g. a --corpus copy)."""
+    files = []
+    for root, dirs, names in os.walk(out):
+        dirs.sort()
+        for n in sorted(names):
+            p = os.path.join(root, n)
+            if os.path.isfile(p) and not os.path.islink(p):
+                files.append(p)
+    rng = random.Random(f"{seed}/grow/{pct}")
+    k = max(1, round(len(files) * pct / 100))
+    for p in sorted(rng.sample(files, k)):
+        with open(p, "ab") as f:
+            f.write(random.Random(f"{seed}/grow/{os.path.relpath(p, out)}").randbytes(kib * KB))
+    print(f"grew {k}/{len(files)} files by {kib} KiB each")
+
+
 def mutate(out, pct, seed):
     files = []
     for root, dirs, names in os.walk(out):
@@ -458,8 +478,11 @@ def main():
     ap.add_argument("--size-gb", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mutate", type=float, metavar="PCT", help="change ~PCT%% of the files of an existing tree")
+    ap.add_argument("--grow", type=int, metavar="KIB", help="with --mutate: append KIB KiB to each chosen file instead")
     a = ap.parse_args()
-    if a.mutate is not None:
+    if a.mutate is not None and a.grow:
+        grow(a.out, a.mutate, a.grow, a.seed)
+    elif a.mutate is not None:
         mutate(a.out, a.mutate, a.seed)
     else:
         generate(a.out, a.size_gb, a.seed)

@@ -1540,6 +1540,94 @@ fn a_huge_directory_is_stored_as_a_chain_of_bounded_tree_blobs_and_restores() {
     assert!(ws.path("out2/f049999").is_file());
 }
 
+/// Give `path` and everything below it to `uid` (without following symlinks).
+fn chown_tree(path: &Path, uid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+    if fs::symlink_metadata(path).unwrap().is_dir() {
+        for e in fs::read_dir(path).unwrap() {
+            chown_tree(&e.unwrap().path(), uid);
+        }
+    }
+}
+
+/// The re-backup matches a wide directory's listing against the parent
+/// snapshot's entries (a merge of two lists sorted by name bytes, across
+/// every part of a split directory) and reuses what is unchanged without
+/// opening it. Proved with a file nobody may read: the first backup runs as
+/// root, the second as `nobody`, after entries were added, removed and
+/// renamed before it, next to names whose lossy UTF-8 form sorts elsewhere
+/// than their bytes. Had the match missed it, opening it would fail with a
+/// warning (exit 3). The restore compares every file's content.
+#[test]
+fn a_rebackup_of_a_wide_split_directory_reuses_unchanged_files_without_opening_them() {
+    const TEST: &str =
+        "a_rebackup_of_a_wide_split_directory_reuses_unchanged_files_without_opening_them";
+    if !std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    }) {
+        return skip_or_fail(TEST, "needs root (to run the second backup as nobody)");
+    }
+    const NOBODY: u32 = 65534;
+    let ws = Workspace::init();
+    fs::set_permissions(ws.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let src = ws.path("wide");
+    let dir = src.join("d");
+    fs::create_dir_all(&dir).unwrap();
+    for i in 0..3000u32 {
+        fs::write(dir.join(format!("f{i:05}")), format!("file {i}\n")).unwrap();
+    }
+    let odd_names: [&[u8]; 4] = [
+        b"f01500\xff",
+        "f01500\u{e9}".as_bytes(),
+        b"f01500\xc3",
+        b"F",
+    ];
+    for (i, name) in odd_names.iter().enumerate() {
+        fs::write(dir.join(OsStr::from_bytes(name)), format!("odd {i}\n")).unwrap();
+    }
+    // In the last part of the split directory (500 entries per part).
+    let locked = dir.join("f02900-locked");
+    write_file(&locked, b"only root reads this\n", 0o000, T0);
+    chown_tree(&src, NOBODY);
+    let split = [("LIFEBOAT_TREE_PART_NODES", OsStr::new("500"))];
+    let first = ws.run_env(&["--json", "backup", src.to_str().unwrap()], &split);
+    first.ok();
+
+    for i in 1000..1010u32 {
+        fs::remove_file(dir.join(format!("f{i:05}"))).unwrap();
+    }
+    for name in ["f01000a", "f01004-new", "f02899z"] {
+        fs::write(dir.join(name), format!("new {name}\n")).unwrap();
+    }
+    fs::write(dir.join(OsStr::from_bytes(b"f01500\xfe")), b"new odd\n").unwrap();
+    fs::rename(dir.join("f01200"), dir.join("f01200-renamed")).unwrap();
+    fs::remove_file(dir.join(OsStr::from_bytes(b"f01500\xc3"))).unwrap();
+    // (Not chowning the source again: that would change every ctime.)
+    chown_tree(&ws.repo, NOBODY);
+    std::os::unix::fs::lchown(&ws.pass, Some(NOBODY), Some(NOBODY)).unwrap();
+    let second = ws.run_with(&["--json", "backup", src.to_str().unwrap()], |c| {
+        use std::os::unix::process::CommandExt;
+        c.envs(split)
+            .env("HOME", ws.tmp.path())
+            .uid(NOBODY)
+            .gid(NOBODY);
+    });
+    second.ok();
+    let v = second.json();
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
+    assert_eq!(v["snapshot"]["parent"], first.json()["id"], "{v}");
+
+    let out = ws.path("out");
+    ws.run(&["restore", "latest", "--to", out.to_str().unwrap()])
+        .ok();
+    assert_same_tree(&src, &out.join("wide"));
+    assert_eq!(
+        fs::read(out.join("wide/d/f02900-locked")).unwrap(),
+        b"only root reads this\n"
+    );
+}
+
 /// Key files are plaintext: a malformed one must not lock out the valid ones.
 #[test]
 fn a_malformed_key_file_does_not_lock_out_the_others() {

@@ -320,8 +320,13 @@ impl<'a> Walk<'a> {
         node.mtime_ns = meta.mtime_ns;
         node.uid = meta.uid;
         node.gid = meta.gid;
-        node.set_xattrs(&read_xattrs(path)?);
         let prev = prev.filter(|p| p.kind == kind);
+        match prev.filter(|p| same_inode_state(p, meta)) {
+            // Setting or removing an extended attribute (an ACL too)
+            // changes the ctime: an unchanged inode has the parent's.
+            Some(p) => node.xattrs = p.xattrs.clone(),
+            None => node.set_xattrs(&read_xattrs(path)?),
+        }
         match kind {
             NodeKind::File => {
                 node.ctime_ns = meta.ctime_ns;
@@ -349,19 +354,20 @@ impl<'a> Walk<'a> {
     }
 
     fn dir(&mut self, path: &Path, prev: Option<&Node>) -> Result<Tree> {
-        let prev_tree = prev
+        // The whole parent directory, all parts of a split one (a part
+        // missing or damaged only costs re-reading its files).
+        let prev_nodes = prev
             .and_then(|p| p.subtree)
-            .and_then(|id| self.repo.read_blob_blocking(&id).ok())
-            .and_then(|b| serde_json::from_slice::<Tree>(&b).ok());
+            .and_then(|id| self.repo.load_tree_blocking(&id).ok())
+            .map(|t| t.nodes)
+            .unwrap_or_default();
+        let mut parent = ParentMatch::new(prev_nodes);
         let mut entries = Vec::new();
         for name in list_dir(path)? {
             let child = path.join(&name);
             match entry_meta(&child) {
                 Ok(meta) => {
-                    let p = prev_tree
-                        .as_ref()
-                        .and_then(|t| t.get(name.as_bytes()))
-                        .cloned();
+                    let p = parent.take(name.as_bytes());
                     entries.push((child, name, meta, p));
                 }
                 Err(e) => self.warn(e),
@@ -436,12 +442,8 @@ impl<'a> Walk<'a> {
     /// The parent snapshot's content when the file is unchanged and its blobs still exist.
     fn reusable(&self, prev: Option<&Node>, meta: &EntryMeta) -> Option<Vec<Id>> {
         let p = prev?;
-        let same = p.kind == NodeKind::File
-            && p.size == meta.size
-            && p.mtime_ns == meta.mtime_ns
-            && p.ctime_ns == meta.ctime_ns
-            && p.inode == meta.inode;
-        (same && p.content.iter().all(|id| self.index.contains(id))).then(|| p.content.clone())
+        (same_inode_state(p, meta) && p.content.iter().all(|id| self.index.contains(id)))
+            .then(|| p.content.clone())
     }
 
     fn file_content(
@@ -514,6 +516,52 @@ impl<'a> Walk<'a> {
             .map(|t| t.as_nanosecond() as i64)
             .unwrap_or(0);
         Ok(stream_node(ENV_CAPTURE_NAME, vec![id], size, mtime))
+    }
+}
+
+/// Whether a file is in the state the parent recorded: same inode, size,
+/// mtime and ctime (a ctime of 0, as nodes written without one have,
+/// never matches a file).
+fn same_inode_state(p: &Node, meta: &EntryMeta) -> bool {
+    p.kind == NodeKind::File
+        && meta.kind == EntryKind::File
+        && p.ctime_ns != 0
+        && p.size == meta.size
+        && p.mtime_ns == meta.mtime_ns
+        && p.ctime_ns == meta.ctime_ns
+        && p.inode == meta.inode
+}
+
+/// The parent snapshot's entries of one directory, matched to the
+/// directory's listing in one pass: both are sorted by name bytes, so the
+/// match is a merge of two sorted lists, linear in the directory's size and
+/// without allocating per comparison. Matched nodes are moved out, not copied.
+struct ParentMatch {
+    nodes: std::iter::Peekable<std::vec::IntoIter<Node>>,
+}
+
+impl ParentMatch {
+    fn new(nodes: Vec<Node>) -> Self {
+        ParentMatch {
+            nodes: nodes.into_iter().peekable(),
+        }
+    }
+
+    /// The parent's node named `name`, if any. Names must be asked for in
+    /// ascending byte order; parent entries sorting before `name` are
+    /// dropped (removed since the parent). A parent tree not sorted by
+    /// bytes (never written so) only misses matches: files are read again.
+    fn take(&mut self, name: &[u8]) -> Option<Node> {
+        while let Some(n) = self.nodes.peek() {
+            match n.cmp_name(name) {
+                std::cmp::Ordering::Less => {
+                    self.nodes.next();
+                }
+                std::cmp::Ordering::Equal => return self.nodes.next(),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
     }
 }
 
@@ -591,5 +639,77 @@ impl ReadPool {
             reply,
         });
         Pending(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = list.iter().map(|n| n.to_vec()).collect();
+        v.sort();
+        v
+    }
+
+    /// Matching a listing against the parent's nodes finds exactly the
+    /// names both have, whatever was added, removed or renamed between
+    /// them, with names that are not UTF-8 (stored lossy, with hex) and
+    /// names whose lossy form sorts elsewhere than their bytes.
+    #[test]
+    fn the_parent_match_pairs_exactly_the_names_in_both_sorted_lists() {
+        let parent = names(&[
+            b"a",
+            b"b",
+            b"c\xff",
+            "c\u{fffd}".as_bytes(),
+            b"d",
+            b"e",
+            b"f\xc3",
+            b"g",
+            b"h",
+        ]);
+        let listing = names(&[
+            b"a",
+            b"b2",
+            b"c\xff",
+            b"c\xfe",
+            "c\u{fffd}".as_bytes(),
+            b"e",
+            b"f\xc3\xa9",
+            b"h",
+            b"z",
+        ]);
+        let mut tree = Tree {
+            nodes: parent
+                .iter()
+                .map(|n| Node::new(n, NodeKind::File))
+                .collect(),
+            next: None,
+        };
+        tree.sort();
+        let mut m = ParentMatch::new(tree.nodes);
+        for name in &listing {
+            let got = m.take(name).map(|n| n.name_bytes());
+            let want = parent.contains(name).then(|| name.clone());
+            assert_eq!(got, want, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn the_parent_match_of_a_wide_directory_is_one_pass() {
+        let parent: Vec<Node> = (0..20_000u32)
+            .map(|i| Node::new(format!("f{i:06}").as_bytes(), NodeKind::File))
+            .collect();
+        let mut m = ParentMatch::new(parent);
+        let mut found = 0;
+        for i in (0..20_000u32).filter(|i| i % 3 != 0) {
+            let name = format!("f{i:06}");
+            assert_eq!(m.take(name.as_bytes()).map(|n| n.name), Some(name));
+            found += 1;
+            assert!(m.take(format!("f{i:06}x").as_bytes()).is_none());
+        }
+        assert_eq!(found, 13_333);
+        assert!(m.take(b"g").is_none());
     }
 }

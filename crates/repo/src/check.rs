@@ -7,7 +7,8 @@
 //! 1. load every index file (a damaged one is a problem, the rest still load);
 //! 2. every indexed pack exists with its indexed size;
 //! 3. with `read_data`, read packs (all or a random N% each run): the pack
-//!    hashes to its name, and every blob decrypts and hashes to its id;
+//!    hashes to its name, and every blob decrypts and hashes to its id (a
+//!    fetch ahead, one verifier per core, a few packs in memory);
 //! 4. every snapshot loads, and walking its trees finds every blob indexed
 //!    and undamaged; damage is reported per snapshot with the paths it hits.
 //!    Before a snapshot is called damaged, the index is reloaded if index
@@ -156,14 +157,14 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
     report.unindexed_packs = report.unindexed_pack_keys.len();
 
     if let Some(pct) = opts.read_data_percent {
-        for pos in sample(readable, index.packs(), pct) {
-            let pack = PackBlobs {
-                id: index.packs()[pos].id,
-                by_pack: &by_pack,
-                pos,
-            };
-            read_pack(repo, &pack, &mut report, &mut bad_blobs).await?;
-        }
+        read_packs(
+            repo,
+            &by_pack,
+            sample(readable, index.packs(), pct),
+            &mut report,
+            &mut bad_blobs,
+        )
+        .await?;
     }
     drop(by_pack);
 
@@ -224,41 +225,97 @@ fn sample(mut positions: Vec<usize>, packs: &[PackInfo], pct: f64) -> Vec<usize>
     positions
 }
 
-/// One pack and its indexed blobs.
-struct PackBlobs<'a> {
-    id: Id,
-    by_pack: &'a ByPack<'a>,
-    pos: usize,
-}
-
-impl PackBlobs<'_> {
-    fn blobs(&self) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
-        self.by_pack.blobs(self.pos)
-    }
-}
-
-async fn read_pack(
-    repo: &Repository,
-    pack: &PackBlobs<'_>,
+/// Read and verify the packs at `positions`: one task fetches packs
+/// while blocking workers, one per core, hash, decrypt, decompress and
+/// re-hash the ones fetched before. At most [`verifiers`] packs are being
+/// verified plus one being fetched, so memory stays bounded by a few packs
+/// whatever the repository's size. Results are merged in pack order.
+async fn read_packs(
+    repo: &Arc<Repository>,
+    by_pack: &ByPack<'_>,
+    positions: Vec<usize>,
     report: &mut CheckReport,
     bad_blobs: &mut HashSet<Id>,
 ) -> Result<()> {
-    let key = pack_key(&pack.id);
-    let bytes = match repo.storage().get(&key).await {
+    let mut in_flight = std::collections::VecDeque::new();
+    for pos in positions {
+        let id = repo.index().packs()[pos].id;
+        let blobs: Vec<(Id, BlobLocation)> = by_pack.blobs(pos).collect();
+        let key = pack_key(&id);
+        let fetched = repo.storage().get(&key).await;
+        let repo = repo.clone();
+        in_flight.push_back(tokio::task::spawn_blocking(move || {
+            verify_pack(&repo, id, key, blobs, fetched)
+        }));
+        if in_flight.len() >= verifiers() {
+            merge(
+                in_flight.pop_front().expect("in flight").await,
+                report,
+                bad_blobs,
+            );
+        }
+    }
+    for task in in_flight {
+        merge(task.await, report, bad_blobs);
+    }
+    Ok(())
+}
+
+/// Packs verified at once: the machine's cores.
+fn verifiers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// What reading one pack found.
+#[derive(Default)]
+struct PackOutcome {
+    read: bool,
+    bytes: u64,
+    problems: Vec<Problem>,
+    unsupported: Vec<Problem>,
+    bad_blobs: Vec<Id>,
+}
+
+fn merge(
+    outcome: std::result::Result<PackOutcome, tokio::task::JoinError>,
+    report: &mut CheckReport,
+    bad_blobs: &mut HashSet<Id>,
+) {
+    let o = outcome.expect("pack verification panicked");
+    if o.read {
+        report.packs_read += 1;
+        report.bytes_read += o.bytes;
+    }
+    report.problems.extend(o.problems);
+    report.unsupported.extend(o.unsupported);
+    bad_blobs.extend(o.bad_blobs);
+}
+
+/// Check one fetched pack: it hashes to its name, parses, and each indexed
+/// blob opens and hashes to its id.
+fn verify_pack(
+    repo: &Repository,
+    id: Id,
+    key: String,
+    blobs: Vec<(Id, BlobLocation)>,
+    fetched: std::result::Result<Vec<u8>, lifeboat_storage::StorageError>,
+) -> PackOutcome {
+    let mut out = PackOutcome::default();
+    let bytes = match fetched {
         Ok(b) => b,
         Err(e) => {
-            report.problems.push(Problem {
+            out.problems.push(Problem {
                 object: key,
                 message: e.to_string(),
             });
-            bad_blobs.extend(pack.blobs().map(|(id, _)| id));
-            return Ok(());
+            out.bad_blobs = blobs.into_iter().map(|(id, _)| id).collect();
+            return out;
         }
     };
-    report.packs_read += 1;
-    report.bytes_read += bytes.len() as u64;
-    if Id::of_file(&bytes) != pack.id {
-        report.problems.push(Problem {
+    out.read = true;
+    out.bytes = bytes.len() as u64;
+    if Id::of_file(&bytes) != id {
+        out.problems.push(Problem {
             object: key.clone(),
             message: "pack content does not match its name (damaged bytes)".into(),
         });
@@ -269,11 +326,11 @@ async fn read_pack(
             message: e.to_string(),
         };
         match e {
-            Error::Unsupported(_) => report.unsupported.push(problem),
-            _ => report.problems.push(problem),
+            Error::Unsupported(_) => out.unsupported.push(problem),
+            _ => out.problems.push(problem),
         }
     }
-    for (id, loc) in pack.blobs() {
+    for (id, loc) in blobs {
         let range = loc.offset as usize..(loc.offset as usize + loc.len as usize);
         let what = format!("blob {} in {key}", id.short());
         let result = match bytes.get(range) {
@@ -285,14 +342,14 @@ async fn read_pack(
             ))),
         };
         if let Err(e) = result {
-            report.problems.push(Problem {
+            out.problems.push(Problem {
                 object: key.clone(),
                 message: e.to_string(),
             });
-            bad_blobs.insert(id);
+            out.bad_blobs.push(id);
         }
     }
-    Ok(())
+    out
 }
 
 /// Walks snapshots' trees depth first, one directory per level in memory.

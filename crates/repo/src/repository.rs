@@ -395,6 +395,11 @@ impl Repository {
         Ok(tree)
     }
 
+    /// [`Repository::load_tree`] for blocking threads (not on a runtime worker).
+    pub fn load_tree_blocking(&self, id: &Id) -> Result<Tree> {
+        self.rt.block_on(self.load_tree(id))
+    }
+
     async fn load_tree_part(&self, id: &Id) -> Result<Tree> {
         let bytes = self.read_blob(id).await?;
         serde_json::from_slice(&bytes)

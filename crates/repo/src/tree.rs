@@ -128,6 +128,26 @@ impl Node {
         decode_bytes(&self.name, self.name_hex.as_deref())
     }
 
+    /// Compare this node's exact name bytes with `name`, without
+    /// allocating (a name that is not UTF-8 is compared through its hex).
+    pub fn cmp_name(&self, name: &[u8]) -> std::cmp::Ordering {
+        match self.name_hex.as_deref().map(HexBytes::new) {
+            Some(Some(raw)) => raw.cmp(name.iter().copied()),
+            _ => self.name.as_bytes().cmp(name),
+        }
+    }
+
+    /// Compare two nodes by their exact name bytes (the stored order).
+    pub fn cmp_by_name(&self, other: &Node) -> std::cmp::Ordering {
+        match other.name_hex.as_deref().map(HexBytes::new) {
+            Some(Some(raw)) => match self.name_hex.as_deref().map(HexBytes::new) {
+                Some(Some(mine)) => mine.cmp(raw),
+                _ => self.name.as_bytes().iter().copied().cmp(raw),
+            },
+            _ => self.cmp_name(other.name.as_bytes()),
+        }
+    }
+
     /// Set the symlink target.
     pub fn set_target(&mut self, target: &[u8]) {
         let (t, hex) = encode_bytes(target);
@@ -175,6 +195,28 @@ fn encode_bytes(b: &[u8]) -> (String, Option<String>) {
     }
 }
 
+/// The bytes of a valid hex string, decoded as they are iterated.
+#[derive(Clone)]
+struct HexBytes<'a>(std::slice::ChunksExact<'a, u8>);
+
+impl<'a> HexBytes<'a> {
+    /// `None` when `hex` is not valid hex (then the name is its lossy form,
+    /// as [`decode_bytes`] falls back to).
+    fn new(hex: &'a str) -> Option<Self> {
+        (hex.len().is_multiple_of(2) && hex.bytes().all(|c| c.is_ascii_hexdigit()))
+            .then(|| HexBytes(hex.as_bytes().chunks_exact(2)))
+    }
+}
+
+impl Iterator for HexBytes<'_> {
+    type Item = u8;
+    fn next(&mut self) -> Option<u8> {
+        let pair = self.0.next()?;
+        let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+        Some(digit(pair[0]) << 4 | digit(pair[1]))
+    }
+}
+
 fn decode_bytes(s: &str, hex: Option<&str>) -> Vec<u8> {
     hex.and_then(crate::id::from_hex)
         .unwrap_or_else(|| s.as_bytes().to_vec())
@@ -183,7 +225,9 @@ fn decode_bytes(s: &str, hex: Option<&str>) -> Vec<u8> {
 impl Tree {
     /// Sort entries by name bytes (the stored order).
     pub fn sort(&mut self) {
-        self.nodes.sort_by_key(|a| a.name_bytes());
+        if !self.nodes.is_sorted_by(|a, b| a.cmp_by_name(b).is_le()) {
+            self.nodes.sort_by(Node::cmp_by_name);
+        }
     }
 
     /// Cut the (sorted) entries into parts of at most `max_nodes` entries,
@@ -206,10 +250,7 @@ impl Tree {
     /// name bytes, so a lookup per entry of a huge directory stays O(log n)).
     pub fn get(&self, name: &[u8]) -> Option<&Node> {
         self.nodes
-            .binary_search_by(|n| match &n.name_hex {
-                None => n.name.as_bytes().cmp(name),
-                Some(_) => n.name_bytes().as_slice().cmp(name),
-            })
+            .binary_search_by(|n| n.cmp_name(name))
             .ok()
             .map(|i| &self.nodes[i])
     }
@@ -241,6 +282,49 @@ mod tests {
         for field in ["links", "dev", "sparse", "xattrs"] {
             assert!(!plain.contains(field), "{plain}");
         }
+    }
+
+    /// Names whose lossy UTF-8 form sorts differently from their bytes:
+    /// `a\xff` is stored as `a\u{fffd}` (bytes `a ef bf bd`), which sorts
+    /// before `a\xf0..` and after `a\xc3\xa9` only by the raw bytes.
+    fn awkward_names() -> Vec<Vec<u8>> {
+        vec![
+            b"a".to_vec(),
+            b"a\xff".to_vec(),
+            b"a\xfe\x01".to_vec(),
+            "a\u{e9}".as_bytes().to_vec(),
+            "a\u{fffd}".as_bytes().to_vec(),
+            "a\u{10000}".as_bytes().to_vec(),
+            b"a\xc3".to_vec(),
+            b"a~".to_vec(),
+            b"B".to_vec(),
+            b"".to_vec(),
+        ]
+    }
+
+    #[test]
+    fn name_comparison_is_by_exact_bytes_without_allocating() {
+        let names = awkward_names();
+        let nodes: Vec<Node> = names.iter().map(|n| Node::new(n, NodeKind::File)).collect();
+        for (a, na) in names.iter().zip(&nodes) {
+            for (b, nb) in names.iter().zip(&nodes) {
+                assert_eq!(na.cmp_name(b), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(na.cmp_by_name(nb), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+        let mut tree = Tree {
+            nodes: nodes.into_iter().rev().collect(),
+            next: None,
+        };
+        tree.sort();
+        let mut sorted = names.clone();
+        sorted.sort();
+        let got: Vec<Vec<u8>> = tree.nodes.iter().map(Node::name_bytes).collect();
+        assert_eq!(got, sorted);
+        for n in &names {
+            assert_eq!(tree.get(n).map(Node::name_bytes).as_ref(), Some(n));
+        }
+        assert!(tree.get(b"a\xfd").is_none());
     }
 
     #[test]
