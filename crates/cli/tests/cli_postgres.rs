@@ -775,7 +775,7 @@ fn roles_are_restored_with_their_grants_into_a_second_cluster() {
 }
 
 #[test]
-fn supabase_profile_leaves_auth_and_storage_out_of_the_archive() {
+fn supabase_profile_opted_out_leaves_auth_and_storage_out_of_the_archive() {
     let src = cluster();
     src.create_database("sb").unwrap();
     src.run_sql_in(
@@ -789,8 +789,16 @@ fn supabase_profile_leaves_auth_and_storage_out_of_the_archive() {
          INSERT INTO public.todos SELECT g, 'todo ' || g, g % 2 = 0 FROM generate_series(1, 20) g;",
     )
     .unwrap();
-    let ws = Workspace::new(&url(&src, "sb"), "profile = \"supabase\"");
+    let ws = Workspace::new(
+        &url(&src, "sb"),
+        "profile = \"supabase\"\nkeep_auth_data = false\nkeep_storage_data = false",
+    );
     let b = ws.backup(&[]);
+    let notes = b["notes"].to_string();
+    assert!(
+        notes.contains("keep_auth_data = false") && notes.contains("keep_storage_data = false"),
+        "{b}"
+    );
     let tables = b["snapshot"]["meta"]["tables"].as_array().unwrap();
     assert!(
         tables

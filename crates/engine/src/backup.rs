@@ -2,14 +2,17 @@
 //!
 //! [`run`] merges the source's config with the request (request flags add
 //! include/exclude globs, and replace the PostgreSQL selection when given),
-//! opens the repository, takes the backup lock and runs the kind's backup.
+//! opens the repository, takes the backup lock and runs the kind's backup
+//! (files, PostgreSQL logical, or a `command` source's output). The report
+//! carries the profile's opt-out notes (a Supabase source told not to keep
+//! auth or storage data says so).
 
 use crate::config::{resolve_secret, SourceConfig, SourceKind};
 use crate::ctx::Ctx;
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
 use crate::store::run_locked;
-use crate::{backup_files, postgres};
+use crate::{backup_command, backup_files, postgres};
 use lifeboat_repo::{Id, Repository, Snapshot};
 use lifeboat_sources::env::Redactor;
 use lifeboat_sources::files::Selection;
@@ -69,6 +72,9 @@ pub struct BackupReport {
     pub snapshot: Snapshot,
     /// Entries skipped or changed while read; non-empty = incomplete backup.
     pub warnings: Vec<String>,
+    /// What the source's profile deliberately leaves out (Supabase
+    /// opt-outs); not warnings: the backup is complete as configured.
+    pub notes: Vec<String>,
 }
 
 impl BackupReport {
@@ -103,7 +109,25 @@ pub async fn run(ctx: &Ctx, req: BackupRequest, progress: Arc<Progress>) -> Resu
         }
         SourceKind::Postgres => {
             let pg = postgres_from_config(ctx, &src, &req)?;
-            locked(ctx, progress, |r, p| postgres::backup_logical(r, pg, p)).await
+            let notes = pg.dump.profile.opt_out_notes();
+            let mut report =
+                locked(ctx, progress, |r, p| postgres::backup_logical(r, pg, p)).await?;
+            report.notes = notes;
+            Ok(report)
+        }
+        SourceKind::Command => {
+            let cfg = ctx.config.as_ref().expect("config present");
+            let cmd = backup_command::CommandBackup::from_config(
+                cfg,
+                &src,
+                !req.no_redact,
+                req.time.clone(),
+                req.tags.clone(),
+            )?;
+            locked(ctx, progress, |r, p| {
+                backup_command::backup_command(r, cmd, p)
+            })
+            .await
         }
         SourceKind::Clickhouse => Err(EngineError::Other(
             "clickhouse sources are not supported by this build yet".into(),
@@ -151,8 +175,8 @@ fn profile(src: &SourceConfig) -> Result<Profile> {
     match src.profile.as_deref() {
         None | Some("plain") | Some("postgres") => Ok(Profile::Plain),
         Some("supabase") => Ok(Profile::Supabase {
-            keep_auth_data: src.keep_auth_data,
-            keep_storage_data: src.keep_storage_data,
+            keep_auth_data: src.keeps_auth_data(),
+            keep_storage_data: src.keeps_storage_data(),
         }),
         Some(other) => Err(EngineError::Other(format!(
             "source {:?}: unknown profile {other:?} (expected \"supabase\")",
@@ -242,5 +266,6 @@ where
         id: o.id,
         snapshot: o.snapshot,
         warnings: o.warnings,
+        notes: Vec::new(),
     })
 }

@@ -48,6 +48,8 @@ pub enum SourceKind {
     Postgres,
     /// A ClickHouse server (not yet supported).
     Clickhouse,
+    /// A program whose standard output is stored as a file.
+    Command,
 }
 
 /// `verify = { ... }` of a source.
@@ -128,12 +130,23 @@ pub struct SourceConfig {
     /// Seconds a logical backup waits for a lock (its catalog queries, and each
     /// table `pg_dump` locks) before failing (default 30).
     pub lock_wait_timeout: Option<u64>,
-    /// Supabase profile: keep the data of auth tables.
+    /// Supabase profile: keep the auth schema with its data (users,
+    /// identities, sessions); unset means yes ([`SourceConfig::keeps_auth_data`]).
+    pub keep_auth_data: Option<bool>,
+    /// Supabase profile: keep the storage schema with its data (bucket and
+    /// object metadata); unset means yes ([`SourceConfig::keeps_storage_data`]).
+    pub keep_storage_data: Option<bool>,
+    // --- command ---
+    /// Program and arguments (command), run without a shell.
     #[serde(default)]
-    pub keep_auth_data: bool,
-    /// Supabase profile: keep the data of storage tables.
+    pub command: Vec<String>,
+    /// Name of the file the output is stored as (command; default `<name>.out`).
+    pub file: Option<String>,
+    /// Seconds the program may run before it is killed (command; default 300).
+    pub timeout: Option<u64>,
+    /// Variables of lifeboat's environment passed to the program (command).
     #[serde(default)]
-    pub keep_storage_data: bool,
+    pub pass_env: Vec<String>,
     // --- clickhouse (later) ---
     /// ClickHouse databases.
     #[serde(default)]
@@ -150,6 +163,20 @@ pub struct SourceConfig {
 
 fn yes() -> bool {
     true
+}
+
+impl SourceConfig {
+    /// Supabase profile: whether the auth data is kept (default true: every
+    /// backup is a full recovery point; `keep_auth_data = false` opts out).
+    pub fn keeps_auth_data(&self) -> bool {
+        self.keep_auth_data.unwrap_or(true)
+    }
+
+    /// Supabase profile: whether the storage data is kept (default true;
+    /// `keep_storage_data = false` opts out).
+    pub fn keeps_storage_data(&self) -> bool {
+        self.keep_storage_data.unwrap_or(true)
+    }
 }
 
 impl Config {
@@ -188,6 +215,7 @@ impl Config {
                         s.name
                     )))
                 }
+                SourceKind::Command => validate_command(s)?,
                 _ => {}
             }
         }
@@ -214,6 +242,32 @@ impl Config {
             self.base_dir.join(p)
         }
     }
+}
+
+/// A `command` source needs a program, and its `file` must be one plain name.
+fn validate_command(s: &SourceConfig) -> Result<()> {
+    if s.command.first().is_none_or(|p| p.is_empty()) {
+        return Err(EngineError::Config(format!(
+            "source {:?}: a command source needs `command = [\"program\", \"arg\", ...]` (no shell: write [\"sh\", \"-c\", \"...\"] for one)",
+            s.name
+        )));
+    }
+    if let Some(f) = &s.file {
+        let plain = !f.is_empty() && f != "." && f != ".." && !f.contains(['/', '\0']);
+        if !plain {
+            return Err(EngineError::Config(format!(
+                "source {:?}: `file = {f:?}` must be a single file name (no `/`)",
+                s.name
+            )));
+        }
+    }
+    if s.timeout == Some(0) {
+        return Err(EngineError::Config(format!(
+            "source {:?}: `timeout` is in seconds and must be at least 1",
+            s.name
+        )));
+    }
+    Ok(())
 }
 
 /// Resolve `env:NAME`, `file:PATH` or a literal value.
@@ -290,6 +344,20 @@ paths = ["supabase/config.toml", "supabase/migrations", "package.json"]
             .unwrap_err()
             .to_string()
             .contains("main, analytics, config"));
+    }
+
+    #[test]
+    fn supabase_sources_keep_auth_and_storage_data_unless_told_not_to() {
+        let parse = |extra: &str| -> SourceConfig {
+            toml::from_str(&format!(
+                "name = \"main\"\nkind = \"postgres\"\nurl = \"env:X\"\nprofile = \"supabase\"\n{extra}"
+            ))
+            .unwrap()
+        };
+        let default = parse("");
+        assert!(default.keeps_auth_data() && default.keeps_storage_data());
+        let out = parse("keep_auth_data = false\nkeep_storage_data = false");
+        assert!(!out.keeps_auth_data() && !out.keeps_storage_data());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! is a configuration problem, an unreachable server a source failure).
 
 use lifeboat_repo::Error as RepoError;
+use lifeboat_sources::command::CommandError;
 use lifeboat_sources::files::FilesError;
 use lifeboat_sources::postgres::PgError;
 
@@ -31,6 +32,9 @@ pub enum EngineError {
     /// PostgreSQL or its tools failed.
     #[error(transparent)]
     Postgres(PgError),
+    /// A `command` source's program failed, timed out or could not start.
+    #[error("command source: {0}")]
+    Command(#[from] CommandError),
     /// A source system failed (PostgreSQL, ...).
     #[error("{0}")]
     Source(String),
@@ -60,6 +64,7 @@ impl EngineError {
             EngineError::Files(_) => "source_io",
             EngineError::Config(_) => "config",
             EngineError::Postgres(e) => postgres_code(e),
+            EngineError::Command(e) => command_code(e),
             EngineError::Source(_) => "source",
             EngineError::Other(_) => "error",
             EngineError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
@@ -79,6 +84,7 @@ impl EngineError {
     pub fn detail(&self) -> Option<&'static str> {
         match self {
             EngineError::Postgres(e) => Some(e.code()),
+            EngineError::Command(e) => Some(e.code()),
             _ => None,
         }
     }
@@ -95,6 +101,16 @@ fn postgres_code(e: &PgError) -> &'static str {
     match e.code() {
         // The request or config is wrong, not the server.
         "pg_invalid_url" | "pg_transaction_pooler" => "config",
+        _ if caused_by_full_disk(e) => "no_space",
+        _ => "source",
+    }
+}
+
+/// The class of a `command` source's failure: an empty command is a
+/// configuration problem, a full disk is `no_space`, the rest a source failure.
+fn command_code(e: &CommandError) -> &'static str {
+    match e {
+        CommandError::Empty => "config",
         _ if caused_by_full_disk(e) => "no_space",
         _ => "source",
     }
@@ -144,5 +160,24 @@ mod tests {
         });
         assert_eq!(down.code(), "source");
         assert_eq!(down.detail(), Some("pg_io"));
+    }
+
+    #[test]
+    fn command_errors_keep_their_class() {
+        let failed = EngineError::from(CommandError::Failed {
+            program: "sh".into(),
+            status: "exit status: 3".into(),
+            stderr: "boom".into(),
+        });
+        assert_eq!(failed.code(), "source");
+        assert_eq!(failed.detail(), Some("command_failed"));
+        let empty = EngineError::from(CommandError::Empty);
+        assert_eq!(empty.code(), "config");
+        let full = EngineError::from(CommandError::Io {
+            program: "sh".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        });
+        assert_eq!(full.code(), "no_space");
+        assert_eq!(full.detail(), Some("command_io"));
     }
 }

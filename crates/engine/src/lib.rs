@@ -11,7 +11,8 @@
 //!
 //! Building blocks: [`open`] (find, create and unlock the repository),
 //! [`config`] (`lifeboat.toml`, `env:`/`file:` secrets), [`backup_files`]
-//! and [`restore_files`] (the files source), [`postgres`] (logical backup,
+//! and [`restore_files`] (the files source), [`backup_command`] (a
+//! program's output stored as a file, restored as files), [`postgres`] (logical backup,
 //! restore, export, restore tests), [`meta`] (each kind's snapshot `meta`),
 //! [`store`] (shared by every backup kind), [`progress`] (counters a front
 //! end renders).
@@ -20,6 +21,7 @@
 //! (see [`restore::plan`]), so `--dry-run` can print the plan.
 
 pub mod backup;
+pub mod backup_command;
 pub mod backup_files;
 pub mod config;
 pub mod ctx;

@@ -31,6 +31,21 @@ pub struct FilesMeta {
     pub xattrs_read_as_root: Option<bool>,
 }
 
+/// `meta` of a `command` snapshot: what ran and what was stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandMeta {
+    /// Program and arguments as configured.
+    pub command: Vec<String>,
+    /// Name of the stored file in the root tree.
+    pub file: String,
+    /// Bytes stored (after redaction).
+    pub bytes: u64,
+    /// Whether redaction was on.
+    pub redacted: bool,
+    /// How many values were redacted.
+    pub redacted_values: u64,
+}
+
 /// The typed `meta` of a snapshot, by kind.
 #[derive(Debug, Clone)]
 pub enum SnapshotMeta {
@@ -38,6 +53,8 @@ pub enum SnapshotMeta {
     Files(FilesMeta),
     /// A PostgreSQL logical snapshot.
     PostgresLogical(Box<LogicalMeta>),
+    /// A command snapshot.
+    Command(CommandMeta),
 }
 
 impl SnapshotMeta {
@@ -46,6 +63,7 @@ impl SnapshotMeta {
         Ok(match snap.kind {
             SnapshotKind::Files => SnapshotMeta::Files(parse(snap)?),
             SnapshotKind::PostgresLogical => SnapshotMeta::PostgresLogical(Box::new(parse(snap)?)),
+            SnapshotKind::Command => SnapshotMeta::Command(parse(snap)?),
         })
     }
 }
@@ -127,6 +145,15 @@ mod tests {
         // Older snapshots lack fields: they read as empty.
         let old: FilesMeta = serde_json::from_value(json!({"warnings": 0})).unwrap();
         assert_eq!(old, FilesMeta::default());
+    }
+
+    #[test]
+    fn command_meta_is_stored_in_its_documented_shape() {
+        let want = json!({"command": ["sh", "-c", "supabase secrets list"], "file": "secrets.env",
+            "bytes": 120, "redacted": true, "redacted_values": 3});
+        let meta: CommandMeta = serde_json::from_value(want.clone()).unwrap();
+        assert_eq!(meta.file, "secrets.env");
+        assert_eq!(to_value(&meta), want);
     }
 
     #[test]

@@ -221,3 +221,57 @@ async fn postgres_logical_backup_restore_and_restore_test_through_the_engine_alo
     assert_eq!(record.report, tested.report);
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_backup_and_restore_as_files_through_the_engine_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(context(tmp.path(), None));
+    let mut toml = fs::read_to_string(tmp.path().join("lifeboat.toml")).unwrap();
+    toml.push_str(
+        "\n[[source]]\nname = \"cfg\"\nkind = \"command\"\nfile = \"cfg.env\"\n\
+         command = [\"sh\", \"-c\", \"echo PORT=8080; echo API_TOKEN=s3cr3t\"]\n",
+    );
+    fs::write(tmp.path().join("lifeboat.toml"), toml).unwrap();
+    let ctx = Ctx::new(RepoOptions {
+        config: Some(tmp.path().join("lifeboat.toml")),
+        ..RepoOptions::default()
+    })
+    .unwrap();
+    keys::init(&ctx).await.unwrap();
+
+    let report = backup::run(
+        &ctx,
+        BackupRequest {
+            targets: vec!["cfg".into()],
+            ..BackupRequest::default()
+        },
+        progress(),
+    )
+    .await
+    .unwrap();
+    assert!(report.complete() && report.notes.is_empty());
+    assert_eq!(report.snapshot.kind, SnapshotKind::Command);
+    let meta = lifeboat_engine::meta::SnapshotMeta::of(&report.snapshot).unwrap();
+    let lifeboat_engine::meta::SnapshotMeta::Command(meta) = meta else {
+        panic!("a command snapshot has command meta: {meta:?}");
+    };
+    assert_eq!((meta.file.as_str(), meta.redacted_values), ("cfg.env", 1));
+
+    let to = tmp.path().join("restored");
+    let plan = restore::plan(
+        &ctx,
+        RestoreRequest {
+            snapshot: report.id.to_string(),
+            to: to.display().to_string(),
+            ..RestoreRequest::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(plan.files().unwrap().summary().files, 1);
+    let done = restore::execute(plan, progress()).await.unwrap();
+    assert!(matches!(done, RestoreReport::Files { .. }), "{done:?}");
+    let restored = fs::read_to_string(to.join("cfg.env")).unwrap();
+    assert!(restored.starts_with("PORT=8080\nAPI_TOKEN="), "{restored}");
+    assert!(!restored.contains("s3cr3t"), "{restored}");
+}

@@ -81,17 +81,26 @@ pub enum SnapshotKind {
     /// A PostgreSQL logical backup: a `pg_dump` archive (`meta`: logical meta).
     #[serde(rename = "postgres-logical")]
     PostgresLogical,
+    /// A command source: a program's output stored as one file (`meta`:
+    /// command meta); restored as files.
+    #[serde(rename = "command")]
+    Command,
 }
 
 impl SnapshotKind {
     /// Every kind this build reads.
-    pub const ALL: [SnapshotKind; 2] = [SnapshotKind::Files, SnapshotKind::PostgresLogical];
+    pub const ALL: [SnapshotKind; 3] = [
+        SnapshotKind::Files,
+        SnapshotKind::PostgresLogical,
+        SnapshotKind::Command,
+    ];
 
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             SnapshotKind::Files => "files",
             SnapshotKind::PostgresLogical => "postgres-logical",
+            SnapshotKind::Command => "command",
         }
     }
 
@@ -108,7 +117,7 @@ impl std::fmt::Display for SnapshotKind {
 }
 
 /// Snapshot kinds this build reads, by name.
-pub const KNOWN_KINDS: &[&str] = &["files", "postgres-logical"];
+pub const KNOWN_KINDS: &[&str] = &["files", "postgres-logical", "command"];
 
 /// The fields read before a snapshot is used.
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 //!
 //! Each source reads from, and restores into, one real system:
 //! - [`files`]: directory trees (walk with include/exclude globs, apply metadata on restore);
+//! - [`command`]: a program's standard output (platform config CLIs), redacted;
 //! - [`env`]: a capture of environment variables with secrets redacted;
 //! - [`postgres`]: PostgreSQL via its own client tools (`pg_dump`, `pg_restore`, `psql`);
 //! - [`process`]: every child process starts from an empty environment plus an allowlist.
@@ -9,6 +10,7 @@
 //! The engine crate connects sources to the repository; sources only speak
 //! the language of the system they serve.
 
+pub mod command;
 pub mod env;
 pub mod files;
 pub mod postgres;

@@ -1,8 +1,9 @@
 //! Starting child processes from an empty environment.
 //!
 //! Every program lifeboat starts (`pg_dump`, `pg_dumpall`, `pg_restore`, `psql`,
-//! `initdb`, `pg_ctl` and through it `postgres`) is built by [`command`] or
-//! [`server_command`]: the environment is cleared and only an allowlist is
+//! `initdb`, `pg_ctl` and through it `postgres`, and a `command` source's
+//! program) is built by [`command`], [`server_command`] or [`user_command`]:
+//! the environment is cleared and only an allowlist is
 //! passed on, so no repository password, no database URL and no unrelated
 //! variable of lifeboat's own environment ever reaches a child (a server's
 //! `COPY ... TO PROGRAM 'env'` would print it). What a child needs to connect
@@ -12,7 +13,9 @@
 //! `~/.postgresql/root.crt` there), `TZ`, and the libpq *client configuration*
 //! variables in [`CLIENT_CONFIG_ENV`] (certificate and key locations, a
 //! password file, Kerberos settings): the operator's deliberate choices, none
-//! of them a secret value. Server tools get `PATH` only. Both get `LC_ALL=C`,
+//! of them a secret value. Server tools get `PATH` only; a `command`
+//! source's program gets `PATH`, `HOME`, `TZ` and the variables its config
+//! names in `pass_env`. All get `LC_ALL=C`,
 //! so messages are the English ones errors are classified from.
 //!
 //! Passwords never travel in a child's environment: [`password_file`] makes an
@@ -75,6 +78,15 @@ pub fn command(program: impl AsRef<OsStr>) -> Command {
 /// starts): empty environment plus [`BASE_ENV`] and `LC_ALL=C`.
 pub fn server_command(program: impl AsRef<OsStr>) -> Command {
     bare(program)
+}
+
+/// A command for a user-configured program (a `command` source): empty
+/// environment plus [`BASE_ENV`], [`CLIENT_ENV`] and `LC_ALL=C`; the caller
+/// adds the variables the config lists explicitly.
+pub fn user_command(program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = bare(program);
+    inherit(&mut cmd, CLIENT_ENV);
+    cmd
 }
 
 fn bare(program: impl AsRef<OsStr>) -> Command {

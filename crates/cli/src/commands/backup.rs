@@ -50,6 +50,9 @@ fn print_report(ctx: &Context, o: &BackupReport) {
         output::json(&serde_json::to_value(o).expect("json"));
         return;
     }
+    for n in &o.notes {
+        crate::outln!("note: {n}");
+    }
     for w in &o.warnings {
         eprintln!("warning: {w}");
     }

@@ -320,3 +320,24 @@ pub fn closed_port() -> u16 {
 
 #[allow(unused_imports)]
 pub use crate::common::tmpfs_or_skip;
+
+/// What a Supabase project's database holds before its user touches it
+/// (roles, `extensions`, `auth`, `storage`, grants): fixtures/supabase/platform.sql.
+pub const SUPABASE_PLATFORM: &str = include_str!("../fixtures/supabase/platform.sql");
+
+/// What a user adds on top (public tables, RLS policies, a trigger on
+/// `auth.users`, rows): fixtures/supabase/project.sql.
+pub const SUPABASE_PROJECT: &str = include_str!("../fixtures/supabase/project.sql");
+
+/// Create database `db` on `c` as a Supabase-like project: the platform
+/// only (`with_project = false`, a restore target), or with the user's
+/// project loaded on top.
+pub fn load_supabase(c: &ScratchCluster, db: &str, with_project: bool) {
+    c.create_database(db).expect("create database");
+    c.run_sql_in(db, SUPABASE_PLATFORM)
+        .expect("supabase platform.sql loads");
+    if with_project {
+        c.run_sql_in(db, SUPABASE_PROJECT)
+            .expect("supabase project.sql loads");
+    }
+}

@@ -19,7 +19,8 @@
 //!
 //! The CLI makes two dumps (schema without internal schemas; data with `auth` and
 //! `storage`). lifeboat keeps **one** archive per database so it stays a single
-//! genuine pg_dump file. With `keep_auth_data` / `keep_storage_data`, the `auth` /
+//! genuine pg_dump file. With `keep_auth_data` / `keep_storage_data` (the
+//! default in a config: every backup a full recovery point), the `auth` /
 //! `storage` schemas are therefore dumped *whole* (definitions and data): the
 //! archive then restores into a plain PostgreSQL (restore tests, drills), and a
 //! restore into a Supabase project, whose platform already owns those
@@ -147,6 +148,26 @@ impl Profile {
             Profile::Plain => Vec::new(),
             Profile::Supabase { .. } => SUPABASE_NO_DATA_TABLES.to_vec(),
         }
+    }
+
+    /// What this profile was told to leave out, each as a sentence naming
+    /// the setting that opts back in (`backup` prints them).
+    pub fn opt_out_notes(&self) -> Vec<String> {
+        let Profile::Supabase {
+            keep_auth_data,
+            keep_storage_data,
+        } = self
+        else {
+            return Vec::new();
+        };
+        let mut v = Vec::new();
+        if !keep_auth_data {
+            v.push("auth data (users, identities, sessions) left out because keep_auth_data = false: a restore brings back no user accounts; remove the setting to keep them".to_string());
+        }
+        if !keep_storage_data {
+            v.push("storage data (bucket and object metadata) left out because keep_storage_data = false; remove the setting to keep it".to_string());
+        }
+        v
     }
 
     /// Schemas present in the archive whose definitions the target platform owns:

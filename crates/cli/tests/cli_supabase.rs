@@ -1,0 +1,327 @@
+//! Supabase projects end to end (issue 11) with the real binary, on a
+//! Supabase-shaped database built from fixtures/supabase/{platform,project}.sql
+//! (platform roles, `extensions`, `auth`, `storage`; the user's public tables
+//! with RLS policies calling auth.uid(), a trigger on auth.users, a policy on
+//! storage.objects, rows everywhere) and a source with `profile = "supabase"`.
+//!
+//! Proven by content: per-table checksums, policy and trigger lists. Tests
+//! for what the issue asks and lifeboat does not do yet assert the correct
+//! behaviour and are `#[ignore]`d with the reason; the next engineer turns
+//! them on as the pieces land.
+
+mod common;
+#[allow(unused_imports)] // pg_common re-exports helpers other test files use
+mod pg_common;
+
+use lifeboat_sources::postgres::ScratchCluster;
+use pg_common::*;
+use std::fs;
+
+/// The source database: platform and project loaded into `proj`.
+fn supabase_project() -> ScratchCluster {
+    let c = cluster();
+    load_supabase(&c, "proj", true);
+    c
+}
+
+/// Checksums of what a recovery point must bring back: every table and
+/// sequence of `public`, `auth` and `storage`, except the platform's own
+/// migration history, whose data the profile leaves to the target platform.
+fn project_sums(c: &ScratchCluster, db: &str) -> Sums {
+    let mut s = only(
+        &sums(c, db),
+        &[
+            "public.",
+            "auth.",
+            "storage.",
+            "sequence:public.",
+            "sequence:auth.",
+            "sequence:storage.",
+        ],
+    );
+    s.remove("auth.schema_migrations");
+    s.remove("storage.migrations");
+    s
+}
+
+/// Every row-level security policy, with its roles and expressions.
+fn policies(c: &ScratchCluster, db: &str) -> Vec<String> {
+    rows(
+        c,
+        db,
+        "SELECT schemaname, tablename, policyname, cmd, roles::text, coalesce(qual, ''), \
+         coalesce(with_check, '') FROM pg_policies ORDER BY 1, 2, 3",
+    )
+}
+
+/// Every user trigger (not the internal ones of foreign keys), with its definition.
+fn triggers(c: &ScratchCluster, db: &str) -> Vec<String> {
+    rows(
+        c,
+        db,
+        "SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger \
+         WHERE NOT tgisinternal ORDER BY 1, 2",
+    )
+}
+
+/// Tables with row-level security enabled.
+fn rls_tables(c: &ScratchCluster, db: &str) -> Vec<String> {
+    rows(
+        c,
+        db,
+        "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relrowsecurity ORDER BY 1",
+    )
+}
+
+/// Rows of `table` recorded in the snapshot's metadata, if it is there.
+fn meta_rows(backup: &serde_json::Value, table: &str) -> Option<i64> {
+    backup["snapshot"]["meta"]["tables"]
+        .as_array()
+        .expect("meta.tables")
+        .iter()
+        .find(|t| t["name"] == table)
+        .and_then(|t| t["rows"].as_i64())
+}
+
+#[test]
+fn the_fixture_is_shaped_like_a_supabase_project() {
+    let src = supabase_project();
+    let want = project_sums(&src, "proj");
+    for (table, n) in [
+        ("auth.users", 3),
+        ("auth.identities", 3),
+        ("auth.sessions", 1),
+        ("auth.refresh_tokens", 1),
+        ("auth.mfa_factors", 1),
+        ("storage.buckets", 2),
+        ("storage.objects", 3),
+        ("public.profiles", 3),
+        ("public.projects", 6),
+        ("public.tasks", 18),
+    ] {
+        assert_eq!(want[table].0, n, "{table}: {want:?}");
+    }
+    assert_eq!(
+        value(
+            &src,
+            "proj",
+            "SELECT string_agg(e.extname || '@' || n.nspname, ',' ORDER BY e.extname) \
+             FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
+             WHERE e.extname <> 'plpgsql'"
+        ),
+        "pgcrypto@extensions,uuid-ossp@extensions"
+    );
+    assert_eq!(
+        value(
+            &src,
+            "postgres",
+            "SELECT string_agg(rolname || ':' || rolcanlogin, ',' ORDER BY rolname) FROM pg_roles \
+             WHERE rolname IN ('anon', 'authenticated', 'service_role', 'authenticator', 'supabase_admin')"
+        ),
+        "anon:false,authenticated:false,authenticator:true,service_role:false,supabase_admin:true"
+    );
+    // The trigger filled the profiles; auth.uid() reads the JWT claims.
+    assert_eq!(
+        value(
+            &src,
+            "proj",
+            "SELECT count(*) FROM public.profiles p JOIN auth.users u USING (id)"
+        ),
+        "3"
+    );
+    assert_eq!(
+        value(
+            &src,
+            "proj",
+            "SELECT set_config('request.jwt.claims', '{\"sub\": \"a0000000-0000-4000-8000-000000000002\", \"role\": \"authenticated\"}', false) IS NOT NULL \
+             AND auth.uid() = 'a0000000-0000-4000-8000-000000000002' AND auth.role() = 'authenticated' \
+             AND auth.jwt() ->> 'role' = 'authenticated'"
+        ),
+        "t"
+    );
+    assert_eq!(triggers(&src, "proj").len(), 1);
+    assert_eq!(policies(&src, "proj").len(), 7);
+    assert_eq!(
+        rls_tables(&src, "proj"),
+        ["profiles", "projects", "storage.objects", "tasks"]
+    );
+}
+
+#[test]
+fn supabase_backup_keeps_the_user_schema_and_leaves_platform_definitions_and_roles_out() {
+    let src = supabase_project();
+    let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
+    let b = ws.backup(&[]);
+    for (table, n) in [
+        ("public.profiles", 3),
+        ("public.projects", 6),
+        ("public.tasks", 18),
+    ] {
+        assert_eq!(meta_rows(&b, table), Some(n), "{table}: {b}");
+    }
+    let plain = ws.path("proj.sql");
+    ws.run(&[
+        "dump",
+        "export",
+        "latest",
+        "--format",
+        "plain",
+        "-o",
+        plain.to_str().unwrap(),
+    ])
+    .ok();
+    let sql = fs::read_to_string(&plain).unwrap();
+    for needle in [
+        "CREATE TABLE public.profiles",
+        "CREATE FUNCTION public.handle_new_user()",
+        "ALTER TABLE public.projects ENABLE ROW LEVEL SECURITY",
+        "CREATE POLICY \"Owners manage their projects\" ON public.projects",
+        "COPY public.tasks",
+    ] {
+        assert!(sql.contains(needle), "{needle} missing:\n{sql}");
+    }
+    // The extensions the user's defaults call are recorded where they live
+    // (pg_dump keeps an extension whose schema it leaves out) ...
+    assert!(
+        sql.contains("CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA extensions"),
+        "{sql}"
+    );
+    // ... and platform-owned definitions are the platform's business.
+    for needle in [
+        "CREATE SCHEMA extensions",
+        "CREATE TABLE realtime.",
+        "CREATE SCHEMA graphql_public",
+    ] {
+        assert!(!sql.contains(needle), "{needle} in the archive:\n{sql}");
+    }
+    // Reserved roles are never created or altered from the globals (their
+    // lines are kept as comments; allowed settings such as statement_timeout stay).
+    let globals = ws.path("globals");
+    ws.run(&["restore", "latest", "--to", globals.to_str().unwrap()])
+        .ok();
+    let globals = fs::read_to_string(globals.join("globals.sql")).unwrap();
+    for role in [
+        "anon",
+        "authenticated",
+        "service_role",
+        "supabase_admin",
+        "authenticator",
+    ] {
+        let creates = format!("CREATE ROLE {role};");
+        assert!(
+            globals
+                .lines()
+                .all(|l| l != creates && !l.starts_with(&format!("ALTER ROLE {role} WITH"))),
+            "{role} created or altered by globals.sql:\n{globals}"
+        );
+        assert!(globals.contains(&format!("-- {creates}")), "{globals}");
+    }
+}
+
+#[test]
+fn a_default_supabase_backup_is_a_full_recovery_point() {
+    let src = supabase_project();
+    let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
+    let b = ws.backup(&[]);
+    for (table, n) in [
+        ("auth.users", 3),
+        ("auth.identities", 3),
+        ("auth.sessions", 1),
+        ("auth.mfa_factors", 1),
+        ("storage.buckets", 2),
+        ("storage.objects", 3),
+        ("public.profiles", 3),
+    ] {
+        assert_eq!(meta_rows(&b, table), Some(n), "{table}: {b}");
+    }
+    // Leaving them out is an explicit opt-out, and the backup says so.
+    ws.write_config("profile = \"supabase\"\nkeep_auth_data = false\nkeep_storage_data = false");
+    let r = ws.run(&["backup", "main"]);
+    r.ok();
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        said.contains("auth") && said.contains("keep_auth_data = false"),
+        "{said}"
+    );
+    assert!(said.contains("keep_storage_data = false"), "{said}");
+}
+
+#[test]
+#[ignore = "issue 11 item 3: restore into plain PostgreSQL does not prepare what a Supabase dump presupposes: the extensions schema (schema \"extensions\" does not exist) and the platform roles (role \"supabase_admin\" does not exist); 62 pg_restore errors today"]
+fn a_supabase_snapshot_restores_into_plain_postgresql_with_every_row_policy_and_trigger() {
+    let src = supabase_project();
+    let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
+    ws.backup(&[]);
+    let plain = cluster();
+    let r = ws.restore("latest", &url(&plain, "staging"), &[]);
+    r.ok();
+    assert!(!r.stderr.contains("error"), "{}", r.stderr);
+    assert_same_sums(
+        &project_sums(&src, "proj"),
+        &project_sums(&plain, "staging"),
+        "restore into plain PostgreSQL",
+    );
+    assert_eq!(policies(&src, "proj"), policies(&plain, "staging"));
+    assert_eq!(triggers(&src, "proj"), triggers(&plain, "staging"));
+    assert_eq!(rls_tables(&src, "proj"), rls_tables(&plain, "staging"));
+    // The trigger still works there.
+    plain
+        .run_sql_in(
+            "staging",
+            "INSERT INTO auth.users (id, email, raw_user_meta_data) \
+             VALUES ('a0000000-0000-4000-8000-000000000009', 'new@example.com', '{\"full_name\": \"New\"}')",
+        )
+        .unwrap();
+    assert_eq!(
+        value(&plain, "staging", "SELECT full_name FROM public.profiles WHERE id = 'a0000000-0000-4000-8000-000000000009'"),
+        "New"
+    );
+}
+
+#[test]
+#[ignore = "issue 11 item 2: restore into a Supabase project is not built: a target holding only the platform is refused as not empty (exit 14); loading auth/storage rows into the platform tables without firing on_auth_user_created twice, and re-creating user triggers/policies on platform tables, are missing"]
+fn a_supabase_snapshot_restores_into_a_supabase_project_without_duplicate_profiles() {
+    let src = supabase_project();
+    let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
+    ws.backup(&[]);
+    let target = cluster();
+    load_supabase(&target, "fresh", false);
+    ws.restore("latest", &url(&target, "fresh"), &[]).ok();
+    assert_same_sums(
+        &project_sums(&src, "proj"),
+        &project_sums(&target, "fresh"),
+        "restore into a Supabase project",
+    );
+    // auth.users rows went in without the on_auth_user_created trigger
+    // adding a second profile each.
+    assert_eq!(
+        value(&target, "fresh", "SELECT count(*) FROM public.profiles"),
+        "3"
+    );
+    assert_eq!(policies(&src, "proj"), policies(&target, "fresh"));
+    assert_eq!(triggers(&src, "proj"), triggers(&target, "fresh"));
+    // Sequences and identities continue after the restored rows.
+    assert_eq!(
+        value(
+            &target,
+            "fresh",
+            "INSERT INTO public.projects (owner_id, name) VALUES ('a0000000-0000-4000-8000-000000000001', 'gamma') RETURNING id"
+        ),
+        "7"
+    );
+}
+
+#[test]
+#[ignore = "issue 11 item 3: verify --restore-test of a Supabase snapshot fails like the restore into plain PostgreSQL (43 pg_restore errors today, first: schema \"extensions\" does not exist)"]
+fn verify_restore_test_of_a_supabase_snapshot_passes_with_auth_users_critical() {
+    let src = supabase_project();
+    let ws = Workspace::new(
+        &url(&src, "proj"),
+        "profile = \"supabase\"\nverify = { critical_tables = [\"auth.users\", \"storage.objects\", \"public.projects\"] }",
+    );
+    ws.backup(&[]);
+    let r = ws.run(&["--json", "verify", "--restore-test"]);
+    r.ok();
+    let v = r.json();
+    assert_eq!(v["ok"], true, "{v}");
+}

@@ -1,0 +1,508 @@
+//! The `command` source: a program's standard output, for platform
+//! configuration only a CLI can print (`vercel env pull`, `supabase secrets
+//! list`, `env`).
+//!
+//! The program is started from `argv` directly (no shell unless the user
+//! writes `sh -c`) through [`crate::process::user_command`]: a clean
+//! environment (`PATH`, `HOME`, `TZ`, `LC_ALL=C`) plus the variables the
+//! config lists explicitly. It runs in its own process group with stdin
+//! closed. Its stdout is streamed ([`RunningCommand::stdout`]); stderr is
+//! drained concurrently on a thread that keeps only the last
+//! [`STDERR_TAIL`] bytes, for the error message. A watchdog thread kills the
+//! whole process group when the timeout passes; when the program exits,
+//! whatever it left running in its group is killed too.
+//! [`RunningCommand::finish`] turns the exit status into [`CommandError`].
+//!
+//! [`RedactingReader`] applies the `.env` redaction of [`crate::env`] to the
+//! stream line by line, so memory stays bounded by [`MAX_LINE`] whatever the
+//! output size.
+
+use crate::env::Redactor;
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Bytes of the program's stderr kept for the error message.
+pub const STDERR_TAIL: usize = 4096;
+
+/// Longest line redacted as a whole; a longer line is judged by its first
+/// `MAX_LINE` bytes (where its `NAME=` is) and its rest copied or dropped.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Variables set for the program in addition to the allowlist.
+    pub env: Vec<(String, String)>,
+    /// Working directory (default: lifeboat's).
+    pub dir: Option<PathBuf>,
+    /// Time after which the program and its process group are killed.
+    pub timeout: Duration,
+}
+
+impl CommandSpec {
+    /// The program, for messages.
+    pub fn program(&self) -> &str {
+        self.argv.first().map_or("", String::as_str)
+    }
+}
+
+/// Why a command source failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// `argv` is empty.
+    #[error("the command is empty: set `command = [\"program\", \"arg\", ...]`")]
+    Empty,
+    /// The program could not be started.
+    #[error("cannot start {program:?}: {source} (is it installed and on PATH?)")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The program exited unsuccessfully.
+    #[error("{program:?} failed ({status}); nothing was stored; its stderr ends with: {stderr}")]
+    Failed {
+        /// The program.
+        program: String,
+        /// Exit status as text (`exit status: 3`, `signal: 9 (SIGKILL)`).
+        status: String,
+        /// The end of its stderr.
+        stderr: String,
+    },
+    /// The program ran past its timeout and was killed.
+    #[error("{program:?} did not finish within {secs} s and was killed with its process group; nothing was stored (raise `timeout` in the source's config if it needs longer); its stderr ends with: {stderr}")]
+    TimedOut {
+        /// The program.
+        program: String,
+        /// The timeout in seconds.
+        secs: u64,
+        /// The end of its stderr.
+        stderr: String,
+    },
+    /// Reading its output or waiting for it failed.
+    #[error("running {program:?}: {source}")]
+    Io {
+        /// The program.
+        program: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl CommandError {
+    /// Stable code of the failure (`command_failed`, `command_timeout`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CommandError::Empty => "command_empty",
+            CommandError::Spawn { .. } => "command_spawn",
+            CommandError::Failed { .. } => "command_failed",
+            CommandError::TimedOut { .. } => "command_timeout",
+            CommandError::Io { .. } => "command_io",
+        }
+    }
+}
+
+/// A started command.
+pub struct RunningCommand {
+    program: String,
+    timeout: Duration,
+    child: Child,
+    stdout: Option<ChildStdout>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    watchdog: Option<Watchdog>,
+    finished: bool,
+}
+
+impl RunningCommand {
+    /// Start `spec` in its own process group, stdin closed, stdout and
+    /// stderr piped, the watchdog armed.
+    pub fn spawn(spec: &CommandSpec) -> Result<Self, CommandError> {
+        use std::os::unix::process::CommandExt;
+        let (program, args) = spec.argv.split_first().ok_or(CommandError::Empty)?;
+        let mut cmd = crate::process::user_command(program);
+        cmd.args(args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if let Some(dir) = &spec.dir {
+            cmd.current_dir(dir);
+        }
+        let mut child = cmd.spawn().map_err(|source| CommandError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+        let stdout = child.stdout.take();
+        let stderr = child
+            .stderr
+            .take()
+            .map(|e| std::thread::spawn(move || tail(e, STDERR_TAIL)));
+        let watchdog = Watchdog::arm(Pid::from_child(&child), spec.timeout);
+        Ok(RunningCommand {
+            program: program.clone(),
+            timeout: spec.timeout,
+            child,
+            stdout,
+            stderr,
+            watchdog: Some(watchdog),
+            finished: false,
+        })
+    }
+
+    /// The program's standard output (once).
+    pub fn stdout(&mut self) -> Option<ChildStdout> {
+        self.stdout.take()
+    }
+
+    /// Wait for the program (its stdout should have been read to the end),
+    /// disarm the watchdog and judge the exit status.
+    pub fn finish(mut self) -> Result<(), CommandError> {
+        self.finished = true;
+        drop(self.stdout.take());
+        let status = self.wait();
+        let timed_out = self.watchdog.take().is_some_and(Watchdog::disarm);
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .unwrap_or_default();
+        let status = status.map_err(|source| CommandError::Io {
+            program: self.program.clone(),
+            source,
+        })?;
+        if timed_out {
+            return Err(CommandError::TimedOut {
+                program: self.program.clone(),
+                secs: self.timeout.as_secs(),
+                stderr: or_nothing(stderr),
+            });
+        }
+        if !status.success() {
+            return Err(CommandError::Failed {
+                program: self.program.clone(),
+                status: status.to_string(),
+                stderr: or_nothing(stderr),
+            });
+        }
+        Ok(())
+    }
+
+    /// Wait for the program to exit without reaping it, kill what is left in
+    /// its process group, fence off the watchdog (so it never signals a
+    /// reused process group id), then reap it.
+    fn wait(&mut self) -> io::Result<ExitStatus> {
+        let pid = Pid::from_child(&self.child);
+        loop {
+            match rustix::process::waitid(
+                WaitId::Pid(pid),
+                WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+            ) {
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(_) => break,
+            }
+        }
+        // The leader is a zombie until reaped, so its group id is still ours:
+        // kill what it left running in its group (it would hold stderr open).
+        let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+        if let Some(w) = &self.watchdog {
+            w.fence();
+        }
+        self.child.wait()
+    }
+}
+
+impl Drop for RunningCommand {
+    /// A command abandoned before [`RunningCommand::finish`] (the backup
+    /// failed while reading it) is killed with its process group and reaped.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        drop(self.stdout.take());
+        if let Some(w) = self.watchdog.take() {
+            w.kill_now();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn or_nothing(stderr: String) -> String {
+    if stderr.is_empty() {
+        "(nothing)".into()
+    } else {
+        stderr
+    }
+}
+
+/// Read `r` to its end, keeping the last `keep` bytes (from a line start
+/// when one is in reach).
+fn tail(mut r: impl Read, keep: usize) -> Vec<u8> {
+    let mut kept: Vec<u8> = Vec::with_capacity(keep * 2);
+    let mut buf = [0u8; 8192];
+    let mut cut = false;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > keep * 2 {
+                    kept.drain(..kept.len() - keep);
+                    cut = true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    if kept.len() > keep {
+        kept.drain(..kept.len() - keep);
+        cut = true;
+    }
+    if cut {
+        if let Some(nl) = kept.iter().position(|&b| b == b'\n') {
+            kept.drain(..=nl);
+        }
+    }
+    kept
+}
+
+/// Kills a process group when its time is up, unless disarmed first.
+struct Watchdog {
+    state: Arc<WatchState>,
+    cancel: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+struct WatchState {
+    pgid: Pid,
+    /// Set once the group leader has exited: its id may be reused after
+    /// reaping, so no signal is sent any more.
+    fenced: Mutex<bool>,
+    fired: AtomicBool,
+}
+
+impl WatchState {
+    fn kill(&self) {
+        let fenced = self.fenced.lock().unwrap_or_else(|e| e.into_inner());
+        if !*fenced {
+            let _ = rustix::process::kill_process_group(self.pgid, Signal::KILL);
+        }
+    }
+}
+
+impl Watchdog {
+    fn arm(pgid: Pid, timeout: Duration) -> Self {
+        let state = Arc::new(WatchState {
+            pgid,
+            fenced: Mutex::new(false),
+            fired: AtomicBool::new(false),
+        });
+        let (cancel, cancelled) = mpsc::channel::<()>();
+        let thread = std::thread::spawn({
+            let state = state.clone();
+            move || {
+                if let Err(RecvTimeoutError::Timeout) = cancelled.recv_timeout(timeout) {
+                    state.fired.store(true, Ordering::SeqCst);
+                    state.kill();
+                }
+            }
+        });
+        Watchdog {
+            state,
+            cancel,
+            thread,
+        }
+    }
+
+    /// The leader has exited (not yet reaped): send nothing from now on.
+    fn fence(&self) {
+        *self.state.fenced.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    }
+
+    /// Kill the group now (the command is abandoned).
+    fn kill_now(self) {
+        self.state.kill();
+        self.disarm();
+    }
+
+    /// Stop the watchdog; whether it had fired.
+    fn disarm(self) -> bool {
+        let _ = self.cancel.send(());
+        let _ = self.thread.join();
+        self.state.fired.load(Ordering::SeqCst)
+    }
+}
+
+/// Applies [`Redactor::redact_env_file`] to a stream, line by line.
+pub struct RedactingReader<R> {
+    inner: BufReader<R>,
+    redactor: Redactor,
+    out: Vec<u8>,
+    pos: usize,
+    rest: LineRest,
+    redacted: usize,
+}
+
+/// What happens to the rest of an over-long line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LineRest {
+    /// At a line start.
+    None,
+    /// Copied as is (its start was not redacted).
+    Copy,
+    /// Dropped up to its line break (its start was redacted).
+    Drop,
+}
+
+impl<R: Read> RedactingReader<R> {
+    /// Redact `inner` with `redactor`.
+    pub fn new(inner: R, redactor: Redactor) -> Self {
+        RedactingReader {
+            inner: BufReader::with_capacity(64 << 10, inner),
+            redactor,
+            out: Vec::new(),
+            pos: 0,
+            rest: LineRest::None,
+            redacted: 0,
+        }
+    }
+
+    /// How many values were redacted so far.
+    pub fn redacted(&self) -> usize {
+        self.redacted
+    }
+
+    /// Refill `out`; `false` at the end of the stream.
+    fn fill(&mut self) -> io::Result<bool> {
+        self.out.clear();
+        self.pos = 0;
+        if self.rest != LineRest::None {
+            return self.fill_rest();
+        }
+        let n = (&mut self.inner)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut self.out)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let complete = self.out.last() == Some(&b'\n');
+        if !complete && n == MAX_LINE {
+            self.rest = LineRest::Copy;
+        }
+        if let Some(red) = redact_line(&self.redactor, &self.out) {
+            self.redacted += 1;
+            self.out = red;
+            if self.rest == LineRest::Copy {
+                self.rest = LineRest::Drop;
+            }
+        }
+        Ok(true)
+    }
+
+    /// The continuation of an over-long line, up to and with its line break.
+    fn fill_rest(&mut self) -> io::Result<bool> {
+        let buf = self.inner.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(false);
+        }
+        let (len, ends) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        match self.rest {
+            LineRest::Drop if ends => self.out.push(b'\n'),
+            LineRest::Drop => {}
+            _ => self.out.extend_from_slice(&buf[..len]),
+        }
+        self.inner.consume(len);
+        if ends {
+            self.rest = LineRest::None;
+        }
+        Ok(true)
+    }
+}
+
+impl<R: Read> Read for RedactingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.out.len() {
+            if !self.fill()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.out.len() - self.pos);
+        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The redacted form of one line (with its line ending, if any), or `None`
+/// when nothing in it is redacted. A line that is not UTF-8 is judged by its
+/// lossy text, and replaced by that text only when something is redacted.
+pub fn redact_line(r: &Redactor, line: &[u8]) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(line);
+    let (red, count) = r.redact_env_file(&text);
+    (count > 0).then(|| red.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redact_all(input: &[u8]) -> (Vec<u8>, usize) {
+        let mut r = RedactingReader::new(input, Redactor::default());
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        (out, r.redacted())
+    }
+
+    #[test]
+    fn streams_are_redacted_like_env_files() {
+        let (out, n) = redact_all(b"API_KEY=sk_live_x\nPORT=3000\nDB=postgres://u:pw@h/d\nlast");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "API_KEY=<redacted>\nPORT=3000\nDB=postgres://u:<redacted>@h/d\nlast"
+        );
+        assert_eq!(n, 2);
+        let (out, n) = redact_all(b"\xff\xfe=1\nTOKEN=\xff\n");
+        assert_eq!(out, b"\xff\xfe=1\nTOKEN=<redacted>\n");
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn over_long_lines_are_judged_by_their_start() {
+        let long = "x".repeat(MAX_LINE * 2 + 10);
+        let input = format!("SECRET_TOKEN={long}\nPLAIN={long}\nEND=1\n");
+        let (out, n) = redact_all(input.as_bytes());
+        let want = format!("SECRET_TOKEN=<redacted>\nPLAIN={long}\nEND=1\n");
+        assert!(out == want.as_bytes(), "long lines mangled");
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn stderr_tail_keeps_the_end_from_a_line_start() {
+        let mut input = String::new();
+        for i in 0..2000 {
+            input.push_str(&format!("line {i}\n"));
+        }
+        let t = String::from_utf8(tail(input.as_bytes(), 100)).unwrap();
+        assert!(t.starts_with("line ") && t.ends_with("line 1999\n"), "{t}");
+        assert!(t.len() <= 100);
+        assert_eq!(tail(&b"short"[..], 100), b"short");
+    }
+}
