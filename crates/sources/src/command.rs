@@ -20,13 +20,14 @@
 use crate::env::Redactor;
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bytes of the program's stderr kept for the error message.
 pub const STDERR_TAIL: usize = 4096;
@@ -119,8 +120,10 @@ pub struct RunningCommand {
     program: String,
     timeout: Duration,
     child: Child,
-    stdout: Option<ChildStdout>,
+    stdout: Option<CommandStdout>,
     stderr: Option<JoinHandle<Vec<u8>>>,
+    /// Tells the stderr thread to stop once nothing more is readable.
+    stderr_stop: Option<OwnedFd>,
     watchdog: Option<Watchdog>,
     finished: bool,
 }
@@ -145,26 +148,56 @@ impl RunningCommand {
             program: program.clone(),
             source,
         })?;
-        let stdout = child.stdout.take();
-        let stderr = child
-            .stderr
-            .take()
-            .map(|e| std::thread::spawn(move || tail(e, STDERR_TAIL)));
+        let deadline = Instant::now() + spec.timeout;
+        let (stderr, stderr_stop) = match child.stderr.take() {
+            Some(e) => {
+                let stop = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)
+                    .map_err(|e| CommandError::Io {
+                        program: program.clone(),
+                        source: e.into(),
+                    })?;
+                let reader = UntilStopped {
+                    inner: e,
+                    stop: stop.try_clone().map_err(|source| CommandError::Io {
+                        program: program.clone(),
+                        source,
+                    })?,
+                };
+                let thread = std::thread::spawn(move || tail(reader, STDERR_TAIL));
+                (Some(thread), Some(stop))
+            }
+            None => (None, None),
+        };
         let watchdog = Watchdog::arm(Pid::from_child(&child), spec.timeout);
+        let stdout = child.stdout.take().map(|inner| CommandStdout {
+            inner,
+            deadline,
+            watch: watchdog.state.clone(),
+        });
         Ok(RunningCommand {
             program: program.clone(),
             timeout: spec.timeout,
             child,
             stdout,
             stderr,
+            stderr_stop,
             watchdog: Some(watchdog),
             finished: false,
         })
     }
 
-    /// The program's standard output (once).
-    pub fn stdout(&mut self) -> Option<ChildStdout> {
+    /// The program's standard output (once); reading it fails at the
+    /// timeout (see [`CommandStdout`]).
+    pub fn stdout(&mut self) -> Option<CommandStdout> {
         self.stdout.take()
+    }
+
+    /// Whether the timeout has passed and the process group was killed
+    /// (then [`finish`](Self::finish) reports [`CommandError::TimedOut`]).
+    pub fn timed_out(&self) -> bool {
+        self.watchdog
+            .as_ref()
+            .is_some_and(|w| w.state.fired.load(Ordering::SeqCst))
     }
 
     /// Wait for the program (its stdout should have been read to the end),
@@ -173,6 +206,7 @@ impl RunningCommand {
         self.finished = true;
         drop(self.stdout.take());
         let status = self.wait();
+        self.stop_stderr();
         let timed_out = self.watchdog.take().is_some_and(Watchdog::disarm);
         let stderr = self
             .stderr
@@ -199,6 +233,15 @@ impl RunningCommand {
             });
         }
         Ok(())
+    }
+
+    /// The group is gone: what still holds stderr open left the group, so
+    /// the stderr thread reads what is there and stops (it would wait for
+    /// that process otherwise).
+    fn stop_stderr(&mut self) {
+        if let Some(stop) = self.stderr_stop.take() {
+            let _ = rustix::io::write(&stop, &1u64.to_ne_bytes());
+        }
     }
 
     /// Wait for the program to exit without reaping it, kill what is left in
@@ -238,6 +281,7 @@ impl Drop for RunningCommand {
             w.kill_now();
         }
         let _ = self.child.wait();
+        self.stop_stderr();
     }
 }
 
@@ -281,6 +325,72 @@ fn tail(mut r: impl Read, keep: usize) -> Vec<u8> {
     kept
 }
 
+/// The program's stderr until [`RunningCommand::stop_stderr`]: then what
+/// is readable, and the end.
+struct UntilStopped {
+    inner: ChildStderr,
+    stop: OwnedFd,
+}
+
+impl Read for UntilStopped {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        loop {
+            let mut fds = [
+                PollFd::new(&self.inner, PollFlags::IN),
+                PollFd::new(&self.stop, PollFlags::IN),
+            ];
+            match poll(&mut fds, None) {
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(_) if !fds[0].revents().is_empty() => return self.inner.read(buf),
+                Ok(_) if !fds[1].revents().is_empty() => return Ok(0),
+                Ok(_) => continue,
+            }
+        }
+    }
+}
+
+/// The program's stdout. A read waits at most until the timeout: a
+/// process that left the group (`setsid`, a daemonising helper) can hold
+/// the pipe open after the group is killed, and the output would never
+/// end. At the timeout the group is killed (as by the watchdog) and the
+/// read fails with [`io::ErrorKind::TimedOut`].
+pub struct CommandStdout {
+    inner: ChildStdout,
+    deadline: Instant,
+    watch: Arc<WatchState>,
+}
+
+impl Read for CommandStdout {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.watch.fire();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the command's output did not end within its timeout",
+                ));
+            }
+            let wait = Timespec {
+                tv_sec: left.as_secs() as _,
+                tv_nsec: left.subsec_nanos() as _,
+            };
+            let mut fds = [PollFd::new(&self.inner, PollFlags::IN)];
+            match poll(&mut fds, Some(&wait)) {
+                Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+                Ok(_) => match self.inner.read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => return r,
+                },
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
 /// Kills a process group when its time is up, unless disarmed first.
 struct Watchdog {
     state: Arc<WatchState>,
@@ -297,6 +407,12 @@ struct WatchState {
 }
 
 impl WatchState {
+    /// The time is up: mark it and kill the group.
+    fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        self.kill();
+    }
+
     fn kill(&self) {
         let fenced = self.fenced.lock().unwrap_or_else(|e| e.into_inner());
         if !*fenced {
@@ -317,8 +433,7 @@ impl Watchdog {
             let state = state.clone();
             move || {
                 if let Err(RecvTimeoutError::Timeout) = cancelled.recv_timeout(timeout) {
-                    state.fired.store(true, Ordering::SeqCst);
-                    state.kill();
+                    state.fire();
                 }
             }
         });
