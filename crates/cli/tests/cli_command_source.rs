@@ -136,6 +136,38 @@ fn a_failing_command_fails_the_backup_with_its_status_and_stderr() {
     run(&ws, &["backup", "cfg"]).error(15, &["needs `command = ["]);
 }
 
+#[test]
+fn a_failing_commands_stderr_in_the_error_quotes_no_secret() {
+    let ws = Workspace::init();
+    configure(
+        &ws,
+        &[
+            "sh",
+            "-c",
+            "echo \"error: token $LB_TEST_TOKEN rejected\" >&2; echo 'tried postgres://app:hunter2@db/x' >&2; exit 1",
+        ],
+        "pass_env = [\"LB_TEST_TOKEN\"]",
+    );
+    let r = ws.run_env(
+        &["backup", "cfg"],
+        &[
+            ("LIFEBOAT_CONFIG", ws.path("lifeboat.toml").as_os_str()),
+            ("LB_TEST_TOKEN", "sk_live_passed_in".as_ref()),
+        ],
+    );
+    r.code(16);
+    let err = &r.stderr;
+    assert!(
+        err.contains("error: token <redacted> rejected")
+            && err.contains("postgres://app:<redacted>@db/x"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("sk_live_passed_in") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
+
 /// Whether process `pid` is gone (or a zombie nobody reaped yet).
 fn gone(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -126,6 +126,8 @@ pub struct RunningCommand {
     stderr_stop: Option<OwnedFd>,
     watchdog: Option<Watchdog>,
     finished: bool,
+    /// Values of the variables passed in (`pass_env`): never quoted back.
+    secrets: Vec<String>,
 }
 
 impl RunningCommand {
@@ -183,6 +185,7 @@ impl RunningCommand {
             stderr_stop,
             watchdog: Some(watchdog),
             finished: false,
+            secrets: spec.env.iter().map(|(_, v)| v.clone()).collect(),
         })
     }
 
@@ -212,7 +215,7 @@ impl RunningCommand {
             .stderr
             .take()
             .and_then(|h| h.join().ok())
-            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .map(|b| scrub(String::from_utf8_lossy(&b).trim(), &self.secrets))
             .unwrap_or_default();
         let status = status.map_err(|source| CommandError::Io {
             program: self.program.clone(),
@@ -283,6 +286,30 @@ impl Drop for RunningCommand {
         let _ = self.child.wait();
         self.stop_stderr();
     }
+}
+
+/// The stderr tail as it may appear in an error message (and so in logs):
+/// the values of the variables passed in, passwords in URLs and the values
+/// of secret-looking `NAME=value` lines replaced by `<redacted>`.
+fn scrub(stderr: &str, secrets: &[String]) -> String {
+    let mut text = stderr.to_string();
+    let mut secrets: Vec<&str> = secrets
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| s.len() >= 3)
+        .collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in secrets {
+        text = text.replace(s, crate::env::REDACTED);
+    }
+    let words: String = text
+        .split_inclusive(char::is_whitespace)
+        .map(|w| match w.contains("://") {
+            true => crate::env::redact_url_password(w).unwrap_or_else(|| w.to_string()),
+            false => w.to_string(),
+        })
+        .collect();
+    Redactor::default().redact_env_file(&words).0
 }
 
 fn or_nothing(stderr: String) -> String {
@@ -607,6 +634,16 @@ mod tests {
         let want = format!("SECRET_TOKEN=<redacted>\nPLAIN={long}\nEND=1\n");
         assert!(out == want.as_bytes(), "long lines mangled");
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn stderr_quoted_in_errors_has_no_passed_values_or_passwords() {
+        let stderr = "error: token sk_live_abc123 rejected\nconnecting to postgres://app:hunter2@db/x failed\nAPI_SECRET=s3cr3t\nPORT=5432 ok";
+        let got = scrub(stderr, &["sk_live_abc123".into(), "1".into()]);
+        assert_eq!(
+            got,
+            "error: token <redacted> rejected\nconnecting to postgres://app:<redacted>@db/x failed\nAPI_SECRET=<redacted>\nPORT=5432 ok"
+        );
     }
 
     #[test]

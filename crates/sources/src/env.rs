@@ -157,7 +157,7 @@ fn shell_quote(v: &str) -> String {
 }
 
 /// `scheme://user:pass@host/...` -> `scheme://user:<redacted>@host/...`.
-fn redact_url_password(value: &str) -> Option<String> {
+pub(crate) fn redact_url_password(value: &str) -> Option<String> {
     let (scheme, rest) = value.split_once("://")?;
     let at = rest.find('@')?;
     let userinfo = &rest[..at];
