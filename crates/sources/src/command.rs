@@ -150,7 +150,8 @@ impl RunningCommand {
             program: program.clone(),
             source,
         })?;
-        let deadline = Instant::now() + spec.timeout;
+        // No deadline for a timeout past what an Instant holds.
+        let deadline = Instant::now().checked_add(spec.timeout);
         let (stderr, stderr_stop) = match child.stderr.take() {
             Some(e) => {
                 let stop = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)
@@ -385,7 +386,7 @@ impl Read for UntilStopped {
 /// read fails with [`io::ErrorKind::TimedOut`].
 pub struct CommandStdout {
     inner: ChildStdout,
-    deadline: Instant,
+    deadline: Option<Instant>,
     watch: Arc<WatchState>,
 }
 
@@ -393,20 +394,22 @@ impl Read for CommandStdout {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
         loop {
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let left = self
+                .deadline
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
                 self.watch.fire();
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "the command's output did not end within its timeout",
                 ));
             }
-            let wait = Timespec {
-                tv_sec: left.as_secs() as _,
-                tv_nsec: left.subsec_nanos() as _,
-            };
+            let wait = left.map(|l| Timespec {
+                tv_sec: l.as_secs().min(i64::MAX as u64) as _,
+                tv_nsec: l.subsec_nanos() as _,
+            });
             let mut fds = [PollFd::new(&self.inner, PollFlags::IN)];
-            match poll(&mut fds, Some(&wait)) {
+            match poll(&mut fds, wait.as_ref()) {
                 Ok(0) | Err(rustix::io::Errno::INTR) => continue,
                 Ok(_) => match self.inner.read(buf) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -644,6 +647,21 @@ mod tests {
             got,
             "error: token <redacted> rejected\nconnecting to postgres://app:<redacted>@db/x failed\nAPI_SECRET=<redacted>\nPORT=5432 ok"
         );
+    }
+
+    #[test]
+    fn a_timeout_past_what_an_instant_holds_means_no_deadline() {
+        let spec = CommandSpec {
+            argv: vec!["sh".into(), "-c".into(), "echo out; echo err >&2".into()],
+            env: vec![],
+            dir: None,
+            timeout: Duration::from_secs(u64::MAX),
+        };
+        let mut cmd = RunningCommand::spawn(&spec).unwrap();
+        let mut out = String::new();
+        cmd.stdout().unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out, "out\n");
+        cmd.finish().unwrap();
     }
 
     #[test]
