@@ -17,7 +17,7 @@
 //! stream line by line, so memory stays bounded by [`MAX_LINE`] whatever the
 //! output size.
 
-use crate::env::Redactor;
+use crate::env::{EnvLines, LineOutcome, Redactor};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
@@ -493,13 +493,15 @@ impl Watchdog {
     }
 }
 
-/// Applies [`Redactor::redact_env_file`] to a stream, line by line.
+/// Applies [`Redactor::redact_next_line`] to a stream, line by line (a
+/// redacted multi-line quoted value is dropped up to its closing quote).
 pub struct RedactingReader<R> {
     inner: BufReader<R>,
     redactor: Redactor,
     out: Vec<u8>,
     pos: usize,
     rest: LineRest,
+    lines: EnvLines,
     redacted: usize,
 }
 
@@ -512,6 +514,9 @@ enum LineRest {
     Copy,
     /// Dropped up to its line break (its start was redacted).
     Drop,
+    /// Dropped with its line break (a continuation line of a redacted
+    /// multi-line value).
+    DropAll,
 }
 
 impl<R: Read> RedactingReader<R> {
@@ -523,6 +528,7 @@ impl<R: Read> RedactingReader<R> {
             out: Vec::new(),
             pos: 0,
             rest: LineRest::None,
+            lines: EnvLines::default(),
             redacted: 0,
         }
     }
@@ -549,11 +555,25 @@ impl<R: Read> RedactingReader<R> {
         if !complete && n == MAX_LINE {
             self.rest = LineRest::Copy;
         }
-        if let Some(red) = redact_line(&self.redactor, &self.out) {
-            self.redacted += 1;
-            self.out = red;
-            if self.rest == LineRest::Copy {
-                self.rest = LineRest::Drop;
+        // A line that is not UTF-8 is judged by its lossy text, and replaced
+        // by that text only when something is redacted. The closing quote of
+        // a multi-line value is looked for in the first MAX_LINE bytes of
+        // each line only.
+        let text = String::from_utf8_lossy(&self.out).into_owned();
+        match self.redactor.redact_next_line(&mut self.lines, &text) {
+            LineOutcome::Keep => {}
+            LineOutcome::Replace(red) => {
+                self.redacted += 1;
+                self.out = red.into_bytes();
+                if self.rest == LineRest::Copy {
+                    self.rest = LineRest::Drop;
+                }
+            }
+            LineOutcome::Drop => {
+                self.out.clear();
+                if self.rest == LineRest::Copy {
+                    self.rest = LineRest::DropAll;
+                }
             }
         }
         Ok(true)
@@ -571,7 +591,7 @@ impl<R: Read> RedactingReader<R> {
         };
         match self.rest {
             LineRest::Drop if ends => self.out.push(b'\n'),
-            LineRest::Drop => {}
+            LineRest::Drop | LineRest::DropAll => {}
             _ => self.out.extend_from_slice(&buf[..len]),
         }
         self.inner.consume(len);
@@ -596,15 +616,6 @@ impl<R: Read> Read for RedactingReader<R> {
     }
 }
 
-/// The redacted form of one line (with its line ending, if any), or `None`
-/// when nothing in it is redacted. A line that is not UTF-8 is judged by its
-/// lossy text, and replaced by that text only when something is redacted.
-pub fn redact_line(r: &Redactor, line: &[u8]) -> Option<Vec<u8>> {
-    let text = String::from_utf8_lossy(line);
-    let (red, count) = r.redact_env_file(&text);
-    (count > 0).then(|| red.into_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,6 +637,17 @@ mod tests {
         assert_eq!(n, 2);
         let (out, n) = redact_all(b"\xff\xfe=1\nTOKEN=\xff\n");
         assert_eq!(out, b"\xff\xfe=1\nTOKEN=<redacted>\n");
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_multi_line_secret_is_dropped_whole_from_a_stream() {
+        let (out, n) =
+            redact_all(b"A=1\nPRIVATE_KEY=\"-----BEGIN-----\nMIIEvQ\n-----END-----\"\nB=2\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "A=1\nPRIVATE_KEY=<redacted>\nB=2\n"
+        );
         assert_eq!(n, 1);
     }
 
