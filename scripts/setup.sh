@@ -22,6 +22,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# A local S3 server for the S3 backend tests (tests start it themselves).
+if ! have moto_server; then
+  have pip3 || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq --no-install-recommends python3-pip >/dev/null; }
+  echo "setup: installing moto[server]" >&2
+  pip3 install -q 'moto[server]' 2>/dev/null || pip3 install -q --break-system-packages 'moto[server]'
+fi
+
 if ! have cargo; then
   echo "setup: cargo is missing; install Rust (https://rustup.rs) and run again" >&2
   exit 1

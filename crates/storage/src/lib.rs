@@ -1,19 +1,27 @@
 //! Bytes at keys: the storage layer under the lifeboat repository.
 //!
-//! [`Storage`] is the one trait every backend implements (local filesystem
-//! now, S3 later). It knows nothing about repositories: keys are plain
+//! [`Storage`] is the one trait every backend implements (local filesystem,
+//! S3). It knows nothing about repositories: keys are plain
 //! `/`-separated relative paths and values are opaque bytes.
 //!
 //! - [`local::LocalStorage`]: a directory; writes are atomic and durable
 //!   (randomly named temp file, fsync, rename or link, fsync of the
 //!   directory), files 0600, dirs 0700.
+//! - [`s3::S3Storage`] (feature `s3`, on by default): a bucket and prefix
+//!   on AWS S3 or an S3-compatible store.
 //! - [`conformance`]: the test suite every backend must pass.
 //!
 //! Errors are a small public enum, [`StorageError`], that callers can match
 //! on (`NotFound`, `NoSpace`, ...), each carrying the key and location.
 
+#[cfg(feature = "s3")]
+mod aws_profile;
 pub mod conformance;
 pub mod local;
+#[cfg(feature = "s3")]
+pub mod moto;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 use async_trait::async_trait;
 use std::fmt;
@@ -71,6 +79,18 @@ pub enum StorageError {
         len: u64,
         /// Actual object size.
         size: u64,
+    },
+    /// The storage's location or options are wrong (bad URL, bad option).
+    #[error("{0}")]
+    Config(String),
+    /// The remote store refused every request for a known cause (missing
+    /// bucket, refused credentials); the message names the fix.
+    #[error("{location}: {message}")]
+    Remote {
+        /// Where the storage lives.
+        location: String,
+        /// What is wrong and how to fix it, one line.
+        message: String,
     },
     /// Any other I/O failure, with the operation and key.
     #[error("{op} {key} in {location}: {source}")]

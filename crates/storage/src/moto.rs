@@ -1,0 +1,127 @@
+//! A throwaway local S3 server for tests: `moto_server` from PyPI
+//! (`pip install 'moto[server]'`, installed by `scripts/setup.sh`).
+//!
+//! [`MotoServer::start`] runs it on a free loopback port and stops it (by
+//! its pid) when dropped, also when the test panics. When `moto_server` is
+//! missing, `start` returns `None` so a test can skip, except under
+//! `CI=true`, where it panics: CI must not pass by skipping.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Credentials every test client uses (moto accepts any by default).
+pub const ACCESS_KEY_ID: &str = "lifeboat-test";
+/// Secret paired with [`ACCESS_KEY_ID`].
+pub const SECRET_ACCESS_KEY: &str = "lifeboat-test-secret";
+
+/// A running `moto_server`, killed on drop.
+#[derive(Debug)]
+pub struct MotoServer {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl MotoServer {
+    /// Start a server on a free port; `None` (skip) when `moto_server` is
+    /// not installed and `CI` is not `true`.
+    pub fn start() -> Option<Self> {
+        let port = free_port();
+        match Self::start_on(port) {
+            Some(s) => Some(s),
+            None if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("moto_server is not installed (CI=true must not skip): run scripts/setup.sh or pip install 'moto[server]'")
+            }
+            None => {
+                eprintln!("SKIP: moto_server not installed (pip install 'moto[server]')");
+                None
+            }
+        }
+    }
+
+    /// Start on `port` (to restart a stopped server on the same address).
+    pub fn start_on(port: u16) -> Option<Self> {
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let server = Self {
+            child: Some(child),
+            port,
+        };
+        server.wait_ready();
+        Some(server)
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Create a bucket (an unsigned `PUT /<bucket>`, which moto accepts).
+    pub fn create_bucket(&self, bucket: &str) {
+        let status = self.request("PUT", &format!("/{bucket}"));
+        assert!(
+            status.starts_with("HTTP/1.1 200"),
+            "create bucket {bucket}: {status}"
+        );
+    }
+
+    /// Stop the server now (kill by pid, then reap).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn wait_ready(&self) {
+        for _ in 0..600 {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "moto_server did not listen on port {} within 30 s",
+            self.port
+        );
+    }
+
+    /// One HTTP/1.1 request; returns the status line.
+    fn request(&self, method: &str, path: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .expect("write request");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.lines().next().unwrap_or("").to_string()
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free port")
+}
