@@ -28,7 +28,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RepositoryConfig {
-    /// A local path (or, later, `s3://bucket/prefix`).
+    /// A local path or `s3://bucket/prefix`.
     pub url: Option<String>,
     /// File holding the passphrase.
     pub password_file: Option<String>,
@@ -36,6 +36,19 @@ pub struct RepositoryConfig {
     pub password: Option<String>,
     /// An exported raw key file.
     pub key_file: Option<String>,
+    /// S3: endpoint URL of an S3-compatible store (default: AWS, or `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// S3: region (default: `AWS_REGION`, else `us-east-1`).
+    pub region: Option<String>,
+    /// S3: path-style requests (default: on with an `endpoint`, off for AWS).
+    pub path_style: Option<bool>,
+    /// S3: access key id, `env:NAME` or `file:PATH` (default: the AWS
+    /// environment variables, profile file or instance metadata).
+    pub access_key_id: Option<String>,
+    /// S3: secret access key, `env:NAME` or `file:PATH` only.
+    pub secret_access_key: Option<String>,
+    /// S3: requests in flight at most (default 16).
+    pub max_requests: Option<usize>,
 }
 
 /// Kinds of sources.

@@ -40,6 +40,7 @@ impl Ctx {
             password_file: opts.password_file,
             key_file: opts.key_file,
             password_ref: None,
+            ..RepoSpec::default()
         };
         if repo.password_file.is_none()
             && repo.key_file.is_none()

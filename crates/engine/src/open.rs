@@ -4,6 +4,7 @@ use crate::config::{read_secret_file, resolve_secret, RepositoryConfig};
 use crate::error::{EngineError, Result};
 use lifeboat_repo::{Credentials, KdfParams, KeyMeta, Repository};
 use lifeboat_storage::local::LocalStorage;
+use lifeboat_storage::s3::{S3Options, S3Storage};
 use lifeboat_storage::Storage;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +22,25 @@ pub struct RepoSpec {
     pub key_file: Option<PathBuf>,
     /// Passphrase reference (`env:`/`file:`), from the config.
     pub password_ref: Option<String>,
+    /// S3 options from the config's `[repository]` (endpoint, region, ...).
+    pub s3: S3Spec,
+}
+
+/// The `[repository]` settings of an `s3://` repository.
+#[derive(Debug, Clone, Default)]
+pub struct S3Spec {
+    /// Endpoint URL of an S3-compatible store.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Path-style requests (default: on when an endpoint is given).
+    pub path_style: Option<bool>,
+    /// Access key id reference (`env:`/`file:` or the id itself).
+    pub access_key_id: Option<String>,
+    /// Secret access key reference (`env:`/`file:` only).
+    pub secret_access_key: Option<String>,
+    /// Requests in flight at most.
+    pub max_requests: Option<usize>,
 }
 
 impl RepoSpec {
@@ -41,7 +61,47 @@ impl RepoSpec {
             self.key_file = cfg.key_file.as_deref().map(|p| base.path(p));
             self.password_ref.clone_from(&cfg.password);
         }
+        self.s3 = S3Spec {
+            endpoint: cfg.endpoint.clone(),
+            region: cfg.region.clone(),
+            path_style: cfg.path_style,
+            access_key_id: cfg.access_key_id.clone(),
+            secret_access_key: cfg.secret_access_key.clone(),
+            max_requests: cfg.max_requests,
+        };
         self
+    }
+
+    fn s3_storage(&self, url: &str) -> Result<Arc<dyn Storage>> {
+        let mut o = S3Options::from_url(url).map_err(|e| EngineError::Config(e.to_string()))?;
+        let spec = &self.s3;
+        o.endpoint = spec
+            .endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+        o.region.clone_from(&spec.region);
+        o.path_style = spec.path_style.unwrap_or(o.endpoint.is_some());
+        o.max_requests = spec.max_requests.unwrap_or(0);
+        match (&spec.access_key_id, &spec.secret_access_key) {
+            (None, None) => {}
+            (Some(id), Some(secret)) => {
+                if !(secret.starts_with("env:") || secret.starts_with("file:")) {
+                    return Err(EngineError::Config(
+                        "[repository] secret_access_key must be a reference, env:NAME or file:PATH, never the secret in clear".into(),
+                    ));
+                }
+                o.access_key_id = Some(resolve_secret(id)?);
+                o.secret_access_key = Some(resolve_secret(secret)?);
+            }
+            _ => {
+                return Err(EngineError::Config(
+                    "[repository] needs both access_key_id and secret_access_key, or neither (then the AWS environment, profile or instance metadata is used)".into(),
+                ))
+            }
+        }
+        Ok(Arc::new(
+            S3Storage::new(o).map_err(|e| EngineError::Config(e.to_string()))?,
+        ))
     }
 
     /// The storage backend for the location.
@@ -49,10 +109,13 @@ impl RepoSpec {
         let url = self.url.as_deref().ok_or_else(|| {
             EngineError::Config("no repository given: use --repo, LIFEBOAT_REPOSITORY or [repository] url in the config".into())
         })?;
+        if url.starts_with("s3://") {
+            return self.s3_storage(url);
+        }
         if let Some((scheme, _)) = url.split_once("://") {
             if scheme != "file" {
                 return Err(EngineError::Config(format!(
-                    "repository URL scheme {scheme}:// is not supported by this build; use a local path"
+                    "repository URL scheme {scheme}:// is not supported; use a local path or s3://bucket/prefix"
                 )));
             }
         }
