@@ -27,22 +27,48 @@ impl MotoServer {
     /// Start a server on a free port; `None` (skip) when `moto_server` is
     /// not installed and `CI` is not `true`.
     pub fn start() -> Option<Self> {
-        let port = free_port();
-        match Self::start_on(port) {
-            Some(s) => Some(s),
-            None if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("moto_server is not installed (CI=true must not skip): run scripts/setup.sh or pip install 'moto[server]'")
+        Self::start_on(free_port()).or_else(missing)
+    }
+
+    /// A server that checks signatures, with `bucket` created and one IAM
+    /// user allowed everything: returns the server and that user's
+    /// (access key id, secret). Any other credentials are refused.
+    pub fn start_with_auth(bucket: &str) -> Option<(Self, String, String)> {
+        // moto serves this many requests before it enforces authentication:
+        // the bucket, the user, its policy and its access key.
+        let server = match Self::spawn(free_port(), Some("4")) {
+            Some(s) => s,
+            None => return missing(),
+        };
+        server.create_bucket(bucket);
+        let iam = |body: &str| server.post_iam(body);
+        iam("Action=CreateUser&UserName=lifeboat&Version=2010-05-08");
+        iam("Action=PutUserPolicy&UserName=lifeboat&PolicyName=all&Version=2010-05-08&PolicyDocument=%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22%2A%22%2C%22Resource%22%3A%22%2A%22%7D%5D%7D");
+        let xml = iam("Action=CreateAccessKey&UserName=lifeboat&Version=2010-05-08");
+        let tag = |t: &str| {
+            let open = format!("<{t}>");
+            let start = xml.find(&open).map(|i| i + open.len());
+            let end = xml.find(&format!("</{t}>"));
+            match (start, end) {
+                (Some(a), Some(b)) => xml[a..b].to_string(),
+                _ => panic!("CreateAccessKey answered without {t}: {xml}"),
             }
-            None => {
-                eprintln!("SKIP: moto_server not installed (pip install 'moto[server]')");
-                None
-            }
-        }
+        };
+        let (id, secret) = (tag("AccessKeyId"), tag("SecretAccessKey"));
+        Some((server, id, secret))
     }
 
     /// Start on `port` (to restart a stopped server on the same address).
     pub fn start_on(port: u16) -> Option<Self> {
-        let child = Command::new("moto_server")
+        Self::spawn(port, None)
+    }
+
+    fn spawn(port: u16, no_auth_count: Option<&str>) -> Option<Self> {
+        let mut cmd = Command::new("moto_server");
+        if let Some(n) = no_auth_count {
+            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", n);
+        }
+        let child = cmd
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -97,6 +123,23 @@ impl MotoServer {
         );
     }
 
+    /// An IAM query-API call (unsigned, with a credential scope naming the
+    /// IAM service so moto routes it there); returns the response.
+    fn post_iam(&self, body: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        write!(
+            s,
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKIAINIT/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )
+        .expect("write request");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 200"), "IAM {body}: {out}");
+        out
+    }
+
     /// One HTTP/1.1 request; returns the status line.
     fn request(&self, method: &str, path: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
@@ -116,6 +159,15 @@ impl Drop for MotoServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `moto_server` could not be started: skip (`None`), or panic under `CI=true`.
+fn missing<T>() -> Option<T> {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("moto_server is not installed (CI=true must not skip): run scripts/setup.sh or pip install 'moto[server]'")
+    }
+    eprintln!("SKIP: moto_server not installed (pip install 'moto[server]')");
+    None
 }
 
 /// A port nobody listens on right now.
