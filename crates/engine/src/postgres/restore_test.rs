@@ -27,7 +27,7 @@ use lifeboat_repo::{
 };
 use lifeboat_sources::postgres::catalog;
 use lifeboat_sources::postgres::ident::{quote_ident, split_qualified};
-use lifeboat_sources::postgres::psql;
+use lifeboat_sources::postgres::{platform, psql};
 use lifeboat_sources::postgres::{ClientTools, PgTarget, RestoreOptions, ScratchCluster};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +43,8 @@ const SUPERUSER_KINDS: &[&str] = &[
     "SUBSCRIPTION",
     "TEXT SEARCH PARSER",
     "TEXT SEARCH TEMPLATE",
+    // `ALTER DEFAULT PRIVILEGES FOR ROLE <another role>` (Supabase's for postgres).
+    "DEFAULT ACL",
 ];
 
 /// Run a restore test of `snap` and record it.
@@ -165,6 +167,7 @@ async fn prepare(
         false => None,
     };
     let (repo, superuser, dbname) = (repo.clone(), cluster.target(), dbname.to_string());
+    let meta = meta.clone();
     let role = cluster.create_login_role(RESTORE_ROLE);
     tokio::task::spawn_blocking(move || -> Result<(PgTarget, Option<String>)> {
         let role = role?;
@@ -187,6 +190,16 @@ async fn prepare(
                 quote_ident(&owner)
             ),
         )?;
+        if let Some(deps) = &meta.platform {
+            // What the dump presupposes (reserved roles, the extensions'
+            // schema), made by the superuser, the schema owned by the restorer.
+            platform::prepare_plain(
+                &tools,
+                &superuser.with_database(&dbname),
+                deps,
+                Some(&owner),
+            )?;
+        }
         let restore_as = match reason {
             Some(_) => superuser.with_database(&dbname),
             None => role.with_database(&dbname),

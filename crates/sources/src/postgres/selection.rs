@@ -29,6 +29,31 @@ pub struct Selection {
     pub skipped: Vec<(String, String)>,
 }
 
+/// Whether `e`, in the platform-owned schema `ns`, is something a user
+/// attached to a platform table (a trigger, a policy, row security) that the
+/// target does not have yet.
+fn is_user_attachment(e: &TocEntry, ns: &str, existing: &TargetCatalog) -> bool {
+    match e.desc.as_str() {
+        "TRIGGER" | "POLICY" => !existing.attachments.contains(&qualified(ns, &e.tag)),
+        "ROW SECURITY" => true,
+        _ => false,
+    }
+}
+
+/// Whether `e` creates, comments or grants on one of the platform-owned
+/// `schemas` itself (entries without a namespace).
+fn is_platform_schema_entry(e: &TocEntry, schemas: &BTreeSet<&str>) -> bool {
+    if e.namespace.is_some() {
+        return false;
+    }
+    let name = match e.desc.as_str() {
+        "SCHEMA" => Some(e.tag.as_str()),
+        "COMMENT" | "ACL" => e.tag.strip_prefix("SCHEMA "),
+        _ => None,
+    };
+    name.is_some_and(|n| schemas.contains(n))
+}
+
 /// Selects the TOC entries a partial restore needs: for each chosen relation its
 /// definition, data, defaults, constraints, indexes, triggers, rules, policies,
 /// row security, comments, ACLs, extended statistics, owned sequences (with their
@@ -173,9 +198,19 @@ pub fn select_entries(
         let key = ns.map(|ns| qualified(ns, &e.tag));
         // Platform-owned schemas: data only.
         if let Some(ns) = ns {
-            if data_only_schemas.contains(ns) && !DATA_DESCS.contains(&desc) {
+            if data_only_schemas.contains(ns)
+                && !DATA_DESCS.contains(&desc)
+                && !is_user_attachment(e, ns, existing)
+            {
                 continue;
             }
+        }
+        let existing_publication = desc == "PUBLICATION"
+            && existing
+                .attachments
+                .contains(&format!("PUBLICATION {}", e.tag));
+        if is_platform_schema_entry(e, &data_only_schemas) || existing_publication {
+            continue;
         }
         if full {
             sel.entries.push(e.clone());
