@@ -10,9 +10,11 @@
 //! restored `--no-owner`), so SQL in a dump cannot act as superuser. Only an
 //! archive that needs a superuser (extensions not marked trusted, event
 //! triggers, languages, foreign data wrappers, subscriptions, text search
-//! parsers or templates) is restored as the superuser, and the record says why
+//! parsers or templates, default privileges of another role) is restored as
+//! the superuser, and the record says why
 //! ([`RestoreTestReport::superuser_reason`]). Roles (the globals) are always
-//! created by the superuser, before the restore.
+//! created by the superuser, before the restore, and so is what a platform
+//! (Supabase) dump presupposes (`platform::prepare_plain`).
 
 use super::restore::{apply_globals, archive_toc};
 use super::{
