@@ -352,3 +352,81 @@ fn verify_restore_test_of_a_supabase_snapshot_passes_with_auth_users_critical() 
     let v = r.json();
     assert_eq!(v["ok"], true, "{v}");
 }
+
+/// The drift `migrations check` reported for `object`, if any.
+fn drift_of<'a>(report: &'a serde_json::Value, object: &str) -> Option<&'a serde_json::Value> {
+    report["drifts"]
+        .as_array()
+        .expect("drifts")
+        .iter()
+        .find(|d| d["object"] == object)
+}
+
+#[test]
+fn migrations_check_passes_when_the_migrations_build_the_live_schema_and_reports_drift() {
+    let src = supabase_project();
+    let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
+    let dir = ws.path("supabase/migrations");
+    fs::create_dir_all(&dir).unwrap();
+    // The project was made by exactly this migration (schema, trigger on
+    // auth.users, policies, seed rows).
+    fs::write(dir.join("20240101000000_project.sql"), SUPABASE_PROJECT).unwrap();
+    let dir_arg = dir.to_str().unwrap();
+    let r = ws.run(&["--json", "migrations", "check", "main", "--dir", dir_arg]);
+    r.ok();
+    let v = r.json();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        v["migrations"],
+        serde_json::json!(["20240101000000_project.sql"])
+    );
+    assert!(drift_of(&v, "TABLE public.projects").is_none(), "{v}");
+
+    // A column added by hand, a table made by hand, a migration never applied.
+    src.run_sql_in(
+        "proj",
+        "ALTER TABLE public.projects ADD COLUMN archived boolean NOT NULL DEFAULT false; \
+         CREATE TABLE public.scratchpad (note text);",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("20240201000000_labels.sql"),
+        "CREATE TABLE public.labels (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+         project_id bigint NOT NULL REFERENCES public.projects (id), name text NOT NULL);\n",
+    )
+    .unwrap();
+    let r = ws.run(&["--json", "migrations", "check", "main", "--dir", dir_arg]);
+    r.code(19);
+    let v = r.json();
+    assert_eq!(v["ok"], false, "{v}");
+    let projects = drift_of(&v, "TABLE public.projects").expect("the hand-added column");
+    assert_eq!(projects["kind"], "different", "{v}");
+    assert!(
+        projects["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("+ archived boolean")),
+        "{v}"
+    );
+    assert_eq!(
+        drift_of(&v, "TABLE public.labels").expect("labels")["kind"],
+        "missing",
+        "{v}"
+    );
+    assert_eq!(
+        drift_of(&v, "TABLE public.scratchpad").expect("scratchpad")["kind"],
+        "extra",
+        "{v}"
+    );
+    // The plain report names them too.
+    let r = ws.run(&["migrations", "check", "main", "--dir", dir_arg]);
+    r.code(19);
+    for needle in [
+        "TABLE public.projects: different",
+        "TABLE public.labels: missing",
+        "DRIFT",
+    ] {
+        assert!(r.stdout.contains(needle), "{needle}: {}", r.stdout);
+    }
+}

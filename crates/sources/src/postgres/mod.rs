@@ -21,6 +21,7 @@
 //! - [`cluster::ScratchCluster`]: throwaway clusters for tests and restore drills.
 //! - [`platform`]: what a platform-profile (Supabase) dump presupposes, and
 //!   preparing plain PostgreSQL for it.
+//! - [`schema_diff`]: a schema as objects and the drift between two (`migrations check`).
 //! - [`compare`]: normalised schema dumps and table checksums to prove a restore.
 //! - [`error::PgError`]: the error type of all of the above.
 
@@ -37,6 +38,7 @@ pub mod ident;
 pub mod platform;
 pub mod psql;
 pub mod restore_cmd;
+pub mod schema_diff;
 pub mod selection;
 pub mod session;
 pub mod toc;

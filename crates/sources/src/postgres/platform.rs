@@ -175,3 +175,75 @@ pub fn existing_attachments(
         .filter_map(|r| r.into_iter().next())
         .collect())
 }
+
+/// The platform schemas present on `target` that an extension does not
+/// create (`auth`, `storage`, `realtime`, ...): what a scratch database needs
+/// copied before migrations written for the platform apply.
+pub fn platform_schemas_present(
+    tools: &ClientTools,
+    target: &PgTarget,
+    deps: &PlatformDeps,
+) -> Result<Vec<String>> {
+    let rows = OneShot { tools, target }.rows("SELECT nspname FROM pg_namespace ORDER BY 1;")?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .filter(|s| super::dump::SUPABASE_INTERNAL_SCHEMAS.contains(&s.as_str()))
+        .filter(|s| !deps.extensions.iter().any(|x| &x.schema == s))
+        .collect())
+}
+
+/// Makes `scratch` look like the platform of `live`: the reserved roles, the
+/// extensions in their schemas, and the definitions of the platform schemas
+/// (`pg_dump --schema-only` of `live`, without owners, privileges, and the
+/// triggers and policies users attached, which their migrations create).
+pub fn copy_platform(
+    live_tools: &ClientTools,
+    live: &PgTarget,
+    tools: &ClientTools,
+    scratch: &PgTarget,
+    deps: &PlatformDeps,
+) -> Result<()> {
+    prepare_plain(tools, scratch, deps, None)?;
+    let mut sql = String::new();
+    for x in deps.extensions.iter().filter(|x| x.name != "plpgsql") {
+        sql.push_str(&format!(
+            "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {};\n",
+            quote_ident(&x.name),
+            quote_ident(&x.schema)
+        ));
+    }
+    if !sql.is_empty() {
+        OneShot {
+            tools,
+            target: scratch,
+        }
+        .rows(&sql)?;
+    }
+    let schemas = platform_schemas_present(live_tools, live, deps)?;
+    if schemas.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = crate::process::command(&live_tools.pg_dump);
+    cmd.args([
+        "--schema-only",
+        "--no-owner",
+        "--no-privileges",
+        "--no-password",
+    ]);
+    for s in &schemas {
+        cmd.arg(format!("--schema={s}"));
+    }
+    live.apply_env(&mut cmd);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    let out = super::child::output_of(cmd, "pg_dump", live, None)?;
+    let sql =
+        super::schema_diff::without_types(&String::from_utf8_lossy(&out), &["TRIGGER", "POLICY"]);
+    OneShot {
+        tools,
+        target: scratch,
+    }
+    .rows(&sql)?;
+    Ok(())
+}
