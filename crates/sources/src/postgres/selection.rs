@@ -681,4 +681,57 @@ mod tests {
         assert!(!got.contains(&235) && !got.contains(&3483) && !got.contains(&3498));
         assert!(got.contains(&224));
     }
+
+    #[test]
+    fn into_a_platform_user_attachments_stay_and_the_platform_own_objects_go() {
+        let toc = vec![
+            e(1, 2615, 1, "SCHEMA", None, "auth"),
+            e(2, 0, 0, "COMMENT", None, "SCHEMA auth"),
+            e(3, 0, 0, "ACL", None, "SCHEMA auth"),
+            e(4, 1259, 4, "TABLE", Some("auth"), "users"),
+            e(5, 0, 0, "TABLE DATA", Some("auth"), "users"),
+            e(
+                6,
+                2620,
+                6,
+                "TRIGGER",
+                Some("auth"),
+                "users on_auth_user_created",
+            ),
+            e(
+                7,
+                2620,
+                7,
+                "TRIGGER",
+                Some("auth"),
+                "users platform_trigger",
+            ),
+            e(
+                8,
+                3256,
+                8,
+                "POLICY",
+                Some("auth"),
+                "users Users read themselves",
+            ),
+            e(9, 6104, 9, "PUBLICATION", None, "supabase_realtime"),
+            e(10, 6104, 10, "PUBLICATION", None, "mine"),
+            e(11, 1259, 11, "TABLE", Some("public"), "profiles"),
+        ];
+        let opts = RestoreOptions {
+            data_only_schemas: vec!["auth".into()],
+            ..RestoreOptions::default()
+        };
+        let existing = TargetCatalog {
+            attachments: [
+                "auth.users platform_trigger",
+                "PUBLICATION supabase_realtime",
+            ]
+            .map(String::from)
+            .into(),
+            ..TargetCatalog::default()
+        };
+        let sel = select_entries(&toc, &opts, &DependencyInfo::default(), &existing).unwrap();
+        assert_eq!(ids(&sel), [5, 6, 8, 10, 11]);
+    }
 }
