@@ -57,6 +57,25 @@ pub enum Command {
     /// Work with PostgreSQL dumps stored in the repository.
     #[command(subcommand)]
     Dump(DumpCommand),
+    /// Check a project's SQL migrations against its live database.
+    #[command(subcommand)]
+    Migrations(MigrationsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MigrationsCommand {
+    /// Apply the migrations to a scratch PostgreSQL and compare the schema with
+    /// the source's live database; exits 19 on drift.
+    Check(MigrationsCheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MigrationsCheckArgs {
+    /// The postgres source (from the config) whose live database is compared.
+    pub source: String,
+    /// Directory of *.sql migrations, applied in name order.
+    #[arg(long, default_value = "supabase/migrations")]
+    pub dir: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]

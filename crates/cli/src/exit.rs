@@ -27,6 +27,8 @@ pub const SOURCE: u8 = 16;
 pub const NO_SPACE: u8 = 17;
 /// Not found (snapshot, path, key).
 pub const NOT_FOUND: u8 = 18;
+/// `migrations check` found drift between the migrations and the database.
+pub const DRIFT: u8 = 19;
 
 /// The exit code for an error code.
 pub fn code_for(code: &str) -> u8 {

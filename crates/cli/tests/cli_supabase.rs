@@ -4,10 +4,8 @@
 //! with RLS policies calling auth.uid(), a trigger on auth.users, a policy on
 //! storage.objects, rows everywhere) and a source with `profile = "supabase"`.
 //!
-//! Proven by content: per-table checksums, policy and trigger lists. Tests
-//! for what the issue asks and lifeboat does not do yet assert the correct
-//! behaviour and are `#[ignore]`d with the reason; the next engineer turns
-//! them on as the pieces land.
+//! Proven by content: per-table checksums, policy and trigger lists, zero
+//! pg_restore errors (a restore with any fails).
 
 mod common;
 #[allow(unused_imports)] // pg_common re-exports helpers other test files use
@@ -159,6 +157,38 @@ fn supabase_backup_keeps_the_user_schema_and_leaves_platform_definitions_and_rol
     ] {
         assert_eq!(meta_rows(&b, table), Some(n), "{table}: {b}");
     }
+    // The snapshot records what the dump presupposes of the platform.
+    let platform = &b["snapshot"]["meta"]["platform"];
+    assert_eq!(
+        platform["schemas"],
+        serde_json::json!(["extensions"]),
+        "{b}"
+    );
+    assert_eq!(
+        platform["data_schemas"],
+        serde_json::json!(["auth", "storage"]),
+        "{b}"
+    );
+    for (name, schema) in [("pgcrypto", "extensions"), ("uuid-ossp", "extensions")] {
+        assert!(
+            platform["extensions"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!({"name": name, "schema": schema})),
+            "{name}: {b}"
+        );
+    }
+    for role in [
+        "anon",
+        "authenticated",
+        "service_role",
+        "supabase_auth_admin",
+    ] {
+        assert!(
+            platform["roles"].as_array().unwrap().contains(&role.into()),
+            "{role}: {b}"
+        );
+    }
     let plain = ws.path("proj.sql");
     ws.run(&[
         "dump",
@@ -247,7 +277,6 @@ fn a_default_supabase_backup_is_a_full_recovery_point() {
 }
 
 #[test]
-#[ignore = "issue 11 item 3: restore into plain PostgreSQL does not prepare what a Supabase dump presupposes: the extensions schema (schema \"extensions\" does not exist) and the platform roles (role \"supabase_admin\" does not exist); 62 pg_restore errors today"]
 fn a_supabase_snapshot_restores_into_plain_postgresql_with_every_row_policy_and_trigger() {
     let src = supabase_project();
     let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
@@ -279,7 +308,6 @@ fn a_supabase_snapshot_restores_into_plain_postgresql_with_every_row_policy_and_
 }
 
 #[test]
-#[ignore = "issue 11 item 2: restore into a Supabase project is not built: a target holding only the platform is refused as not empty (exit 14); loading auth/storage rows into the platform tables without firing on_auth_user_created twice, and re-creating user triggers/policies on platform tables, are missing"]
 fn a_supabase_snapshot_restores_into_a_supabase_project_without_duplicate_profiles() {
     let src = supabase_project();
     let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
@@ -312,7 +340,6 @@ fn a_supabase_snapshot_restores_into_a_supabase_project_without_duplicate_profil
 }
 
 #[test]
-#[ignore = "issue 11 item 3: verify --restore-test of a Supabase snapshot fails like the restore into plain PostgreSQL (43 pg_restore errors today, first: schema \"extensions\" does not exist)"]
 fn verify_restore_test_of_a_supabase_snapshot_passes_with_auth_users_critical() {
     let src = supabase_project();
     let ws = Workspace::new(
@@ -324,4 +351,82 @@ fn verify_restore_test_of_a_supabase_snapshot_passes_with_auth_users_critical() 
     r.ok();
     let v = r.json();
     assert_eq!(v["ok"], true, "{v}");
+}
+
+/// The drift `migrations check` reported for `object`, if any.
+fn drift_of<'a>(report: &'a serde_json::Value, object: &str) -> Option<&'a serde_json::Value> {
+    report["drifts"]
+        .as_array()
+        .expect("drifts")
+        .iter()
+        .find(|d| d["object"] == object)
+}
+
+#[test]
+fn migrations_check_passes_when_the_migrations_build_the_live_schema_and_reports_drift() {
+    let src = supabase_project();
+    let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
+    let dir = ws.path("supabase/migrations");
+    fs::create_dir_all(&dir).unwrap();
+    // The project was made by exactly this migration (schema, trigger on
+    // auth.users, policies, seed rows).
+    fs::write(dir.join("20240101000000_project.sql"), SUPABASE_PROJECT).unwrap();
+    let dir_arg = dir.to_str().unwrap();
+    let r = ws.run(&["--json", "migrations", "check", "main", "--dir", dir_arg]);
+    r.ok();
+    let v = r.json();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        v["migrations"],
+        serde_json::json!(["20240101000000_project.sql"])
+    );
+    assert!(drift_of(&v, "TABLE public.projects").is_none(), "{v}");
+
+    // A column added by hand, a table made by hand, a migration never applied.
+    src.run_sql_in(
+        "proj",
+        "ALTER TABLE public.projects ADD COLUMN archived boolean NOT NULL DEFAULT false; \
+         CREATE TABLE public.scratchpad (note text);",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("20240201000000_labels.sql"),
+        "CREATE TABLE public.labels (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+         project_id bigint NOT NULL REFERENCES public.projects (id), name text NOT NULL);\n",
+    )
+    .unwrap();
+    let r = ws.run(&["--json", "migrations", "check", "main", "--dir", dir_arg]);
+    r.code(19);
+    let v = r.json();
+    assert_eq!(v["ok"], false, "{v}");
+    let projects = drift_of(&v, "TABLE public.projects").expect("the hand-added column");
+    assert_eq!(projects["kind"], "different", "{v}");
+    assert!(
+        projects["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("+ archived boolean")),
+        "{v}"
+    );
+    assert_eq!(
+        drift_of(&v, "TABLE public.labels").expect("labels")["kind"],
+        "missing",
+        "{v}"
+    );
+    assert_eq!(
+        drift_of(&v, "TABLE public.scratchpad").expect("scratchpad")["kind"],
+        "extra",
+        "{v}"
+    );
+    // The plain report names them too.
+    let r = ws.run(&["migrations", "check", "main", "--dir", dir_arg]);
+    r.code(19);
+    for needle in [
+        "TABLE public.projects: different",
+        "TABLE public.labels: missing",
+        "DRIFT",
+    ] {
+        assert!(r.stdout.contains(needle), "{needle}: {}", r.stdout);
+    }
 }

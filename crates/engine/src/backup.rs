@@ -171,7 +171,7 @@ fn files_from_config(
 }
 
 /// The dump profile named in a source's config.
-fn profile(src: &SourceConfig) -> Result<Profile> {
+pub(crate) fn profile(src: &SourceConfig) -> Result<Profile> {
     match src.profile.as_deref() {
         None | Some("plain") | Some("postgres") => Ok(Profile::Plain),
         Some("supabase") => Ok(Profile::Supabase {
@@ -230,13 +230,7 @@ fn postgres_from_config(
             )))
         }
     }
-    let url = resolve_secret(
-        src.url
-            .as_deref()
-            .expect("validated: postgres sources have a url"),
-    )?;
-    let target = PgTarget::parse(&url)
-        .map_err(|e| EngineError::Config(format!("source {:?}: invalid url: {e}", src.name)))?;
+    let target = pg_source_target(src)?;
     Ok(postgres::PgLogicalBackup {
         source: src.name.clone(),
         target,
@@ -251,6 +245,18 @@ fn postgres_from_config(
         time: req.time.clone(),
         tags: req.tags.clone(),
     })
+}
+
+/// The database a `postgres` source names (its `url`, secrets resolved).
+pub(crate) fn pg_source_target(src: &SourceConfig) -> Result<PgTarget> {
+    let url = resolve_secret(src.url.as_deref().ok_or_else(|| {
+        EngineError::Config(format!(
+            "source {:?} is not a postgres source (no url)",
+            src.name
+        ))
+    })?)?;
+    PgTarget::parse(&url)
+        .map_err(|e| EngineError::Config(format!("source {:?}: invalid url: {e}", src.name)))
 }
 
 /// Open the repository without its index (the index is loaded under the

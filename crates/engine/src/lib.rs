@@ -30,6 +30,7 @@ pub mod error;
 pub mod keys;
 pub mod listing;
 pub mod meta;
+pub mod migrations;
 pub mod open;
 pub mod postgres;
 pub mod progress;

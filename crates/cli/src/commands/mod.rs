@@ -4,6 +4,7 @@
 mod backup;
 mod dump;
 mod key;
+mod migrations;
 mod restore;
 mod snapshots;
 mod verify;
@@ -59,5 +60,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => verify::run(&ctx, a).await,
         Command::Key(k) => key::run(&ctx, k).await,
         Command::Dump(d) => dump::run(&ctx, d).await,
+        Command::Migrations(m) => migrations::run(&ctx, m).await,
     }
 }

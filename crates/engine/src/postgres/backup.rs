@@ -22,7 +22,7 @@ use lifeboat_sources::postgres::archive::ArchiveInspector;
 use lifeboat_sources::postgres::child::{self, start_dump};
 use lifeboat_sources::postgres::dump::{filter_globals, DumpRun};
 use lifeboat_sources::postgres::session::{is_transaction_pooler, Session};
-use lifeboat_sources::postgres::{catalog, ClientTools, DumpOptions, PgError, PgTarget};
+use lifeboat_sources::postgres::{catalog, platform, ClientTools, DumpOptions, PgError, PgTarget};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,6 +83,7 @@ pub async fn backup_logical(
             let table_stats = catalog::table_stats_in(&mut session)?;
             let dependencies = catalog::dependency_info_in(&mut session)?;
             let database_size = catalog::database_size_in(&mut session)?;
+            let platform = platform::platform_dependencies(&mut session, &req.dump.profile)?;
 
             progress.set_phase("dumping");
             let run = DumpRun {
@@ -137,6 +138,7 @@ pub async fn backup_logical(
                 archive,
                 tables,
                 dependencies,
+                platform,
             };
             let stats = SnapshotStats {
                 files: tree.nodes.len() as u64,

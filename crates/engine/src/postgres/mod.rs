@@ -21,6 +21,7 @@ pub use restore_test::{restore_test, verifications, verifications_checked, RESTO
 use crate::error::{EngineError, Result};
 use lifeboat_repo::{Id, Repository, Snapshot, SnapshotKind};
 use lifeboat_sources::postgres::archive::ArchiveSummary;
+use lifeboat_sources::postgres::platform::PlatformDeps;
 use lifeboat_sources::postgres::{catalog, ClientTools, DependencyInfo, DumpOptions, PgTarget};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -76,6 +77,11 @@ pub struct LogicalMeta {
     pub tables: Vec<TableRecord>,
     /// Indexes, foreign keys, sequences per table (for partial restores).
     pub dependencies: DependencyInfo,
+    /// With a platform profile (`supabase`): the platform schemas, extension
+    /// placements and reserved roles the dump depends on. Absent for plain
+    /// PostgreSQL and in snapshots written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformDeps>,
 }
 
 impl LogicalMeta {

@@ -20,7 +20,9 @@ use lifeboat_sources::postgres::archive::ArchiveInspector;
 use lifeboat_sources::postgres::child::{start_restore, start_script, RestoreRun};
 use lifeboat_sources::postgres::selection::{drop_unsatisfied, select_entries};
 use lifeboat_sources::postgres::toc::{write_list_file, TocEntry};
-use lifeboat_sources::postgres::{catalog, ident, psql, ClientTools, PgTarget, RestoreOptions};
+use lifeboat_sources::postgres::{
+    catalog, ident, platform, psql, ClientTools, PgTarget, RestoreOptions,
+};
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -98,7 +100,10 @@ pub async fn restore_logical(
                 meta.pg_dump_major, tools.major, meta.pg_dump_major
             )));
         }
-        let created = prepare_database(&tools, &maintenance, &req, &database)?;
+        let into_platform = meta.platform.is_some()
+            && catalog::database_exists(&tools, &maintenance, &database)?
+            && platform::has_platform(&tools, &req.target)?;
+        let created = prepare_database(&tools, &maintenance, &req, &database, into_platform)?;
         let mut outcome = PgRestoreOutcome {
             database,
             created,
@@ -120,12 +125,26 @@ pub async fn restore_logical(
                 None => outcome.globals_warnings.push("the snapshot has no globals (backed up with globals = false)".into()),
             }
         }
+        let mut opts = req.opts.clone();
+        let mut attachments = Default::default();
+        match &meta.platform {
+            Some(deps) if into_platform => {
+                // Platform tables exist with their foreign keys and triggers:
+                // their data loads with both held off (superuser only).
+                opts.data_only_schemas = deps.data_schemas.clone();
+                opts.replica_role = is_superuser(&tools, &req.target)?;
+                attachments = platform::existing_attachments(&tools, &req.target, &deps.data_schemas)?;
+            }
+            Some(deps) if !req.dry_run => platform::prepare_plain(&tools, &req.target, deps, None)?,
+            _ => {}
+        }
         let spool = tempfile::Builder::new().prefix("lifeboat-restore-").tempdir().map_err(EngineError::io("creating a temporary directory"))?;
         let mut selected = None;
-        let list = if req.opts.needs_list() {
+        let list = if opts.needs_list() {
             let toc = archive_toc(&repo, &dump)?;
-            let existing = catalog::target_catalog(&tools, &req.target)?;
-            let selection = select_entries(&toc, &req.opts, &meta.dependencies, &existing)?;
+            let mut existing = catalog::target_catalog(&tools, &req.target)?;
+            existing.attachments = attachments;
+            let selection = select_entries(&toc, &opts, &meta.dependencies, &existing)?;
             let selection = drop_unsatisfied(selection, &toc, &existing);
             outcome.entries = Some(selection.entries.len());
             outcome.skipped = selection.skipped.clone();
@@ -136,16 +155,19 @@ pub async fn restore_logical(
         } else {
             None
         };
-        let refusal = restore_fast::refusal(&req.opts, &meta, dump_size);
+        // Data into existing tables: foreign keys and triggers would fire in
+        // archive (name) order; a superuser can defer them with replica mode.
+        opts.replica_role |= opts.data_only && is_superuser(&tools, &req.target)?;
+        let refusal = restore_fast::refusal(&opts, &meta, dump_size);
         if let (None, Some(blocks)) = (refusal, meta.archive.data_blocks.as_deref()) {
             let stored = restore_fast::StoredArchive { ids: &dump, size: dump_size, blocks };
-            let streams = restore_fast::restore_fast(&repo, &tools, &req.target, &req.opts, &stored, selected.as_ref(), spool.path(), &progress)?;
+            let streams = restore_fast::restore_fast(&repo, &tools, &req.target, &opts, &stored, selected.as_ref(), spool.path(), &progress)?;
             outcome.method = format!("parallel: definitions, then data over {streams} streams, then indexes and constraints with {streams} jobs");
             outcome.seconds = started.elapsed().as_secs_f64();
             return Ok(outcome);
         }
         outcome.method = format!("one pg_restore stream (parallel path not used: {})", refusal.unwrap_or("no data blocks"));
-        let archive = if req.opts.jobs > 1 {
+        let archive = if opts.jobs > 1 {
             let path = spool.path().join(DUMP_FILE);
             spool_archive(&repo, &dump, &path, &progress)?;
             Some(path)
@@ -153,10 +175,6 @@ pub async fn restore_logical(
             None
         };
         progress.set_phase("restoring");
-        let mut opts = req.opts.clone();
-        // Data into existing tables: foreign keys and triggers would fire in
-        // archive (name) order; a superuser can defer them with replica mode.
-        opts.replica_role = opts.data_only && is_superuser(&tools, &req.target)?;
         let run = start_restore(&tools, &req.target, &opts, list.as_deref(), archive.as_deref())?;
         run_restore(&repo, run, archive.is_none().then_some(dump.as_slice()), &progress)?;
         if opts.data_only {
@@ -207,6 +225,7 @@ fn prepare_database(
     maintenance: &PgTarget,
     req: &PgLogicalRestore,
     database: &str,
+    into_platform: bool,
 ) -> Result<bool> {
     if !catalog::database_exists(tools, maintenance, database)? {
         if !req.dry_run {
@@ -215,7 +234,15 @@ fn prepare_database(
         return Ok(true);
     }
     let partial = !req.opts.tables.is_empty() || !req.opts.schemas.is_empty() || req.opts.data_only;
-    if !req.opts.clean && !req.force && !catalog::is_database_empty(tools, &req.target)? {
+    // A Supabase-like target holds the platform: empty means nothing else.
+    let platform_schemas: &[&str] = match into_platform {
+        true => lifeboat_sources::postgres::dump::SUPABASE_INTERNAL_SCHEMAS,
+        false => &[],
+    };
+    if !req.opts.clean
+        && !req.force
+        && !catalog::is_database_empty_except(tools, &req.target, platform_schemas)?
+    {
         return Err(EngineError::TargetNotEmpty(format!(
             "database {database:?} is not empty: pass --clean to drop and recreate the restored objects, or --force to restore into it as it is{}; nothing was changed",
             if partial { " (a partial restore into a live database needs --force)" } else { "" }

@@ -70,6 +70,8 @@ pub(super) fn refusal(
         Some("--schema-only")
     } else if opts.single_transaction {
         Some("single transaction")
+    } else if opts.replica_role {
+        Some("data into existing tables with triggers held off")
     } else if opts.jobs == 1 {
         Some("--jobs 1")
     } else {

@@ -10,9 +10,11 @@
 //! restored `--no-owner`), so SQL in a dump cannot act as superuser. Only an
 //! archive that needs a superuser (extensions not marked trusted, event
 //! triggers, languages, foreign data wrappers, subscriptions, text search
-//! parsers or templates) is restored as the superuser, and the record says why
+//! parsers or templates, default privileges of another role) is restored as
+//! the superuser, and the record says why
 //! ([`RestoreTestReport::superuser_reason`]). Roles (the globals) are always
-//! created by the superuser, before the restore.
+//! created by the superuser, before the restore, and so is what a platform
+//! (Supabase) dump presupposes (`platform::prepare_plain`).
 
 use super::restore::{apply_globals, archive_toc};
 use super::{
@@ -27,7 +29,7 @@ use lifeboat_repo::{
 };
 use lifeboat_sources::postgres::catalog;
 use lifeboat_sources::postgres::ident::{quote_ident, split_qualified};
-use lifeboat_sources::postgres::psql;
+use lifeboat_sources::postgres::{platform, psql};
 use lifeboat_sources::postgres::{ClientTools, PgTarget, RestoreOptions, ScratchCluster};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +45,8 @@ const SUPERUSER_KINDS: &[&str] = &[
     "SUBSCRIPTION",
     "TEXT SEARCH PARSER",
     "TEXT SEARCH TEMPLATE",
+    // `ALTER DEFAULT PRIVILEGES FOR ROLE <another role>` (Supabase's for postgres).
+    "DEFAULT ACL",
 ];
 
 /// Run a restore test of `snap` and record it.
@@ -165,6 +169,7 @@ async fn prepare(
         false => None,
     };
     let (repo, superuser, dbname) = (repo.clone(), cluster.target(), dbname.to_string());
+    let meta = meta.clone();
     let role = cluster.create_login_role(RESTORE_ROLE);
     tokio::task::spawn_blocking(move || -> Result<(PgTarget, Option<String>)> {
         let role = role?;
@@ -187,6 +192,16 @@ async fn prepare(
                 quote_ident(&owner)
             ),
         )?;
+        if let Some(deps) = &meta.platform {
+            // What the dump presupposes (reserved roles, the extensions'
+            // schema), made by the superuser, the schema owned by the restorer.
+            platform::prepare_plain(
+                &tools,
+                &superuser.with_database(&dbname),
+                deps,
+                Some(&owner),
+            )?;
+        }
         let restore_as = match reason {
             Some(_) => superuser.with_database(&dbname),
             None => role.with_database(&dbname),

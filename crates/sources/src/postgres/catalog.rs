@@ -91,6 +91,27 @@ pub fn drop_database(tools: &ClientTools, target: &PgTarget, name: &str) -> Resu
 /// functions or types outside the system schemas, ignoring objects that belong
 /// to extensions. A safe target for a full restore.
 pub fn is_database_empty(tools: &ClientTools, target: &PgTarget) -> Result<bool> {
+    is_database_empty_except(tools, target, &[])
+}
+
+/// [`is_database_empty`], not counting objects in `schemas` (names, `*` a
+/// wildcard): e.g. a Supabase platform's own schemas.
+pub fn is_database_empty_except(
+    tools: &ClientTools,
+    target: &PgTarget,
+    schemas: &[&str],
+) -> Result<bool> {
+    let patterns: Vec<String> = schemas
+        .iter()
+        .map(|s| quote_literal(&s.replace('_', "\\_").replace('*', "%")))
+        .collect();
+    let sys = match patterns.is_empty() {
+        true => SYSTEM_SCHEMA_FILTER.to_string(),
+        false => format!(
+            "{SYSTEM_SCHEMA_FILTER} AND n.nspname NOT LIKE ALL (ARRAY[{}])",
+            patterns.join(", ")
+        ),
+    };
     let not_ext = |catalog: &str, col: &str| {
         format!(
             "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass \
@@ -106,7 +127,6 @@ pub fn is_database_empty(tools: &ClientTools, target: &PgTarget) -> Result<bool>
          + (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
             WHERE {sys} AND {t_ext} AND (t.typtype IN ('e','d','r') \
               OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')));",
-        sys = SYSTEM_SCHEMA_FILTER,
         c_ext = not_ext("pg_class", "c.oid"),
         p_ext = not_ext("pg_proc", "p.oid"),
         t_ext = not_ext("pg_type", "t.oid"),
@@ -414,6 +434,11 @@ pub struct TargetCatalog {
     /// Functions and procedures as `schema.name(argtypes)`.
     #[serde(default)]
     pub functions: BTreeSet<String>,
+    /// Triggers and policies on tables of platform-owned schemas, as
+    /// `schema.table name`, and publications, as `PUBLICATION name` (filled by the caller from
+    /// [`super::platform::existing_attachments`] when it restores into a platform).
+    #[serde(default)]
+    pub attachments: BTreeSet<String>,
 }
 
 /// Reads the [`TargetCatalog`] of the target database.

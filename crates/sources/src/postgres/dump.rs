@@ -142,6 +142,15 @@ impl Profile {
         }
     }
 
+    /// Every platform schema of this profile (pg_dump patterns), kept or
+    /// not: what a schema comparison leaves to the platform.
+    pub fn excluded_schemas_all(&self) -> Vec<&'static str> {
+        match self {
+            Profile::Plain => Vec::new(),
+            Profile::Supabase { .. } => SUPABASE_INTERNAL_SCHEMAS.to_vec(),
+        }
+    }
+
     /// Tables whose data this profile never dumps.
     pub fn excluded_table_data(&self) -> Vec<&'static str> {
         match self {

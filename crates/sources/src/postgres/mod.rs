@@ -19,6 +19,9 @@
 //! - [`selection`]: the entries a partial restore needs (a table's indexes,
 //!   constraints, triggers, ...); [`restore_cmd`]: the `pg_restore` command and its outcome.
 //! - [`cluster::ScratchCluster`]: throwaway clusters for tests and restore drills.
+//! - [`platform`]: what a platform-profile (Supabase) dump presupposes, and
+//!   preparing plain PostgreSQL for it.
+//! - [`schema_diff`]: a schema as objects and the drift between two (`migrations check`).
 //! - [`compare`]: normalised schema dumps and table checksums to prove a restore.
 //! - [`error::PgError`]: the error type of all of the above.
 
@@ -32,8 +35,10 @@ pub mod conn;
 pub mod dump;
 pub mod error;
 pub mod ident;
+pub mod platform;
 pub mod psql;
 pub mod restore_cmd;
+pub mod schema_diff;
 pub mod selection;
 pub mod session;
 pub mod toc;

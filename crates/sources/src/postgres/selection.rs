@@ -29,6 +29,31 @@ pub struct Selection {
     pub skipped: Vec<(String, String)>,
 }
 
+/// Whether `e`, in the platform-owned schema `ns`, is something a user
+/// attached to a platform table (a trigger, a policy, row security) that the
+/// target does not have yet.
+fn is_user_attachment(e: &TocEntry, ns: &str, existing: &TargetCatalog) -> bool {
+    match e.desc.as_str() {
+        "TRIGGER" | "POLICY" => !existing.attachments.contains(&qualified(ns, &e.tag)),
+        "ROW SECURITY" => true,
+        _ => false,
+    }
+}
+
+/// Whether `e` creates, comments or grants on one of the platform-owned
+/// `schemas` itself (entries without a namespace).
+fn is_platform_schema_entry(e: &TocEntry, schemas: &BTreeSet<&str>) -> bool {
+    if e.namespace.is_some() {
+        return false;
+    }
+    let name = match e.desc.as_str() {
+        "SCHEMA" => Some(e.tag.as_str()),
+        "COMMENT" | "ACL" => e.tag.strip_prefix("SCHEMA "),
+        _ => None,
+    };
+    name.is_some_and(|n| schemas.contains(n))
+}
+
 /// Selects the TOC entries a partial restore needs: for each chosen relation its
 /// definition, data, defaults, constraints, indexes, triggers, rules, policies,
 /// row security, comments, ACLs, extended statistics, owned sequences (with their
@@ -173,9 +198,19 @@ pub fn select_entries(
         let key = ns.map(|ns| qualified(ns, &e.tag));
         // Platform-owned schemas: data only.
         if let Some(ns) = ns {
-            if data_only_schemas.contains(ns) && !DATA_DESCS.contains(&desc) {
+            if data_only_schemas.contains(ns)
+                && !DATA_DESCS.contains(&desc)
+                && !is_user_attachment(e, ns, existing)
+            {
                 continue;
             }
+        }
+        let existing_publication = desc == "PUBLICATION"
+            && existing
+                .attachments
+                .contains(&format!("PUBLICATION {}", e.tag));
+        if is_platform_schema_entry(e, &data_only_schemas) || existing_publication {
+            continue;
         }
         if full {
             sel.entries.push(e.clone());
@@ -645,5 +680,58 @@ mod tests {
         assert!(got.contains(&3667));
         assert!(!got.contains(&235) && !got.contains(&3483) && !got.contains(&3498));
         assert!(got.contains(&224));
+    }
+
+    #[test]
+    fn into_a_platform_user_attachments_stay_and_the_platform_own_objects_go() {
+        let toc = vec![
+            e(1, 2615, 1, "SCHEMA", None, "auth"),
+            e(2, 0, 0, "COMMENT", None, "SCHEMA auth"),
+            e(3, 0, 0, "ACL", None, "SCHEMA auth"),
+            e(4, 1259, 4, "TABLE", Some("auth"), "users"),
+            e(5, 0, 0, "TABLE DATA", Some("auth"), "users"),
+            e(
+                6,
+                2620,
+                6,
+                "TRIGGER",
+                Some("auth"),
+                "users on_auth_user_created",
+            ),
+            e(
+                7,
+                2620,
+                7,
+                "TRIGGER",
+                Some("auth"),
+                "users platform_trigger",
+            ),
+            e(
+                8,
+                3256,
+                8,
+                "POLICY",
+                Some("auth"),
+                "users Users read themselves",
+            ),
+            e(9, 6104, 9, "PUBLICATION", None, "supabase_realtime"),
+            e(10, 6104, 10, "PUBLICATION", None, "mine"),
+            e(11, 1259, 11, "TABLE", Some("public"), "profiles"),
+        ];
+        let opts = RestoreOptions {
+            data_only_schemas: vec!["auth".into()],
+            ..RestoreOptions::default()
+        };
+        let existing = TargetCatalog {
+            attachments: [
+                "auth.users platform_trigger",
+                "PUBLICATION supabase_realtime",
+            ]
+            .map(String::from)
+            .into(),
+            ..TargetCatalog::default()
+        };
+        let sel = select_entries(&toc, &opts, &DependencyInfo::default(), &existing).unwrap();
+        assert_eq!(ids(&sel), [5, 6, 8, 10, 11]);
     }
 }
