@@ -55,7 +55,8 @@ pub trait Sql {
     fn rows(&mut self, sql: &str) -> Result<Rows>;
 }
 
-/// One `psql` process per statement batch.
+/// One client connection per statement batch (a [`Session`](super::session::Session)
+/// opened and closed around it).
 pub struct OneShot<'a> {
     /// Tools to use.
     pub tools: &'a ClientTools,
@@ -65,7 +66,10 @@ pub struct OneShot<'a> {
 
 impl Sql for OneShot<'_> {
     fn rows(&mut self, sql: &str) -> Result<Rows> {
-        run_sql(self.tools, self.target, sql)
+        let mut session = super::session::Session::open(self.tools, self.target)?;
+        let rows = session.query(sql);
+        session.close();
+        rows
     }
 }
 

@@ -1,4 +1,6 @@
-//! A held database session: one `psql` process reading statements from a pipe.
+//! A held database session: one connection of the in-process client
+//! (`postgres` crate), reusable by anything that must run several statements on
+//! one server connection.
 //!
 //! Used where several statements must run on one server connection: the
 //! backup's snapshot session (`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
@@ -6,9 +8,14 @@
 //! until `pg_dump --snapshot` has finished), and the transaction-pooler check
 //! (does `pg_backend_pid()` stay the same across transactions?).
 //!
-//! Why `psql` and not a client crate: the session connects exactly as
-//! `pg_dump` does (same libpq, same URL forms, TLS settings, password file,
-//! empty environment plus allowlist), and adds no dependency. After each batch
+//! The client connects from the same [`PgTarget`] the tools use, with the
+//! password handed over in-process. Statements go through the simple query
+//! protocol (no prepared statements, so transaction poolers answer them too);
+//! failures are classified by SQLSTATE ([`classify_client_error`]).
+//!
+//! TLS fallback: the client is built without TLS, so a target with
+//! `sslmode=require`, `verify-ca` or `verify-full` is served by one `psql`
+//! process (libpq) reading statements from a pipe instead. After each batch
 //! of statements an `\echo` of a random marker line ends its output; psql
 //! flushes after every result, so the marker arrives as soon as the batch is
 //! done. With `ON_ERROR_STOP` a failing statement ends psql; its stderr is then
@@ -17,15 +24,87 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{ChildStdin, ChildStdout};
 
-use super::classify::classify_failure;
+use postgres::SimpleQueryMessage;
+
+use super::classify::{classify_client_error, classify_failure};
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
 use super::psql::{parse_rows, spawn_psql, Rows};
 use super::tools::ClientTools;
 use crate::process::Running;
 
-/// One open `psql` session.
+/// One open session on one server connection.
 pub struct Session {
+    inner: Inner,
+}
+
+enum Inner {
+    Client {
+        client: Box<postgres::Client>,
+        target: PgTarget,
+    },
+    Psql(PsqlPipe),
+}
+
+impl Session {
+    /// Connects to `target` (fails here when the server cannot be reached).
+    pub fn open(tools: &ClientTools, target: &PgTarget) -> Result<Self> {
+        let inner = match target.client_config()? {
+            Some(config) => Inner::Client {
+                client: Box::new(
+                    config
+                        .connect(postgres::NoTls)
+                        .map_err(|e| classify_client_error(target, &e))?,
+                ),
+                target: target.clone(),
+            },
+            None => Inner::Psql(PsqlPipe::open(tools, target)?),
+        };
+        Ok(Session { inner })
+    }
+
+    /// Runs `sql` (one or more statements) in this session; returns every row
+    /// of every result set, as text (NULL as the empty string, like psql).
+    pub fn query(&mut self, sql: &str) -> Result<Rows> {
+        match &mut self.inner {
+            Inner::Client { client, target } => {
+                let messages = client
+                    .simple_query(sql)
+                    .map_err(|e| classify_client_error(target, &e))?;
+                Ok(text_rows(messages))
+            }
+            Inner::Psql(p) => p.query(sql),
+        }
+    }
+
+    /// Ends the session (an open transaction is rolled back by the server).
+    pub fn close(self) {
+        match self.inner {
+            Inner::Client { client, .. } => {
+                let _ = client.close();
+            }
+            Inner::Psql(p) => p.close(),
+        }
+    }
+}
+
+/// The data rows of a simple-query result, as text.
+fn text_rows(messages: Vec<SimpleQueryMessage>) -> Rows {
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or_default().to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One `psql` process reading statements from a pipe (TLS targets only).
+struct PsqlPipe {
     running: Option<Running>,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
@@ -33,14 +112,13 @@ pub struct Session {
     marker: String,
 }
 
-impl Session {
-    /// Connects to `target` (fails here when the server cannot be reached).
-    pub fn open(tools: &ClientTools, target: &PgTarget) -> Result<Self> {
+impl PsqlPipe {
+    fn open(tools: &ClientTools, target: &PgTarget) -> Result<Self> {
         let mut running = spawn_psql(tools, target)?;
         let stdin = running.take_stdin();
         let stdout = BufReader::new(running.take_stdout().expect("stdout is piped"));
         let marker = random_marker()?;
-        let mut session = Session {
+        let mut session = PsqlPipe {
             running: Some(running),
             stdin,
             stdout,
@@ -51,9 +129,7 @@ impl Session {
         Ok(session)
     }
 
-    /// Runs `sql` (one or more statements) in this session; returns every row
-    /// of every result set.
-    pub fn query(&mut self, sql: &str) -> Result<Rows> {
+    fn query(&mut self, sql: &str) -> Result<Rows> {
         let batch = format!("{sql}\n\\echo {}\n", self.marker);
         let sent = self
             .stdin
@@ -102,8 +178,7 @@ impl Session {
         }
     }
 
-    /// Ends the session (an open transaction is rolled back by the server).
-    pub fn close(mut self) {
+    fn close(mut self) {
         self.shutdown();
     }
 
@@ -116,7 +191,7 @@ impl Session {
     }
 }
 
-impl Drop for Session {
+impl Drop for PsqlPipe {
     fn drop(&mut self) {
         // Closing stdin makes psql disconnect and exit.
         self.shutdown();
@@ -153,11 +228,9 @@ pub fn is_transaction_pooler(
     if first != second {
         return Ok(true);
     }
-    let other = pid(super::psql::run_sql(
-        tools,
-        target,
-        "SELECT pg_backend_pid();",
-    )?);
+    let mut probe = Session::open(tools, target)?;
+    let other = pid(probe.query("SELECT pg_backend_pid();")?);
+    probe.close();
     Ok(other == first)
 }
 
