@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
 use super::ident::{qualified, quote_ident, quote_literal, split_qualified};
-use super::psql::{run_sql, OneShot, Sql};
+use super::psql::{OneShot, Sql};
 use super::tools::ClientTools;
 
 /// Namespaces that never hold user objects.
@@ -75,7 +75,7 @@ pub fn database_exists(tools: &ClientTools, target: &PgTarget, name: &str) -> Re
 /// connecting user. `target` must point at an existing database (e.g. `postgres`).
 pub fn create_database(tools: &ClientTools, target: &PgTarget, name: &str) -> Result<()> {
     let sql = format!("CREATE DATABASE {} TEMPLATE template0;", quote_ident(name));
-    run_sql(tools, target, &sql).map(|_| ())
+    OneShot { tools, target }.rows(&sql).map(|_| ())
 }
 
 /// Drops database `name` if it exists (used for scratch restore tests).
@@ -84,7 +84,7 @@ pub fn drop_database(tools: &ClientTools, target: &PgTarget, name: &str) -> Resu
         "DROP DATABASE IF EXISTS {} WITH (FORCE);",
         quote_ident(name)
     );
-    run_sql(tools, target, &sql).map(|_| ())
+    OneShot { tools, target }.rows(&sql).map(|_| ())
 }
 
 /// Whether the database has no user objects: no tables, views, sequences,
@@ -216,7 +216,7 @@ pub fn exact_row_counts(
         .collect();
     let sql = format!("{};", parts.join(" UNION ALL "));
     let mut out = BTreeMap::new();
-    for r in run_sql(tools, target, &sql)? {
+    for r in (OneShot { tools, target }).rows(&sql)? {
         let [i, n]: [String; 2] = r
             .try_into()
             .map_err(|r: Vec<String>| bad_row("row counts", &r))?;
@@ -428,7 +428,7 @@ pub fn target_catalog(tools: &ClientTools, target: &PgTarget) -> Result<TargetCa
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
            WHERE n.nspname NOT IN ('pg_catalog', 'information_schema');";
     let mut cat = TargetCatalog::default();
-    for r in run_sql(tools, target, sql)? {
+    for r in (OneShot { tools, target }).rows(sql)? {
         let [kind, a, b]: [String; 3] = r
             .try_into()
             .map_err(|r: Vec<String>| bad_row("catalog", &r))?;

@@ -10,8 +10,10 @@
 //! - [`psql`]: SQL through `psql`; [`classify`]: tool failures into [`PgError`];
 //!   [`ident`]: quoting.
 //! - [`catalog`]: the catalog questions (server version, sizes, row counts,
-//!   [`catalog::DependencyInfo`] for partial restores).
-//! - [`session::Session`]: one held `psql` session (the backup's snapshot session).
+//!   [`catalog::DependencyInfo`] for partial restores), asked through the
+//!   in-process client (`postgres` crate), not psql.
+//! - [`session::Session`]: one held client connection (the backup's snapshot
+//!   session; psql only for TCP targets that require TLS).
 //! - [`dump`]: `pg_dump -Fc -Z0` and `pg_dumpall --globals-only` commands, and the
 //!   Supabase profile.
 //! - [`toc::TocEntry`]: the archive's table of contents (one model), read by
@@ -32,10 +34,12 @@ pub mod conn;
 pub mod dump;
 pub mod error;
 pub mod ident;
+pub mod pgpass;
 pub mod psql;
 pub mod restore_cmd;
 pub mod selection;
 pub mod session;
+pub mod tls;
 pub mod toc;
 pub mod tools;
 
