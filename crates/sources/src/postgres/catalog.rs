@@ -78,6 +78,60 @@ pub fn create_database(tools: &ClientTools, target: &PgTarget, name: &str) -> Re
     OneShot { tools, target }.rows(&sql).map(|_| ())
 }
 
+/// Creates database `name` from `template0`, owned by role `owner`.
+pub fn create_database_owned_by(
+    tools: &ClientTools,
+    target: &PgTarget,
+    name: &str,
+    owner: &str,
+) -> Result<()> {
+    let sql = format!(
+        "CREATE DATABASE {} OWNER {} TEMPLATE template0;",
+        quote_ident(name),
+        quote_ident(owner)
+    );
+    OneShot { tools, target }.rows(&sql).map(|_| ())
+}
+
+/// Whether the connecting role is a superuser.
+pub fn is_superuser(tools: &ClientTools, target: &PgTarget) -> Result<bool> {
+    let sql = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user;";
+    Ok(first_value(tools, target, sql)?.as_deref() == Some("t"))
+}
+
+/// Names of the extensions the server marks `trusted` (PostgreSQL 13+; the
+/// query fails on older servers, where no extension is trusted).
+pub fn trusted_extensions(tools: &ClientTools, target: &PgTarget) -> Result<Vec<String>> {
+    let sql = "SELECT name FROM pg_available_extension_versions WHERE trusted GROUP BY name;";
+    let rows = OneShot { tools, target }.rows(sql)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect())
+}
+
+/// `REFRESH MATERIALIZED VIEW schema.name`.
+pub fn refresh_materialized_view(
+    tools: &ClientTools,
+    target: &PgTarget,
+    schema: &str,
+    name: &str,
+) -> Result<()> {
+    let sql = format!(
+        "REFRESH MATERIALIZED VIEW {}.{};",
+        quote_ident(schema),
+        quote_ident(name)
+    );
+    OneShot { tools, target }.rows(&sql).map(|_| ())
+}
+
+/// The first field of the first row of `sql` (`None` when it returns no row),
+/// run in its own session as `target`'s user.
+pub fn first_value(tools: &ClientTools, target: &PgTarget, sql: &str) -> Result<Option<String>> {
+    let rows = OneShot { tools, target }.rows(sql)?;
+    Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()))
+}
+
 /// Drops database `name` if it exists (used for scratch restore tests).
 pub fn drop_database(tools: &ClientTools, target: &PgTarget, name: &str) -> Result<()> {
     let sql = format!(

@@ -27,7 +27,7 @@ use super::catalog;
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
 use super::ident::{quote_ident, quote_literal};
-use super::psql;
+use super::psql::{self, Sql};
 use super::tools::ClientTools;
 use crate::process;
 
@@ -213,20 +213,27 @@ impl ScratchCluster {
     /// Creates a login role without superuser, role-creation or database-creation
     /// rights, with the cluster's password; returns its target (`postgres` database).
     pub fn create_login_role(&self, name: &str) -> Result<PgTarget> {
-        self.run_sql(&format!(
+        let sql = format!(
             "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB PASSWORD {};",
             quote_ident(name),
             quote_literal(&self.password)
-        ))?;
+        );
+        let target = self.target();
+        psql::OneShot {
+            tools: &self.tools,
+            target: &target,
+        }
+        .rows(&sql)?;
         Ok(self.target_as(name))
     }
 
-    /// Runs SQL in the `postgres` database; returns the rows.
+    /// Runs an SQL script (test and demo fixtures, psql syntax) through `psql`
+    /// in the `postgres` database; returns the rows.
     pub fn run_sql(&self, sql: &str) -> Result<Vec<Vec<String>>> {
         psql::run_sql(&self.tools, &self.target(), sql)
     }
 
-    /// Runs SQL in database `db`; returns the rows.
+    /// Runs an SQL script through `psql` in database `db`; returns the rows.
     pub fn run_sql_in(&self, db: &str, sql: &str) -> Result<Vec<Vec<String>>> {
         psql::run_sql(&self.tools, &self.target().with_database(db), sql)
     }
