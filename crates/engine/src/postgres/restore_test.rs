@@ -164,10 +164,14 @@ async fn prepare(
         false => None,
     };
     let (repo, superuser, dbname) = (repo.clone(), cluster.target(), dbname.to_string());
-    let role = cluster.create_login_role(RESTORE_ROLE);
+    let (role, password) = (
+        cluster.target_as(RESTORE_ROLE),
+        cluster.password().to_string(),
+    );
+    // The in-process client blocks: it runs off the async threads.
     tokio::task::spawn_blocking(move || -> Result<(PgTarget, Option<String>)> {
-        let role = role?;
         let (tools, _) = tools_for(&superuser, bin_dir.as_deref())?;
+        catalog::create_login_role(&tools, &superuser, RESTORE_ROLE, &password)?;
         if let Some((ids, _)) = globals {
             // Warnings (e.g. "role postgres already exists") are expected here.
             apply_globals(&repo, &tools, &superuser, &ids)?;

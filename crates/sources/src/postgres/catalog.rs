@@ -93,6 +93,22 @@ pub fn create_database_owned_by(
     OneShot { tools, target }.rows(&sql).map(|_| ())
 }
 
+/// Creates a login role without superuser, role-creation or database-creation
+/// rights, with `password` (sent in-process, never on argv or in an environment).
+pub fn create_login_role(
+    tools: &ClientTools,
+    target: &PgTarget,
+    name: &str,
+    password: &str,
+) -> Result<()> {
+    let sql = format!(
+        "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB PASSWORD {};",
+        quote_ident(name),
+        quote_literal(password)
+    );
+    OneShot { tools, target }.rows(&sql).map(|_| ())
+}
+
 /// Whether the connecting role is a superuser.
 pub fn is_superuser(tools: &ClientTools, target: &PgTarget) -> Result<bool> {
     let sql = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user;";

@@ -26,8 +26,7 @@ use std::time::{Duration, Instant};
 use super::catalog;
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
-use super::ident::{quote_ident, quote_literal};
-use super::psql::{self, Sql};
+use super::psql;
 use super::tools::ClientTools;
 use crate::process;
 
@@ -213,17 +212,7 @@ impl ScratchCluster {
     /// Creates a login role without superuser, role-creation or database-creation
     /// rights, with the cluster's password; returns its target (`postgres` database).
     pub fn create_login_role(&self, name: &str) -> Result<PgTarget> {
-        let sql = format!(
-            "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB PASSWORD {};",
-            quote_ident(name),
-            quote_literal(&self.password)
-        );
-        let target = self.target();
-        psql::OneShot {
-            tools: &self.tools,
-            target: &target,
-        }
-        .rows(&sql)?;
+        catalog::create_login_role(&self.tools, &self.target(), name, &self.password)?;
         Ok(self.target_as(name))
     }
 

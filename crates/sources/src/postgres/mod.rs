@@ -7,13 +7,15 @@
 //!   environment, never to argv or logs.
 //! - [`tools::ClientTools`]: `pg_dump`/`pg_restore`/`pg_dumpall`/`psql` of a version
 //!   that fits the server.
-//! - [`psql`]: SQL through `psql`; [`classify`]: tool failures into [`PgError`];
+//! - [`psql`]: SQL scripts through `psql` (fixtures; user-facing files go
+//!   through [`child`]); [`classify`]: tool failures into [`PgError`];
 //!   [`ident`]: quoting.
 //! - [`catalog`]: the catalog questions (server version, sizes, row counts,
 //!   [`catalog::DependencyInfo`] for partial restores), asked through the
 //!   in-process client (`postgres` crate), not psql.
 //! - [`session::Session`]: one held client connection (the backup's snapshot
-//!   session; psql only for TCP targets that require TLS).
+//!   session, physical backup start/stop); [`tls`]: libpq's sslmode over
+//!   rustls; [`pgpass`]: libpq's password file for the client.
 //! - [`dump`]: `pg_dump -Fc -Z0` and `pg_dumpall --globals-only` commands, and the
 //!   Supabase profile.
 //! - [`toc::TocEntry`]: the archive's table of contents (one model), read by

@@ -1,4 +1,6 @@
-//! Running SQL through `psql`.
+//! Running SQL scripts through `psql` ([`run_sql`]: test and demo fixtures),
+//! and the [`Sql`] seam catalog queries use (the in-process client:
+//! [`OneShot`] or a held session).
 //!
 //! `psql` runs with `-X -q -A -t --no-password -v ON_ERROR_STOP=1`, fields separated
 //! by U+001F and records terminated by NUL (`-0`): NUL can never occur in a
