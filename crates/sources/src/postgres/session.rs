@@ -49,7 +49,7 @@ impl Session {
     /// `_tools` is unused since every session is an in-process client.
     pub fn open(_tools: &ClientTools, target: &PgTarget) -> Result<Self> {
         let config = target.client_config()?;
-        let client = super::tls::connect(target, config)?;
+        let client = blocking(|| super::tls::connect(target, config))?;
         Ok(Session {
             client: Box::new(client),
             target: target.clone(),
@@ -59,9 +59,8 @@ impl Session {
     /// Runs `sql` (one or more statements) in this session; returns every row
     /// of every result set, as text (NULL as the empty string, like psql).
     pub fn query(&mut self, sql: &str) -> Result<Rows> {
-        let messages = self
-            .client
-            .simple_query(sql)
+        let client = &mut self.client;
+        let messages = blocking(|| client.simple_query(sql))
             .map_err(|e| classify_client_error(&self.target, &e))?;
         Ok(text_rows(messages))
     }
@@ -124,7 +123,19 @@ impl Session {
 
     /// Ends the session (an open transaction is rolled back by the server).
     pub fn close(self) {
-        let _ = self.client.close();
+        let client = self.client;
+        let _ = blocking(move || client.close());
+    }
+}
+
+/// Runs `f`, which blocks on the client's own runtime: on a worker thread of
+/// a multi-threaded tokio runtime (an async caller) through `block_in_place`,
+/// since starting a runtime inside a runtime panics.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
