@@ -136,6 +136,38 @@ fn a_failing_command_fails_the_backup_with_its_status_and_stderr() {
     run(&ws, &["backup", "cfg"]).error(15, &["needs `command = ["]);
 }
 
+#[test]
+fn a_failing_commands_stderr_in_the_error_quotes_no_secret() {
+    let ws = Workspace::init();
+    configure(
+        &ws,
+        &[
+            "sh",
+            "-c",
+            "echo \"error: token $LB_TEST_TOKEN rejected\" >&2; echo 'tried postgres://app:hunter2@db/x' >&2; exit 1",
+        ],
+        "pass_env = [\"LB_TEST_TOKEN\"]",
+    );
+    let r = ws.run_env(
+        &["backup", "cfg"],
+        &[
+            ("LIFEBOAT_CONFIG", ws.path("lifeboat.toml").as_os_str()),
+            ("LB_TEST_TOKEN", "sk_live_passed_in".as_ref()),
+        ],
+    );
+    r.code(16);
+    let err = &r.stderr;
+    assert!(
+        err.contains("error: token <redacted> rejected")
+            && err.contains("postgres://app:<redacted>@db/x"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("sk_live_passed_in") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
+
 /// Whether process `pid` is gone (or a zombie nobody reaped yet).
 fn gone(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -182,6 +214,39 @@ fn a_hanging_command_is_killed_with_its_process_group_at_the_timeout() {
         }
         assert!(gone(pid), "process {pid} of the command still runs");
     }
+}
+
+#[test]
+fn a_process_leaving_the_group_with_stdout_open_does_not_outlast_the_timeout() {
+    let ws = Workspace::init();
+    let pid_file = ws.path("escaped.pid");
+    // `setsid` puts the sleeper in a session of its own, out of reach of
+    // the group kill, and it holds the output pipe open: the output only
+    // ends when the sleeper does.
+    let script = format!(
+        "setsid sh -c 'echo $$ > {p}; exec sleep 1000' & echo TOKEN=abc",
+        p = pid_file.display()
+    );
+    configure(&ws, &["sh", "-c", &script], "timeout = 1");
+    let mut c = ws.cmd();
+    c.env("LIFEBOAT_CONFIG", ws.path("lifeboat.toml"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(run_cmd(c, &["backup", "cfg"]));
+    });
+    // A bound on a hang, not a timing assertion: lifeboat must return at
+    // its 1 s timeout, long before the sleeper ends.
+    let outcome = rx.recv_timeout(std::time::Duration::from_secs(120));
+    let escaped: Option<i32> = fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse().ok());
+    if let Some(pid) = escaped {
+        // SAFETY: kill(2) on the sleeper this test's command started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let r = outcome.expect("lifeboat still waits for the output of a process that left the group");
+    r.error(16, &["did not finish within 1 s", "timeout"]);
+    assert!(ws.snapshots().is_empty(), "no snapshot after a timeout");
 }
 
 /// Peak RSS (KiB) of `lifeboat backup cfg` with the workspace's key file.

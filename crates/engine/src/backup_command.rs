@@ -161,8 +161,18 @@ fn run_and_store(
     let stdout = cmd.stdout().expect("stdout is piped");
     let mut reader = RedactingReader::new(stdout, req.redactor.clone());
     let chunker = repo.cdc_chunker();
-    // On an error here `cmd` is dropped, which kills its process group.
-    let (content, bytes) = store_stream(writer, &chunker, &mut reader, progress)?;
+    // On an error here `cmd` is dropped, which kills its process group; an
+    // output cut off at the timeout is reported as the timeout.
+    let (content, bytes) = match store_stream(writer, &chunker, &mut reader, progress) {
+        Ok(stored) => stored,
+        Err(e) => {
+            drop(reader);
+            if cmd.timed_out() {
+                cmd.finish()?;
+            }
+            return Err(e);
+        }
+    };
     let redacted_values = reader.redacted() as u64;
     drop(reader);
     cmd.finish()?;

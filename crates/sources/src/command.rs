@@ -17,16 +17,17 @@
 //! stream line by line, so memory stays bounded by [`MAX_LINE`] whatever the
 //! output size.
 
-use crate::env::Redactor;
+use crate::env::{EnvLines, LineOutcome, Redactor};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bytes of the program's stderr kept for the error message.
 pub const STDERR_TAIL: usize = 4096;
@@ -119,10 +120,14 @@ pub struct RunningCommand {
     program: String,
     timeout: Duration,
     child: Child,
-    stdout: Option<ChildStdout>,
+    stdout: Option<CommandStdout>,
     stderr: Option<JoinHandle<Vec<u8>>>,
+    /// Tells the stderr thread to stop once nothing more is readable.
+    stderr_stop: Option<OwnedFd>,
     watchdog: Option<Watchdog>,
     finished: bool,
+    /// Values of the variables passed in (`pass_env`): never quoted back.
+    secrets: Vec<String>,
 }
 
 impl RunningCommand {
@@ -145,26 +150,58 @@ impl RunningCommand {
             program: program.clone(),
             source,
         })?;
-        let stdout = child.stdout.take();
-        let stderr = child
-            .stderr
-            .take()
-            .map(|e| std::thread::spawn(move || tail(e, STDERR_TAIL)));
+        // No deadline for a timeout past what an Instant holds.
+        let deadline = Instant::now().checked_add(spec.timeout);
+        let (stderr, stderr_stop) = match child.stderr.take() {
+            Some(e) => {
+                let stop = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)
+                    .map_err(|e| CommandError::Io {
+                        program: program.clone(),
+                        source: e.into(),
+                    })?;
+                let reader = UntilStopped {
+                    inner: e,
+                    stop: stop.try_clone().map_err(|source| CommandError::Io {
+                        program: program.clone(),
+                        source,
+                    })?,
+                };
+                let thread = std::thread::spawn(move || tail(reader, STDERR_TAIL));
+                (Some(thread), Some(stop))
+            }
+            None => (None, None),
+        };
         let watchdog = Watchdog::arm(Pid::from_child(&child), spec.timeout);
+        let stdout = child.stdout.take().map(|inner| CommandStdout {
+            inner,
+            deadline,
+            watch: watchdog.state.clone(),
+        });
         Ok(RunningCommand {
             program: program.clone(),
             timeout: spec.timeout,
             child,
             stdout,
             stderr,
+            stderr_stop,
             watchdog: Some(watchdog),
             finished: false,
+            secrets: spec.env.iter().map(|(_, v)| v.clone()).collect(),
         })
     }
 
-    /// The program's standard output (once).
-    pub fn stdout(&mut self) -> Option<ChildStdout> {
+    /// The program's standard output (once); reading it fails at the
+    /// timeout (see [`CommandStdout`]).
+    pub fn stdout(&mut self) -> Option<CommandStdout> {
         self.stdout.take()
+    }
+
+    /// Whether the timeout has passed and the process group was killed
+    /// (then [`finish`](Self::finish) reports [`CommandError::TimedOut`]).
+    pub fn timed_out(&self) -> bool {
+        self.watchdog
+            .as_ref()
+            .is_some_and(|w| w.state.fired.load(Ordering::SeqCst))
     }
 
     /// Wait for the program (its stdout should have been read to the end),
@@ -173,12 +210,13 @@ impl RunningCommand {
         self.finished = true;
         drop(self.stdout.take());
         let status = self.wait();
+        self.stop_stderr();
         let timed_out = self.watchdog.take().is_some_and(Watchdog::disarm);
         let stderr = self
             .stderr
             .take()
             .and_then(|h| h.join().ok())
-            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .map(|b| scrub(String::from_utf8_lossy(&b).trim(), &self.secrets))
             .unwrap_or_default();
         let status = status.map_err(|source| CommandError::Io {
             program: self.program.clone(),
@@ -199,6 +237,15 @@ impl RunningCommand {
             });
         }
         Ok(())
+    }
+
+    /// The group is gone: what still holds stderr open left the group, so
+    /// the stderr thread reads what is there and stops (it would wait for
+    /// that process otherwise).
+    fn stop_stderr(&mut self) {
+        if let Some(stop) = self.stderr_stop.take() {
+            let _ = rustix::io::write(&stop, &1u64.to_ne_bytes());
+        }
     }
 
     /// Wait for the program to exit without reaping it, kill what is left in
@@ -238,7 +285,32 @@ impl Drop for RunningCommand {
             w.kill_now();
         }
         let _ = self.child.wait();
+        self.stop_stderr();
     }
+}
+
+/// The stderr tail as it may appear in an error message (and so in logs):
+/// the values of the variables passed in, passwords in URLs and the values
+/// of secret-looking `NAME=value` lines replaced by `<redacted>`.
+fn scrub(stderr: &str, secrets: &[String]) -> String {
+    let mut text = stderr.to_string();
+    let mut secrets: Vec<&str> = secrets
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| s.len() >= 3)
+        .collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in secrets {
+        text = text.replace(s, crate::env::REDACTED);
+    }
+    let words: String = text
+        .split_inclusive(char::is_whitespace)
+        .map(|w| match w.contains("://") {
+            true => crate::env::redact_url_password(w).unwrap_or_else(|| w.to_string()),
+            false => w.to_string(),
+        })
+        .collect();
+    Redactor::default().redact_env_file(&words).0
 }
 
 fn or_nothing(stderr: String) -> String {
@@ -281,6 +353,74 @@ fn tail(mut r: impl Read, keep: usize) -> Vec<u8> {
     kept
 }
 
+/// The program's stderr until [`RunningCommand::stop_stderr`]: then what
+/// is readable, and the end.
+struct UntilStopped {
+    inner: ChildStderr,
+    stop: OwnedFd,
+}
+
+impl Read for UntilStopped {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        loop {
+            let mut fds = [
+                PollFd::new(&self.inner, PollFlags::IN),
+                PollFd::new(&self.stop, PollFlags::IN),
+            ];
+            match poll(&mut fds, None) {
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(_) if !fds[0].revents().is_empty() => return self.inner.read(buf),
+                Ok(_) if !fds[1].revents().is_empty() => return Ok(0),
+                Ok(_) => continue,
+            }
+        }
+    }
+}
+
+/// The program's stdout. A read waits at most until the timeout: a
+/// process that left the group (`setsid`, a daemonising helper) can hold
+/// the pipe open after the group is killed, and the output would never
+/// end. At the timeout the group is killed (as by the watchdog) and the
+/// read fails with [`io::ErrorKind::TimedOut`].
+pub struct CommandStdout {
+    inner: ChildStdout,
+    deadline: Option<Instant>,
+    watch: Arc<WatchState>,
+}
+
+impl Read for CommandStdout {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        loop {
+            let left = self
+                .deadline
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                self.watch.fire();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the command's output did not end within its timeout",
+                ));
+            }
+            let wait = left.map(|l| Timespec {
+                tv_sec: l.as_secs().min(i64::MAX as u64) as _,
+                tv_nsec: l.subsec_nanos() as _,
+            });
+            let mut fds = [PollFd::new(&self.inner, PollFlags::IN)];
+            match poll(&mut fds, wait.as_ref()) {
+                Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+                Ok(_) => match self.inner.read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => return r,
+                },
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
 /// Kills a process group when its time is up, unless disarmed first.
 struct Watchdog {
     state: Arc<WatchState>,
@@ -297,6 +437,12 @@ struct WatchState {
 }
 
 impl WatchState {
+    /// The time is up: mark it and kill the group.
+    fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        self.kill();
+    }
+
     fn kill(&self) {
         let fenced = self.fenced.lock().unwrap_or_else(|e| e.into_inner());
         if !*fenced {
@@ -317,8 +463,7 @@ impl Watchdog {
             let state = state.clone();
             move || {
                 if let Err(RecvTimeoutError::Timeout) = cancelled.recv_timeout(timeout) {
-                    state.fired.store(true, Ordering::SeqCst);
-                    state.kill();
+                    state.fire();
                 }
             }
         });
@@ -348,13 +493,15 @@ impl Watchdog {
     }
 }
 
-/// Applies [`Redactor::redact_env_file`] to a stream, line by line.
+/// Applies [`Redactor::redact_next_line`] to a stream, line by line (a
+/// redacted multi-line quoted value is dropped up to its closing quote).
 pub struct RedactingReader<R> {
     inner: BufReader<R>,
     redactor: Redactor,
     out: Vec<u8>,
     pos: usize,
     rest: LineRest,
+    lines: EnvLines,
     redacted: usize,
 }
 
@@ -367,6 +514,9 @@ enum LineRest {
     Copy,
     /// Dropped up to its line break (its start was redacted).
     Drop,
+    /// Dropped with its line break (a continuation line of a redacted
+    /// multi-line value).
+    DropAll,
 }
 
 impl<R: Read> RedactingReader<R> {
@@ -378,6 +528,7 @@ impl<R: Read> RedactingReader<R> {
             out: Vec::new(),
             pos: 0,
             rest: LineRest::None,
+            lines: EnvLines::default(),
             redacted: 0,
         }
     }
@@ -404,11 +555,25 @@ impl<R: Read> RedactingReader<R> {
         if !complete && n == MAX_LINE {
             self.rest = LineRest::Copy;
         }
-        if let Some(red) = redact_line(&self.redactor, &self.out) {
-            self.redacted += 1;
-            self.out = red;
-            if self.rest == LineRest::Copy {
-                self.rest = LineRest::Drop;
+        // A line that is not UTF-8 is judged by its lossy text, and replaced
+        // by that text only when something is redacted. The closing quote of
+        // a multi-line value is looked for in the first MAX_LINE bytes of
+        // each line only.
+        let text = String::from_utf8_lossy(&self.out).into_owned();
+        match self.redactor.redact_next_line(&mut self.lines, &text) {
+            LineOutcome::Keep => {}
+            LineOutcome::Replace(red) => {
+                self.redacted += 1;
+                self.out = red.into_bytes();
+                if self.rest == LineRest::Copy {
+                    self.rest = LineRest::Drop;
+                }
+            }
+            LineOutcome::Drop => {
+                self.out.clear();
+                if self.rest == LineRest::Copy {
+                    self.rest = LineRest::DropAll;
+                }
             }
         }
         Ok(true)
@@ -426,7 +591,7 @@ impl<R: Read> RedactingReader<R> {
         };
         match self.rest {
             LineRest::Drop if ends => self.out.push(b'\n'),
-            LineRest::Drop => {}
+            LineRest::Drop | LineRest::DropAll => {}
             _ => self.out.extend_from_slice(&buf[..len]),
         }
         self.inner.consume(len);
@@ -449,15 +614,6 @@ impl<R: Read> Read for RedactingReader<R> {
         self.pos += n;
         Ok(n)
     }
-}
-
-/// The redacted form of one line (with its line ending, if any), or `None`
-/// when nothing in it is redacted. A line that is not UTF-8 is judged by its
-/// lossy text, and replaced by that text only when something is redacted.
-pub fn redact_line(r: &Redactor, line: &[u8]) -> Option<Vec<u8>> {
-    let text = String::from_utf8_lossy(line);
-    let (red, count) = r.redact_env_file(&text);
-    (count > 0).then(|| red.into_bytes())
 }
 
 #[cfg(test)]
@@ -485,6 +641,17 @@ mod tests {
     }
 
     #[test]
+    fn a_multi_line_secret_is_dropped_whole_from_a_stream() {
+        let (out, n) =
+            redact_all(b"A=1\nPRIVATE_KEY=\"-----BEGIN-----\nMIIEvQ\n-----END-----\"\nB=2\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "A=1\nPRIVATE_KEY=<redacted>\nB=2\n"
+        );
+        assert_eq!(n, 1);
+    }
+
+    #[test]
     fn over_long_lines_are_judged_by_their_start() {
         let long = "x".repeat(MAX_LINE * 2 + 10);
         let input = format!("SECRET_TOKEN={long}\nPLAIN={long}\nEND=1\n");
@@ -492,6 +659,31 @@ mod tests {
         let want = format!("SECRET_TOKEN=<redacted>\nPLAIN={long}\nEND=1\n");
         assert!(out == want.as_bytes(), "long lines mangled");
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn stderr_quoted_in_errors_has_no_passed_values_or_passwords() {
+        let stderr = "error: token sk_live_abc123 rejected\nconnecting to postgres://app:hunter2@db/x failed\nAPI_SECRET=s3cr3t\nPORT=5432 ok";
+        let got = scrub(stderr, &["sk_live_abc123".into(), "1".into()]);
+        assert_eq!(
+            got,
+            "error: token <redacted> rejected\nconnecting to postgres://app:<redacted>@db/x failed\nAPI_SECRET=<redacted>\nPORT=5432 ok"
+        );
+    }
+
+    #[test]
+    fn a_timeout_past_what_an_instant_holds_means_no_deadline() {
+        let spec = CommandSpec {
+            argv: vec!["sh".into(), "-c".into(), "echo out; echo err >&2".into()],
+            env: vec![],
+            dir: None,
+            timeout: Duration::from_secs(u64::MAX),
+        };
+        let mut cmd = RunningCommand::spawn(&spec).unwrap();
+        let mut out = String::new();
+        cmd.stdout().unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out, "out\n");
+        cmd.finish().unwrap();
     }
 
     #[test]

@@ -84,31 +84,54 @@ impl Redactor {
     /// Redact `KEY=value` lines of an env file; returns the text and how many values were redacted.
     pub fn redact_env_file(&self, text: &str) -> (String, usize) {
         let mut count = 0;
+        let mut state = EnvLines::default();
         let mut out = String::with_capacity(text.len());
         for line in text.split_inclusive('\n') {
-            let body = line.trim_end_matches(['\n', '\r']);
-            let ending = &line[body.len()..];
-            let trimmed = body.trim_start();
-            let decl = trimmed.strip_prefix("export ").unwrap_or(trimmed);
-            match decl.split_once('=') {
-                Some((name, value)) if !trimmed.starts_with('#') && is_identifier(name.trim()) => {
-                    match self.redact_value(name.trim(), value.trim().trim_matches(['"', '\''])) {
-                        Some(v) => {
-                            count += 1;
-                            let prefix_len = body.len() - decl.len();
-                            out.push_str(&body[..prefix_len]);
-                            out.push_str(name);
-                            out.push('=');
-                            out.push_str(&v);
-                        }
-                        None => out.push_str(body),
-                    }
+            match self.redact_next_line(&mut state, line) {
+                LineOutcome::Keep => out.push_str(line),
+                LineOutcome::Replace(red) => {
+                    count += 1;
+                    out.push_str(&red);
                 }
-                _ => out.push_str(body),
+                LineOutcome::Drop => {}
             }
-            out.push_str(ending);
         }
         (out, count)
+    }
+
+    /// What to store for the next `line` of an env file (with its line
+    /// ending, if any), given what the lines before it opened in `state`.
+    /// A redacted value in quotes that spans lines (a PEM key in
+    /// `KEY="-----BEGIN ...`) is stored as one `NAME=<redacted>` line and its
+    /// continuation lines, up to the closing quote, are dropped: judging each
+    /// line alone would store the key's body in clear.
+    pub fn redact_next_line(&self, state: &mut EnvLines, line: &str) -> LineOutcome {
+        if let Some(quote) = state.dropping {
+            if closes_quote(line, quote) {
+                state.dropping = None;
+            }
+            return LineOutcome::Drop;
+        }
+        let body = line.trim_end_matches(['\n', '\r']);
+        let ending = &line[body.len()..];
+        let trimmed = body.trim_start();
+        let decl = trimmed.strip_prefix("export ").unwrap_or(trimmed);
+        let Some((name, value)) = decl.split_once('=') else {
+            return LineOutcome::Keep;
+        };
+        if trimmed.starts_with('#') || !is_identifier(name.trim()) {
+            return LineOutcome::Keep;
+        }
+        let value = value.trim_start();
+        let Some(red) = self.redact_value(name.trim(), value.trim().trim_matches(['"', '\'']))
+        else {
+            return LineOutcome::Keep;
+        };
+        if let Some(quote) = opens_quote(value) {
+            state.dropping = Some(quote);
+        }
+        let prefix_len = body.len() - decl.len();
+        LineOutcome::Replace(format!("{}{name}={red}{ending}", &body[..prefix_len]))
     }
 
     /// Capture `vars` as an env file (sorted), redacted; returns text and count redacted.
@@ -134,6 +157,44 @@ impl Redactor {
     }
 }
 
+/// What [`Redactor::redact_next_line`] remembers between lines.
+#[derive(Debug, Clone, Default)]
+pub struct EnvLines {
+    /// Inside a redacted quoted value spanning lines: its quote character.
+    dropping: Option<char>,
+}
+
+/// What to store for one line of an env file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineOutcome {
+    /// The line as it is.
+    Keep,
+    /// This text instead (a value redacted).
+    Replace(String),
+    /// Nothing: a continuation line of a redacted multi-line value.
+    Drop,
+}
+
+/// The quote a value opens and does not close on its line (`"` or `'`).
+fn opens_quote(value: &str) -> Option<char> {
+    let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    (!closes_quote(&value[1..], quote)).then_some(quote)
+}
+
+/// Whether `text` holds the closing `quote` (for `"`, one not escaped by a
+/// backslash).
+fn closes_quote(text: &str, quote: char) -> bool {
+    let mut escaped = false;
+    for c in text.chars() {
+        match c {
+            '\\' if quote == '"' && !escaped => escaped = true,
+            c if c == quote && !escaped => return true,
+            _ => escaped = false,
+        }
+    }
+    false
+}
+
 /// Whether a file name is an environment file (`.env`, `.env.*`, `*.env`).
 pub fn is_env_file(name: &str) -> bool {
     name == ".env" || name.starts_with(".env.") || name.ends_with(".env")
@@ -157,7 +218,7 @@ fn shell_quote(v: &str) -> String {
 }
 
 /// `scheme://user:pass@host/...` -> `scheme://user:<redacted>@host/...`.
-fn redact_url_password(value: &str) -> Option<String> {
+pub(crate) fn redact_url_password(value: &str) -> Option<String> {
     let (scheme, rest) = value.split_once("://")?;
     let at = rest.find('@')?;
     let userinfo = &rest[..at];
@@ -206,5 +267,20 @@ mod tests {
                 && is_env_file("prod.env")
                 && !is_env_file("env.rs")
         );
+    }
+
+    #[test]
+    fn a_secret_spanning_lines_in_quotes_is_redacted_whole() {
+        let r = Redactor::default();
+        let text = "A=1\nPRIVATE_KEY=\"-----BEGIN KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0B\\\"x\n-----END KEY-----\"\nB=2\nNOTE='multi\nline'\nTOKEN='t\nu' \nC=3\n";
+        let (out, n) = r.redact_env_file(text);
+        assert_eq!(
+            out,
+            "A=1\nPRIVATE_KEY=<redacted>\nB=2\nNOTE='multi\nline'\nTOKEN=<redacted>\nC=3\n"
+        );
+        assert_eq!(n, 2);
+        // A one-line quoted secret does not swallow the lines after it.
+        let (out, _) = r.redact_env_file("API_KEY=\"abc\"\nD=4\nSECRET='x'\nE=5\n");
+        assert_eq!(out, "API_KEY=<redacted>\nD=4\nSECRET=<redacted>\nE=5\n");
     }
 }

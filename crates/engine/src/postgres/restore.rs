@@ -136,7 +136,7 @@ pub async fn restore_logical(
         } else {
             None
         };
-        let refusal = restore_fast::refusal(&req.opts, &meta);
+        let refusal = restore_fast::refusal(&req.opts, &meta, dump_size);
         if let (None, Some(blocks)) = (refusal, meta.archive.data_blocks.as_deref()) {
             let stored = restore_fast::StoredArchive { ids: &dump, size: dump_size, blocks };
             let streams = restore_fast::restore_fast(&repo, &tools, &req.target, &req.opts, &stored, selected.as_ref(), spool.path(), &progress)?;

@@ -50,10 +50,18 @@ const SESSION_SETTINGS: &[&str] = &["maintenance_work_mem=512MB"];
 /// Most parallel streams chosen automatically.
 const MAX_AUTO_STREAMS: usize = 4;
 
-/// Why the fast path does not apply to this restore, or `None` when it does.
-pub(super) fn refusal(opts: &RestoreOptions, meta: &LogicalMeta) -> Option<&'static str> {
-    if meta.archive.data_blocks.is_none() {
-        Some("the snapshot predates recorded data block offsets")
+/// Why the fast path does not apply to this restore of an archive of
+/// `size` bytes, or `None` when it does.
+pub(super) fn refusal(
+    opts: &RestoreOptions,
+    meta: &LogicalMeta,
+    size: u64,
+) -> Option<&'static str> {
+    let Some(blocks) = meta.archive.data_blocks.as_deref() else {
+        return Some("the snapshot predates recorded data block offsets");
+    };
+    if !blocks_fit(blocks, size) {
+        Some("the recorded data block offsets do not fit the archive")
     } else if opts.clean {
         Some("--clean")
     } else if opts.data_only {
@@ -67,6 +75,19 @@ pub(super) fn refusal(opts: &RestoreOptions, meta: &LogicalMeta) -> Option<&'sta
     } else {
         None
     }
+}
+
+/// Whether the recorded blocks can be the archive's: each starts after the
+/// one before it (the first after the header), all within `size`. Offsets
+/// that do not (a damaged or mis-recorded meta) would make byte ranges that
+/// run backwards.
+fn blocks_fit(blocks: &[DataBlock], size: u64) -> bool {
+    let mut at = 0u64;
+    blocks.iter().all(|b| {
+        let fits = b.offset > at && b.offset < size;
+        at = b.offset;
+        fits
+    })
 }
 
 /// Parallel streams for `jobs` (0 = automatic: the cores, at most 4).
@@ -435,4 +456,44 @@ fn feed(
         }
     }
     out.flush().map_err(|_| Feed::Stopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meta_with(blocks: serde_json::Value) -> LogicalMeta {
+        serde_json::from_value(json!({
+            "database": "shop", "server_version": "15.8", "server_version_num": 150008,
+            "server_major": 15, "pg_dump_version": "15.8", "pg_dump_major": 15,
+            "options": {}, "dump_bytes": 10000, "database_size": 1, "globals": true,
+            "archive": {"archive_version": "1.14.0", "database": "shop", "server_version": "15.8",
+                "dump_version": "15.8", "toc_entries": 3, "table_rows": {}, "table_bytes": {},
+                "large_objects": 0, "data_blocks": blocks},
+            "tables": [], "dependencies": {"tables": {}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn block_offsets_that_do_not_fit_the_archive_fall_back_to_one_stream() {
+        let opts = RestoreOptions::default();
+        let good = meta_with(json!([{"dump_id": 1, "offset": 100}, {"dump_id": 2, "offset": 500}]));
+        assert_eq!(refusal(&opts, &good, 10000), None);
+        for bad in [
+            json!([{"dump_id": 1, "offset": 500}, {"dump_id": 2, "offset": 100}]),
+            json!([{"dump_id": 1, "offset": 100}, {"dump_id": 2, "offset": 100}]),
+            json!([{"dump_id": 1, "offset": 0}]),
+            json!([{"dump_id": 1, "offset": 100}, {"dump_id": 2, "offset": 10000}]),
+        ] {
+            let meta = meta_with(bad.clone());
+            let why = refusal(&opts, &meta, 10000);
+            assert_eq!(
+                why,
+                Some("the recorded data block offsets do not fit the archive"),
+                "{bad}"
+            );
+        }
+    }
 }
