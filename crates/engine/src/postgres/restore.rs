@@ -20,9 +20,7 @@ use lifeboat_sources::postgres::archive::ArchiveInspector;
 use lifeboat_sources::postgres::child::{start_restore, start_script, RestoreRun};
 use lifeboat_sources::postgres::selection::{drop_unsatisfied, select_entries};
 use lifeboat_sources::postgres::toc::{write_list_file, TocEntry};
-use lifeboat_sources::postgres::{
-    catalog, ident, platform, psql, ClientTools, PgTarget, RestoreOptions,
-};
+use lifeboat_sources::postgres::{catalog, platform, ClientTools, PgTarget, RestoreOptions};
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -456,12 +454,7 @@ fn run_restore(
 }
 
 fn is_superuser(tools: &ClientTools, target: &PgTarget) -> Result<bool> {
-    let rows = psql::run_sql(
-        tools,
-        target,
-        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
-    )?;
-    Ok(rows.first().and_then(|r| r.first()).map(String::as_str) == Some("t"))
+    Ok(catalog::is_superuser(tools, target)?)
 }
 
 /// `pg_restore --data-only` leaves materialized views unpopulated (their
@@ -477,12 +470,7 @@ fn refresh_materialized_views(
         let in_scope = opts.tables.is_empty()
             && (opts.schemas.is_empty() || opts.schemas.iter().any(|s| s == entry.schema()));
         if entry.desc == "MATERIALIZED VIEW DATA" && in_scope {
-            let sql = format!(
-                "REFRESH MATERIALIZED VIEW {}.{}",
-                ident::quote_ident(entry.schema()),
-                ident::quote_ident(&entry.tag)
-            );
-            psql::run_sql(tools, target, &sql)?;
+            catalog::refresh_materialized_view(tools, target, entry.schema(), &entry.tag)?;
         }
     }
     Ok(())

@@ -29,7 +29,7 @@ use lifeboat_repo::{
 };
 use lifeboat_sources::postgres::catalog;
 use lifeboat_sources::postgres::ident::{quote_ident, split_qualified};
-use lifeboat_sources::postgres::{platform, psql};
+use lifeboat_sources::postgres::platform;
 use lifeboat_sources::postgres::{ClientTools, PgTarget, RestoreOptions, ScratchCluster};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -170,10 +170,14 @@ async fn prepare(
     };
     let (repo, superuser, dbname) = (repo.clone(), cluster.target(), dbname.to_string());
     let meta = meta.clone();
-    let role = cluster.create_login_role(RESTORE_ROLE);
+    let (role, password) = (
+        cluster.target_as(RESTORE_ROLE),
+        cluster.password().to_string(),
+    );
+    // The in-process client blocks: it runs off the async threads.
     tokio::task::spawn_blocking(move || -> Result<(PgTarget, Option<String>)> {
-        let role = role?;
         let (tools, _) = tools_for(&superuser, bin_dir.as_deref())?;
+        catalog::create_login_role(&tools, &superuser, RESTORE_ROLE, &password)?;
         if let Some((ids, _)) = globals {
             // Warnings (e.g. "role postgres already exists") are expected here.
             apply_globals(&repo, &tools, &superuser, &ids)?;
@@ -183,15 +187,7 @@ async fn prepare(
             Some(_) => superuser.user().unwrap_or_default().to_string(),
             None => RESTORE_ROLE.to_string(),
         };
-        psql::run_sql(
-            &tools,
-            &superuser,
-            &format!(
-                "CREATE DATABASE {} OWNER {} TEMPLATE template0;",
-                quote_ident(&dbname),
-                quote_ident(&owner)
-            ),
-        )?;
+        catalog::create_database_owned_by(&tools, &superuser, &dbname, &owner)?;
         if let Some(deps) = &meta.platform {
             // What the dump presupposes (reserved roles, the extensions'
             // schema), made by the superuser, the schema owned by the restorer.
@@ -230,17 +226,7 @@ fn superuser_reason(
         .collect();
     if !extensions.is_empty() {
         // `trusted` exists from PostgreSQL 13; before, no extension is trusted.
-        let trusted: Vec<String> = psql::run_sql(
-            tools,
-            superuser,
-            "SELECT name FROM pg_available_extension_versions WHERE trusted GROUP BY name;",
-        )
-        .map(|rows| {
-            rows.into_iter()
-                .filter_map(|r| r.into_iter().next())
-                .collect()
-        })
-        .unwrap_or_default();
+        let trusted = catalog::trusted_extensions(tools, superuser).unwrap_or_default();
         needs.extend(
             extensions
                 .iter()
@@ -293,10 +279,8 @@ fn check_restored(
             quote_ident(schema.as_deref().unwrap_or("public")),
             quote_ident(&name)
         );
-        let (ok, detail) = match psql::run_sql(tools, target, &sql) {
-            Ok(rows) if rows.first().and_then(|r| r.first()).map(String::as_str) == Some("1") => {
-                (true, "exists and has rows".to_string())
-            }
+        let (ok, detail) = match catalog::first_value(tools, target, &sql) {
+            Ok(Some(v)) if v == "1" => (true, "exists and has rows".to_string()),
             Ok(_) => (false, "exists but is empty".to_string()),
             Err(e) => (false, e.to_string()),
         };
@@ -307,13 +291,9 @@ fn check_restored(
         });
     }
     for sql in &verify.assertions {
-        let (ok, detail) = match psql::run_sql(tools, user_target, sql) {
-            Ok(rows) => {
-                let v = rows
-                    .first()
-                    .and_then(|r| r.first())
-                    .cloned()
-                    .unwrap_or_default();
+        let (ok, detail) = match catalog::first_value(tools, user_target, sql) {
+            Ok(v) => {
+                let v = v.unwrap_or_default();
                 (
                     matches!(v.as_str(), "t" | "true" | "1"),
                     format!("returned {v:?}"),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
 use super::ident::{qualified, quote_ident, quote_literal, split_qualified};
-use super::psql::{run_sql, OneShot, Sql};
+use super::psql::{OneShot, Sql};
 use super::tools::ClientTools;
 
 /// Namespaces that never hold user objects.
@@ -75,7 +75,77 @@ pub fn database_exists(tools: &ClientTools, target: &PgTarget, name: &str) -> Re
 /// connecting user. `target` must point at an existing database (e.g. `postgres`).
 pub fn create_database(tools: &ClientTools, target: &PgTarget, name: &str) -> Result<()> {
     let sql = format!("CREATE DATABASE {} TEMPLATE template0;", quote_ident(name));
-    run_sql(tools, target, &sql).map(|_| ())
+    OneShot { tools, target }.rows(&sql).map(|_| ())
+}
+
+/// Creates database `name` from `template0`, owned by role `owner`.
+pub fn create_database_owned_by(
+    tools: &ClientTools,
+    target: &PgTarget,
+    name: &str,
+    owner: &str,
+) -> Result<()> {
+    let sql = format!(
+        "CREATE DATABASE {} OWNER {} TEMPLATE template0;",
+        quote_ident(name),
+        quote_ident(owner)
+    );
+    OneShot { tools, target }.rows(&sql).map(|_| ())
+}
+
+/// Creates a login role without superuser, role-creation or database-creation
+/// rights, with `password` (sent in-process, never on argv or in an environment).
+pub fn create_login_role(
+    tools: &ClientTools,
+    target: &PgTarget,
+    name: &str,
+    password: &str,
+) -> Result<()> {
+    let sql = format!(
+        "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB PASSWORD {};",
+        quote_ident(name),
+        quote_literal(password)
+    );
+    OneShot { tools, target }.rows(&sql).map(|_| ())
+}
+
+/// Whether the connecting role is a superuser.
+pub fn is_superuser(tools: &ClientTools, target: &PgTarget) -> Result<bool> {
+    let sql = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user;";
+    Ok(first_value(tools, target, sql)?.as_deref() == Some("t"))
+}
+
+/// Names of the extensions the server marks `trusted` (PostgreSQL 13+; the
+/// query fails on older servers, where no extension is trusted).
+pub fn trusted_extensions(tools: &ClientTools, target: &PgTarget) -> Result<Vec<String>> {
+    let sql = "SELECT name FROM pg_available_extension_versions WHERE trusted GROUP BY name;";
+    let rows = OneShot { tools, target }.rows(sql)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect())
+}
+
+/// `REFRESH MATERIALIZED VIEW schema.name`.
+pub fn refresh_materialized_view(
+    tools: &ClientTools,
+    target: &PgTarget,
+    schema: &str,
+    name: &str,
+) -> Result<()> {
+    let sql = format!(
+        "REFRESH MATERIALIZED VIEW {}.{};",
+        quote_ident(schema),
+        quote_ident(name)
+    );
+    OneShot { tools, target }.rows(&sql).map(|_| ())
+}
+
+/// The first field of the first row of `sql` (`None` when it returns no row),
+/// run in its own session as `target`'s user.
+pub fn first_value(tools: &ClientTools, target: &PgTarget, sql: &str) -> Result<Option<String>> {
+    let rows = OneShot { tools, target }.rows(sql)?;
+    Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()))
 }
 
 /// Drops database `name` if it exists (used for scratch restore tests).
@@ -84,7 +154,7 @@ pub fn drop_database(tools: &ClientTools, target: &PgTarget, name: &str) -> Resu
         "DROP DATABASE IF EXISTS {} WITH (FORCE);",
         quote_ident(name)
     );
-    run_sql(tools, target, &sql).map(|_| ())
+    OneShot { tools, target }.rows(&sql).map(|_| ())
 }
 
 /// Whether the database has no user objects: no tables, views, sequences,
@@ -236,7 +306,7 @@ pub fn exact_row_counts(
         .collect();
     let sql = format!("{};", parts.join(" UNION ALL "));
     let mut out = BTreeMap::new();
-    for r in run_sql(tools, target, &sql)? {
+    for r in (OneShot { tools, target }).rows(&sql)? {
         let [i, n]: [String; 2] = r
             .try_into()
             .map_err(|r: Vec<String>| bad_row("row counts", &r))?;
@@ -453,7 +523,7 @@ pub fn target_catalog(tools: &ClientTools, target: &PgTarget) -> Result<TargetCa
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
            WHERE n.nspname NOT IN ('pg_catalog', 'information_schema');";
     let mut cat = TargetCatalog::default();
-    for r in run_sql(tools, target, sql)? {
+    for r in (OneShot { tools, target }).rows(sql)? {
         let [kind, a, b]: [String; 3] = r
             .try_into()
             .map_err(|r: Vec<String>| bad_row("catalog", &r))?;

@@ -105,6 +105,161 @@ pub fn classify_failure(tool: &str, target: &PgTarget, status: &str, stderr: &st
     }
 }
 
+/// Turns an error of the in-process client into the same [`PgError`] variants
+/// (and exit codes) as a failed tool run: by SQLSTATE where the server sent one,
+/// by the kind of I/O error when it never answered, else by the message text.
+pub fn classify_client_error(target: &PgTarget, e: &postgres::Error) -> PgError {
+    if let Some(db) = e.as_db_error() {
+        return classify_db_error(target, db);
+    }
+    let address = target.address();
+    if let Some(tls) = tls_source(e) {
+        return PgError::Tls {
+            address,
+            detail: tls_detail(target, tls),
+        };
+    }
+    if e.to_string().contains("server does not support TLS") {
+        return PgError::Tls {
+            address,
+            detail: format!(
+                "the server does not accept TLS connections but sslmode={} requires TLS: \
+                 enable ssl on the server, or use sslmode=prefer",
+                target.param("sslmode").unwrap_or("require")
+            ),
+        };
+    }
+    if let Some(io) = io_source(e) {
+        use std::io::ErrorKind;
+        return match io.kind() {
+            ErrorKind::TimedOut => PgError::Timeout { address },
+            ErrorKind::ConnectionRefused => PgError::Unreachable {
+                address,
+                reason: "connection refused".into(),
+            },
+            ErrorKind::NotFound if target.is_socket() => PgError::Unreachable {
+                address,
+                reason: "no server socket there".into(),
+            },
+            _ if io.to_string().contains("failed to lookup address") => PgError::UnknownHost {
+                host: target.host().unwrap_or_default().to_string(),
+            },
+            _ => PgError::Unreachable {
+                address,
+                reason: io.to_string(),
+            },
+        };
+    }
+    let text = e.to_string();
+    if text.contains("password missing") {
+        return classify_failure("postgres", target, "error", "no password supplied");
+    }
+    classify_failure("postgres", target, "error", &text)
+}
+
+fn classify_db_error(target: &PgTarget, db: &postgres::error::DbError) -> PgError {
+    let user = || target.user().unwrap_or("(default user)").to_string();
+    let message = db.message();
+    match db.code().code() {
+        "28000" if message.contains("no pg_hba.conf entry") => PgError::HbaRejected {
+            address: target.address(),
+            detail: message.to_string(),
+        },
+        // invalid_password, invalid_authorization_specification
+        "28P01" | "28000" if message.contains("role \"") => PgError::RoleMissing {
+            role: quoted_after(message, "role").unwrap_or_else(user),
+        },
+        "28P01" | "28000" => PgError::AuthFailed {
+            user: quoted_after(message, "for user").unwrap_or_else(user),
+            detail: message
+                .split(" for user")
+                .next()
+                .unwrap_or(message)
+                .to_string(),
+        },
+        // invalid_catalog_name
+        "3D000" => PgError::DatabaseMissing {
+            database: quoted_after(message, "database")
+                .or_else(|| target.database().map(str::to_string))
+                .unwrap_or_default(),
+        },
+        // lock_not_available (lock_timeout), query_canceled on a lock wait
+        "55P03" => PgError::LockTimeout {
+            detail: format!("postgres: {message}"),
+        },
+        "57014" if message.contains("lock timeout") => PgError::LockTimeout {
+            detail: format!("postgres: {message}"),
+        },
+        // too_many_connections
+        "53300" => PgError::TooManyConnections {
+            address: target.address(),
+            detail: message.to_string(),
+        },
+        // insufficient_privilege and the rest: the server's words, like a tool's stderr
+        code => PgError::ToolFailed {
+            tool: "postgres".into(),
+            status: format!("SQLSTATE {code}"),
+            stderr: format!("ERROR:  {message}"),
+        },
+    }
+}
+
+/// The I/O error under a client error (connect refused, no socket, timeout).
+fn io_source(e: &postgres::Error) -> Option<&std::io::Error> {
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        src = s.source();
+    }
+    None
+}
+
+/// The rustls error under a client error (a failed handshake or certificate check).
+fn tls_source(e: &postgres::Error) -> Option<&rustls::Error> {
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(t) = s.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(inner) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+        {
+            return Some(inner);
+        }
+        src = s.source();
+    }
+    None
+}
+
+/// What a TLS failure means for the operator, naming the setting to change.
+fn tls_detail(target: &PgTarget, e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let host = target.host().unwrap_or_default();
+    match e {
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => {
+            format!(
+                "the server's certificate is not valid for host {host} (sslmode=verify-full checks \
+                 the host name): connect with a host name the certificate names, or use sslmode=verify-ca"
+            )
+        }
+        rustls::Error::InvalidCertificate(
+            C::UnknownIssuer | C::BadSignature | C::UnhandledCriticalExtension,
+        ) => "the server's certificate is not signed by a CA in the root certificate file: \
+              check sslrootcert (the CA that issued the server's certificate)"
+            .to_string(),
+        rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "the server's certificate has expired: renew it on the server".to_string()
+        }
+        other => format!("{other}: check sslmode, sslrootcert, sslcert and sslkey"),
+    }
+}
+
 /// The first `"quoted"` word after `marker` in `text`.
 fn quoted_after(text: &str, marker: &str) -> Option<String> {
     let i = text.find(marker)? + marker.len();

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use super::catalog;
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
-use super::ident::{quote_ident, quote_literal};
 use super::psql;
 use super::tools::ClientTools;
 use crate::process;
@@ -213,20 +212,17 @@ impl ScratchCluster {
     /// Creates a login role without superuser, role-creation or database-creation
     /// rights, with the cluster's password; returns its target (`postgres` database).
     pub fn create_login_role(&self, name: &str) -> Result<PgTarget> {
-        self.run_sql(&format!(
-            "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB PASSWORD {};",
-            quote_ident(name),
-            quote_literal(&self.password)
-        ))?;
+        catalog::create_login_role(&self.tools, &self.target(), name, &self.password)?;
         Ok(self.target_as(name))
     }
 
-    /// Runs SQL in the `postgres` database; returns the rows.
+    /// Runs an SQL script (test and demo fixtures, psql syntax) through `psql`
+    /// in the `postgres` database; returns the rows.
     pub fn run_sql(&self, sql: &str) -> Result<Vec<Vec<String>>> {
         psql::run_sql(&self.tools, &self.target(), sql)
     }
 
-    /// Runs SQL in database `db`; returns the rows.
+    /// Runs an SQL script through `psql` in database `db`; returns the rows.
     pub fn run_sql_in(&self, db: &str, sql: &str) -> Result<Vec<Vec<String>>> {
         psql::run_sql(&self.tools, &self.target().with_database(db), sql)
     }
@@ -315,14 +311,21 @@ impl ScratchCluster {
     }
 
     fn pg_ctl_start(&self) -> Result<()> {
+        self.pg_ctl_start_with("")
+    }
+
+    /// Starts the server; `extra` (already quoted for /bin/sh) follows the
+    /// default options, so its settings win.
+    fn pg_ctl_start_with(&self, extra: &str) -> Result<()> {
         // pg_ctl runs the postmaster through /bin/sh: quote for it.
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses='' -c unix_socket_permissions=0700 \
              -c fsync=off -c full_page_writes=off \
              -c synchronous_commit=off -c max_connections=30 -c shared_buffers=32MB",
             self.port,
             shell_quote(&self.socket_dir().to_string_lossy())
         );
+        opts.push_str(extra);
         let mut cmd = self.server_command("pg_ctl");
         cmd.args(["-w", "-t", "60", "-D"])
             .arg(self.data_dir())
@@ -399,6 +402,39 @@ impl ScratchCluster {
         Err(PgError::Cluster {
             detail: format!("postmaster {pid} did not exit"),
         })
+    }
+
+    /// Writes `text` to `name` in the data directory (mode 0600, owned by the
+    /// server's user), replacing what is there: `pg_hba.conf`, certificates.
+    pub fn write_data_file(&self, name: &str, text: &str) -> Result<()> {
+        let path = self.data_dir().join(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(PgError::io(format!("replacing {}", path.display()), e))
+            }
+            _ => {}
+        }
+        self.write_private(&path, text)
+    }
+
+    /// Restarts the server listening on TCP as well (`listen_addresses`,
+    /// socket and TCP on `port`) with the extra `settings` (`name`, `value`),
+    /// e.g. `ssl = on`. For tests of TCP-only behaviour such as TLS.
+    pub fn restart_on_tcp(
+        &mut self,
+        listen: &str,
+        port: u16,
+        settings: &[(&str, &str)],
+    ) -> Result<()> {
+        self.stop_server()?;
+        self.port = port;
+        let mut extra = format!(" -c listen_addresses={}", shell_quote(listen));
+        for (name, value) in settings {
+            extra.push_str(&format!(" -c {name}={}", shell_quote(value)));
+        }
+        self.pg_ctl_start_with(&extra)?;
+        self.pid = Some(self.read_pid()?);
+        Ok(())
     }
 
     /// Stops the server and removes the cluster directory.

@@ -15,7 +15,7 @@ use super::catalog::SYSTEM_SCHEMA_FILTER;
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
 use super::ident::{qualified, quote_ident, quote_literal};
-use super::psql;
+use super::psql::{OneShot, Sql};
 use super::tools::ClientTools;
 
 /// Key under which [`table_checksums`] reports large objects.
@@ -85,7 +85,7 @@ pub fn table_checksums(
                            AND d.objid = c.oid AND d.deptype = 'e') \
          ORDER BY 1, 2;"
     );
-    let rels = psql::run_sql(tools, target, &list_sql)?;
+    let rels = OneShot { tools, target }.rows(&list_sql)?;
     let mut parts = Vec::new();
     for r in &rels {
         let [schema, name, kind] = r.as_slice() else {
@@ -113,7 +113,7 @@ pub fn table_checksums(
     ));
     let sql = format!("{STABLE_SETTINGS}\n{};", parts.join("\nUNION ALL "));
     let mut out = BTreeMap::new();
-    for r in psql::run_sql(tools, target, &sql)? {
+    for r in (OneShot { tools, target }).rows(&sql)? {
         let [key, count, sum]: [String; 3] = r.try_into().map_err(|_| PgError::Parse {
             what: "checksum row".into(),
             detail: "unexpected field count".into(),

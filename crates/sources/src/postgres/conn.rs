@@ -336,6 +336,89 @@ impl PgTarget {
     }
 }
 
+/// libpq's compiled-in socket directory on Debian/Ubuntu, used when a URL names no host.
+const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+
+impl PgTarget {
+    /// The in-process client's configuration for this target, with the password
+    /// set in-process (never on argv or in an environment): the URL's, else
+    /// the matching line of the password file libpq would read
+    /// ([`super::pgpass`]). TLS (`sslmode`) is applied when connecting
+    /// ([`super::tls::connect`]).
+    pub fn client_config(&self) -> Result<postgres::Config> {
+        use postgres::config::SslMode;
+        let mut c = postgres::Config::new();
+        c.ssl_mode(SslMode::Disable);
+        match self.host.as_deref() {
+            Some(h) if h.starts_with('/') => c.host_path(h),
+            Some(h) => c.host(h),
+            None => c.host_path(DEFAULT_SOCKET_DIR),
+        };
+        if let Some(a) = self.param("hostaddr") {
+            let ip = a
+                .parse()
+                .map_err(|_| invalid(&format!("hostaddr {a:?} is not an IP address")))?;
+            c.hostaddr(ip);
+        }
+        c.port(self.effective_port());
+        c.user(&self.user.clone().unwrap_or_else(os_user));
+        if let Some(d) = &self.dbname {
+            c.dbname(d);
+        }
+        if let Some(p) = self.password.clone().or_else(|| self.password_from_file()) {
+            c.password(p);
+        }
+        if let Some(o) = self.param("options") {
+            c.options(o);
+        }
+        c.application_name(
+            self.param("application_name")
+                .unwrap_or(DEFAULT_APPLICATION_NAME),
+        );
+        let secs = self
+            .param("connect_timeout")
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        match secs.trim().parse::<u64>() {
+            // libpq: 0 (or negative) means wait indefinitely; under 2 counts as 2.
+            Ok(0) => {}
+            Ok(n) => {
+                c.connect_timeout(std::time::Duration::from_secs(n.max(2)));
+            }
+            Err(_) => {
+                return Err(invalid(&format!(
+                    "connect_timeout {secs:?} is not a number"
+                )))
+            }
+        }
+        Ok(c)
+    }
+
+    /// The password for this target from `passfile`, `PGPASSFILE` or `~/.pgpass`.
+    fn password_from_file(&self) -> Option<String> {
+        let path = super::pgpass::passfile_path(self.param("passfile"))?;
+        let user = self.user.clone().unwrap_or_else(os_user);
+        let host = match self.host.as_deref() {
+            None | Some("" | DEFAULT_SOCKET_DIR) => "localhost".to_string(),
+            Some(h) => h.to_string(),
+        };
+        let key = super::pgpass::PassKey {
+            host,
+            port: self.effective_port().to_string(),
+            database: self.dbname.clone().unwrap_or_else(|| user.clone()),
+            user,
+        };
+        super::pgpass::lookup(&path, &key)
+    }
+}
+
+/// The OS user name, libpq's default role name.
+fn os_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "postgres".into())
+}
+
 impl fmt::Display for PgTarget {
     /// The URL with the password replaced by `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -641,6 +724,33 @@ mod tests {
             .apply_env(&mut cmd);
         assert_eq!(env_of(&cmd)["PGPASSWORD"], None);
         assert_eq!(env_of(&cmd).get("PGPASSFILE"), None);
+    }
+
+    #[test]
+    fn client_config_carries_the_target() {
+        let t = PgTarget::parse(
+            "postgres://alice:s%40cret@db.example:6000/app?options=-c%20x%3D1&application_name=job&connect_timeout=3",
+        )
+        .unwrap();
+        let c = t.client_config().unwrap();
+        assert_eq!(c.get_user(), Some("alice"));
+        assert_eq!(c.get_password(), Some(&b"s@cret"[..]));
+        assert_eq!(c.get_dbname(), Some("app"));
+        assert_eq!(c.get_ports(), &[6000]);
+        assert_eq!(c.get_options(), Some("-c x=1"));
+        assert_eq!(c.get_application_name(), Some("job"));
+        assert_eq!(
+            c.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(3))
+        );
+        let d = PgTarget::parse("postgres://u@h/d?passfile=/nonexistent").unwrap();
+        let c = d.client_config().unwrap();
+        assert_eq!(c.get_application_name(), Some(DEFAULT_APPLICATION_NAME));
+        assert_eq!(c.get_password(), None);
+        assert_eq!(
+            c.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(10))
+        );
     }
 
     #[test]

@@ -156,6 +156,22 @@ pub enum PgError {
         /// The server's message.
         detail: String,
     },
+    /// The TLS connection could not be set up (certificate, host name, files).
+    #[error("TLS connection to {address} failed: {detail}")]
+    Tls {
+        /// `host:port`.
+        address: String,
+        /// What failed and what to change.
+        detail: String,
+    },
+    /// The server's pg_hba.conf has no rule that lets this connection in.
+    #[error("{address} refused the connection: {detail} — the server's pg_hba.conf has no rule for this host, user, database and encryption; if it says \"no encryption\", the server requires TLS: remove sslmode=disable (or use sslmode=require)")]
+    HbaRejected {
+        /// `host:port`.
+        address: String,
+        /// The server's message.
+        detail: String,
+    },
     /// A scratch cluster could not be created, started or stopped.
     #[error("scratch cluster: {detail}")]
     Cluster {
@@ -184,6 +200,8 @@ impl PgError {
             PgError::Parse { .. } => "pg_parse",
             PgError::Io { .. } => "pg_io",
             PgError::Cluster { .. } => "pg_cluster",
+            PgError::Tls { .. } => "pg_tls",
+            PgError::HbaRejected { .. } => "pg_hba_rejected",
             PgError::LockTimeout { .. } => "pg_lock_timeout",
             PgError::TransactionPooler { .. } => "pg_transaction_pooler",
             PgError::TooManyConnections { .. } => "pg_too_many_connections",

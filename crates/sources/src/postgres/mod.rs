@@ -7,11 +7,15 @@
 //!   environment, never to argv or logs.
 //! - [`tools::ClientTools`]: `pg_dump`/`pg_restore`/`pg_dumpall`/`psql` of a version
 //!   that fits the server.
-//! - [`psql`]: SQL through `psql`; [`classify`]: tool failures into [`PgError`];
+//! - [`psql`]: SQL scripts through `psql` (fixtures; user-facing files go
+//!   through [`child`]); [`classify`]: tool failures into [`PgError`];
 //!   [`ident`]: quoting.
 //! - [`catalog`]: the catalog questions (server version, sizes, row counts,
-//!   [`catalog::DependencyInfo`] for partial restores).
-//! - [`session::Session`]: one held `psql` session (the backup's snapshot session).
+//!   [`catalog::DependencyInfo`] for partial restores), asked through the
+//!   in-process client (`postgres` crate), not psql.
+//! - [`session::Session`]: one held client connection (the backup's snapshot
+//!   session, physical backup start/stop); [`tls`]: libpq's sslmode over
+//!   rustls; [`pgpass`]: libpq's password file for the client.
 //! - [`dump`]: `pg_dump -Fc -Z0` and `pg_dumpall --globals-only` commands, and the
 //!   Supabase profile.
 //! - [`toc::TocEntry`]: the archive's table of contents (one model), read by
@@ -35,12 +39,14 @@ pub mod conn;
 pub mod dump;
 pub mod error;
 pub mod ident;
+pub mod pgpass;
 pub mod platform;
 pub mod psql;
 pub mod restore_cmd;
 pub mod schema_diff;
 pub mod selection;
 pub mod session;
+pub mod tls;
 pub mod toc;
 pub mod tools;
 

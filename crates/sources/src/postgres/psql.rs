@@ -1,4 +1,6 @@
-//! Running SQL through `psql`.
+//! Running SQL scripts through `psql` ([`run_sql`]: test and demo fixtures),
+//! and the [`Sql`] seam catalog queries use (the in-process client:
+//! [`OneShot`] or a held session).
 //!
 //! `psql` runs with `-X -q -A -t --no-password -v ON_ERROR_STOP=1`, fields separated
 //! by U+001F and records terminated by NUL (`-0`): NUL can never occur in a
@@ -12,17 +14,9 @@ use std::process::{Command, Stdio};
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
 use super::tools::ClientTools;
-use crate::process::Running;
 
 /// Field separator used between columns of a row.
 pub const FIELD_SEP: char = '\u{1f}';
-
-/// [`psql_command`] started with stdin and stdout piped, stderr drained.
-pub fn spawn_psql(tools: &ClientTools, target: &PgTarget) -> Result<Running> {
-    let mut cmd = psql_command(tools, target);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-    Ok(crate::process::start(cmd, "psql")?)
-}
 
 /// The `psql` command for `target`, reading SQL from stdin; stdout carries rows.
 pub fn psql_command(tools: &ClientTools, target: &PgTarget) -> Command {
@@ -55,7 +49,8 @@ pub trait Sql {
     fn rows(&mut self, sql: &str) -> Result<Rows>;
 }
 
-/// One `psql` process per statement batch.
+/// One client connection per statement batch (a [`Session`](super::session::Session)
+/// opened and closed around it).
 pub struct OneShot<'a> {
     /// Tools to use.
     pub tools: &'a ClientTools,
@@ -65,7 +60,10 @@ pub struct OneShot<'a> {
 
 impl Sql for OneShot<'_> {
     fn rows(&mut self, sql: &str) -> Result<Rows> {
-        run_sql(self.tools, self.target, sql)
+        let mut session = super::session::Session::open(self.tools, self.target)?;
+        let rows = session.query(sql);
+        session.close();
+        rows
     }
 }
 

@@ -1,4 +1,6 @@
-//! A held database session: one `psql` process reading statements from a pipe.
+//! A held database session: one connection of the in-process client
+//! (`postgres` crate), reusable by anything that must run several statements on
+//! one server connection.
 //!
 //! Used where several statements must run on one server connection: the
 //! backup's snapshot session (`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
@@ -6,133 +8,150 @@
 //! until `pg_dump --snapshot` has finished), and the transaction-pooler check
 //! (does `pg_backend_pid()` stay the same across transactions?).
 //!
-//! Why `psql` and not a client crate: the session connects exactly as
-//! `pg_dump` does (same libpq, same URL forms, TLS settings, password file,
-//! empty environment plus allowlist), and adds no dependency. After each batch
-//! of statements an `\echo` of a random marker line ends its output; psql
-//! flushes after every result, so the marker arrives as soon as the batch is
-//! done. With `ON_ERROR_STOP` a failing statement ends psql; its stderr is then
-//! classified like any other tool failure.
+//! The client connects from the same [`PgTarget`] the tools use, with the
+//! password handed over in-process. Statements go through the simple query
+//! protocol (no prepared statements, so transaction poolers answer them too);
+//! failures are classified by SQLSTATE ([`classify_client_error`]).
+//!
+//! TLS follows libpq's `sslmode` ([`super::tls`]).
+//!
+//! Physical backups hold one session across `pg_backup_start` and
+//! `pg_backup_stop` ([`Session::backup_start`], [`Session::backup_stop`]).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{ChildStdin, ChildStdout};
+use postgres::SimpleQueryMessage;
 
-use super::classify::classify_failure;
+use super::classify::classify_client_error;
 use super::conn::PgTarget;
 use super::error::{PgError, Result};
-use super::psql::{parse_rows, spawn_psql, Rows};
+use super::psql::Rows;
 use super::tools::ClientTools;
-use crate::process::Running;
 
-/// One open `psql` session.
+/// One open session on one server connection.
 pub struct Session {
-    running: Option<Running>,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    client: Box<postgres::Client>,
     target: PgTarget,
-    marker: String,
+}
+
+/// What `pg_backup_stop` (or `pg_stop_backup` before 15) returns: the end of
+/// the backup and the two files that go into the backup next to the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupStop {
+    /// The WAL location where the backup ends (e.g. `0/2000100`).
+    pub lsn: String,
+    /// Contents of `backup_label`.
+    pub labelfile: String,
+    /// Contents of `tablespace_map` (empty without tablespaces).
+    pub spcmapfile: String,
 }
 
 impl Session {
     /// Connects to `target` (fails here when the server cannot be reached).
-    pub fn open(tools: &ClientTools, target: &PgTarget) -> Result<Self> {
-        let mut running = spawn_psql(tools, target)?;
-        let stdin = running.take_stdin();
-        let stdout = BufReader::new(running.take_stdout().expect("stdout is piped"));
-        let marker = random_marker()?;
-        let mut session = Session {
-            running: Some(running),
-            stdin,
-            stdout,
+    /// `_tools` is unused since every session is an in-process client.
+    pub fn open(_tools: &ClientTools, target: &PgTarget) -> Result<Self> {
+        let config = target.client_config()?;
+        let client = blocking(|| super::tls::connect(target, config))?;
+        Ok(Session {
+            client: Box::new(client),
             target: target.clone(),
-            marker,
-        };
-        session.query("SELECT 1;")?;
-        Ok(session)
+        })
     }
 
     /// Runs `sql` (one or more statements) in this session; returns every row
-    /// of every result set.
+    /// of every result set, as text (NULL as the empty string, like psql).
     pub fn query(&mut self, sql: &str) -> Result<Rows> {
-        let batch = format!("{sql}\n\\echo {}\n", self.marker);
-        let sent = self
-            .stdin
-            .as_mut()
-            .map(|s| s.write_all(batch.as_bytes()).and_then(|()| s.flush()));
-        if !matches!(sent, Some(Ok(()))) {
-            return Err(self.failure());
-        }
-        let end = format!("{}\n", self.marker);
-        let mut out = Vec::new();
-        loop {
-            let n = self
-                .stdout
-                .read_until(b'\n', &mut out)
-                .map_err(|e| PgError::io("reading from psql", e))?;
-            if n == 0 {
-                return Err(self.failure());
-            }
-            if out.ends_with(end.as_bytes()) {
-                let body = out.len() - end.len();
-                if body == 0 || out[body - 1] == 0 {
-                    out.truncate(body);
-                    break;
-                }
-            }
-        }
-        let text = String::from_utf8(out).map_err(|_| PgError::Parse {
-            what: "psql output".into(),
-            detail: "not UTF-8".into(),
-        })?;
-        Ok(parse_rows(&text))
+        let client = &mut self.client;
+        let messages = blocking(|| client.simple_query(sql))
+            .map_err(|e| classify_client_error(&self.target, &e))?;
+        Ok(text_rows(messages))
     }
 
-    /// The error that ended the session (psql exited: its status and stderr).
-    fn failure(&mut self) -> PgError {
-        self.stdin.take();
-        match self.running.take().map(Running::wait) {
-            Some(Ok(out)) => {
-                classify_failure("psql", &self.target, &out.status.to_string(), &out.stderr)
-            }
-            Some(Err(e)) => e.into(),
-            None => PgError::io(
-                "psql session",
-                std::io::Error::other("the session has already ended"),
-            ),
+    /// The server's `server_version_num` (e.g. 150004).
+    pub fn server_version_num(&mut self) -> Result<u32> {
+        let rows = self.query("SHOW server_version_num;")?;
+        let text = rows
+            .first()
+            .and_then(|r| r.first())
+            .cloned()
+            .unwrap_or_default();
+        text.trim().parse().map_err(|_| PgError::Parse {
+            what: "server_version_num".into(),
+            detail: format!("{text:?} is not a number"),
+        })
+    }
+
+    /// Starts a non-exclusive physical backup in this session
+    /// (`pg_backup_start` on 15+, `pg_start_backup` before); returns the start
+    /// LSN. The session must stay open until [`Session::backup_stop`].
+    pub fn backup_start(&mut self, label: &str, fast: bool) -> Result<String> {
+        let label = super::ident::quote_literal(label);
+        let sql = if self.server_version_num()? >= 150000 {
+            format!("SELECT pg_backup_start({label}, {fast})::text;")
+        } else {
+            format!("SELECT pg_start_backup({label}, {fast}, false)::text;")
+        };
+        self.single_row(&sql, 1).map(|mut r| r.remove(0))
+    }
+
+    /// Ends the backup started by [`Session::backup_start`] without waiting
+    /// for WAL archiving (`wait_for_archive => false`).
+    pub fn backup_stop(&mut self) -> Result<BackupStop> {
+        let sql = if self.server_version_num()? >= 150000 {
+            "SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(false);"
+        } else {
+            "SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, false);"
+        };
+        let mut row = self.single_row(sql, 3)?.into_iter();
+        let mut next = || row.next().unwrap_or_default();
+        Ok(BackupStop {
+            lsn: next(),
+            labelfile: next(),
+            spcmapfile: next(),
+        })
+    }
+
+    /// The one row of `sql`, with `columns` fields.
+    fn single_row(&mut self, sql: &str, columns: usize) -> Result<Vec<String>> {
+        let rows = self.query(sql)?;
+        match <[Vec<String>; 1]>::try_from(rows) {
+            Ok([row]) if row.len() == columns => Ok(row),
+            _ => Err(PgError::Parse {
+                what: "server answer".into(),
+                detail: format!("expected one row of {columns} field(s) for {sql}"),
+            }),
         }
     }
 
     /// Ends the session (an open transaction is rolled back by the server).
-    pub fn close(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        // Closing stdin makes psql disconnect and exit.
-        self.stdin.take();
-        if let Some(r) = self.running.take() {
-            let _ = r.wait();
-        }
+    pub fn close(self) {
+        let client = self.client;
+        let _ = blocking(move || client.close());
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        // Closing stdin makes psql disconnect and exit.
-        self.shutdown();
+/// Runs `f`, which blocks on the client's own runtime: on a worker thread of
+/// a multi-threaded tokio runtime (an async caller) through `block_in_place`,
+/// since starting a runtime inside a runtime panics.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
-/// The end-of-batch marker: 128 random bits, so no value a database user
-/// stores (a table or schema name in a catalog result) can be made to equal it
-/// in advance; a process id and a clock reading could be guessed.
-fn random_marker() -> Result<String> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| PgError::io("reading /dev/urandom", e))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("lifeboat-end-of-batch-{hex}"))
+/// The data rows of a simple-query result, as text.
+fn text_rows(messages: Vec<SimpleQueryMessage>) -> Rows {
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or_default().to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether `session` goes through a transaction-mode pooler, judged by
@@ -153,25 +172,8 @@ pub fn is_transaction_pooler(
     if first != second {
         return Ok(true);
     }
-    let other = pid(super::psql::run_sql(
-        tools,
-        target,
-        "SELECT pg_backend_pid();",
-    )?);
+    let mut probe = Session::open(tools, target)?;
+    let other = pid(probe.query("SELECT pg_backend_pid();")?);
+    probe.close();
     Ok(other == first)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn markers_are_random_not_pid_and_clock() {
-        let (a, b) = (
-            super::random_marker().unwrap(),
-            super::random_marker().unwrap(),
-        );
-        assert_ne!(a, b);
-        let hex = a.strip_prefix("lifeboat-end-of-batch-").unwrap();
-        assert_eq!(hex.len(), 32, "{a}");
-        assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
-    }
 }
