@@ -35,6 +35,7 @@ pub mod postgres;
 pub mod progress;
 pub mod restore;
 pub mod restore_files;
+pub mod retention;
 pub mod store;
 pub mod verify;
 
