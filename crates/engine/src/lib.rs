@@ -27,6 +27,7 @@ pub mod config;
 pub mod ctx;
 pub mod dump;
 pub mod error;
+pub mod forget;
 pub mod keys;
 pub mod listing;
 pub mod meta;

@@ -128,6 +128,26 @@ impl Policy {
         self.within_span().map(|_| ())
     }
 
+    /// The rules set, as `daily=7 weekly=4 ...` (for plans and logs).
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = [("last", self.last)]
+            .into_iter()
+            .chain(self.buckets().map(|(b, n)| (b.name(), n)))
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect();
+        if let Some(w) = &self.within {
+            parts.push(format!("within={w}"));
+        }
+        for t in &self.keep_tags {
+            parts.push(format!("tag={t}"));
+        }
+        if let Some(d) = self.pitr_days {
+            parts.push(format!("pitr_days={d}"));
+        }
+        parts.join(" ")
+    }
+
     fn within_span(&self) -> Result<Option<Span>, PolicyError> {
         let Some(w) = &self.within else {
             return Ok(None);

@@ -3,6 +3,7 @@
 
 mod backup;
 mod dump;
+mod forget;
 mod key;
 mod restore;
 mod snapshots;
@@ -59,5 +60,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => verify::run(&ctx, a).await,
         Command::Key(k) => key::run(&ctx, k).await,
         Command::Dump(d) => dump::run(&ctx, d).await,
+        Command::Forget(a) => forget::run(&ctx, a).await,
     }
 }
