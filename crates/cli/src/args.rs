@@ -177,6 +177,10 @@ pub struct BackupArgs {
     /// Leave out this schema (repeatable; PostgreSQL).
     #[arg(long = "exclude-schema")]
     pub exclude_schemas: Vec<String>,
+    /// After a successful backup, apply the source's retention policy
+    /// (as `forget` does); also `forget_after_backup = true` in the config.
+    #[arg(long)]
+    pub forget: bool,
 }
 
 #[derive(Args, Debug)]

@@ -172,3 +172,52 @@ fn forget_without_a_policy_or_with_a_bad_one_fails_naming_the_fix() {
         .error(15, &["within = \"soon\" is not a duration", "30d"]);
     assert_eq!(ids(&ws).len(), 1);
 }
+
+#[test]
+fn backup_with_forget_applies_the_sources_retention_after_saving() {
+    let (ws, cfg) = setup("{ last = 2 }");
+    let c = cfg.to_str().unwrap();
+    backup_at(&ws, &cfg, "2026-01-01T02:00:00Z", &[]);
+    let b = backup_at(&ws, &cfg, "2026-01-02T02:00:00Z", &[]);
+    write_file(&ws.path("data/a.txt"), b"third\n", 0o644, T0);
+    let v = ws.backup(&[
+        "--config",
+        c,
+        "docs",
+        "--time",
+        "2026-01-03T02:00:00Z",
+        "--forget",
+    ]);
+    assert_eq!(v["forget"]["removed"], 1, "{v}");
+    let mut want = vec![b, v["id"].as_str().unwrap().to_string()];
+    want.sort();
+    assert_eq!(ids(&ws), want);
+
+    // The config switch does the same without the flag; text output shows the plan.
+    let text = fs::read_to_string(&cfg).unwrap() + "forget_after_backup = true\n";
+    fs::write(&cfg, text).unwrap();
+    write_file(&ws.path("data/a.txt"), b"fourth\n", 0o644, T0);
+    let r = ws.run(&[
+        "--config",
+        c,
+        "backup",
+        "docs",
+        "--time",
+        "2026-01-04T02:00:00Z",
+    ]);
+    r.ok();
+    assert!(
+        r.stdout.contains("snapshot ") && r.stdout.contains("removed 1 snapshot(s), kept 2"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(ids(&ws).len(), 2);
+}
+
+#[test]
+fn backup_forget_without_a_policy_saves_the_snapshot_and_fails_naming_the_fix() {
+    let ws = Workspace::init();
+    write_file(&ws.path("data/a.txt"), b"alpha\n", 0o644, T0);
+    ws.run(&["backup", "data", "--forget"]).code(15);
+    assert_eq!(ids(&ws).len(), 1, "the backup itself is saved");
+}

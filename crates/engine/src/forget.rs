@@ -208,3 +208,37 @@ fn row(id: Id, info: &SnapshotInfo, reasons: Vec<String>) -> ForgetRow {
         reasons,
     }
 }
+
+/// Whether `backup` of `source` applies retention afterwards without being
+/// asked (`forget_after_backup = true` on the source).
+pub fn wanted_after_backup(ctx: &Ctx, source: &str) -> bool {
+    ctx.config
+        .as_ref()
+        .and_then(|c| c.sources.iter().find(|s| s.name == source))
+        .is_some_and(|s| s.forget_after_backup)
+}
+
+/// `backup --forget`: apply `source`'s configured retention right after its
+/// successful backup. A source without a policy is a config error (the
+/// backup itself is already saved).
+pub async fn after_backup(ctx: &Ctx, source: &str) -> Result<ForgetReport> {
+    let has_policy = ctx
+        .config
+        .as_ref()
+        .and_then(|c| c.sources.iter().find(|s| s.name == source))
+        .is_some_and(|s| s.retention.is_some());
+    if !has_policy {
+        return Err(EngineError::Config(format!(
+            "backup --forget: source {source} has no retention policy; set `retention = {{ daily = 7, ... }}` on it in lifeboat.toml (docs/RETENTION.md); the backup itself was saved"
+        )));
+    }
+    run(
+        ctx,
+        ForgetRequest {
+            source: Some(source.to_string()),
+            policy: None,
+            dry_run: false,
+        },
+    )
+    .await
+}
