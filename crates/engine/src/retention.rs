@@ -46,8 +46,11 @@ pub struct Policy {
     /// Keep every snapshot carrying one of these tags.
     #[serde(default)]
     pub keep_tags: Vec<String>,
-    /// Point-in-time recovery window in days (physical backups and WAL;
-    /// applied once the physical-backup issue lands, see docs/RETENTION.md).
+    /// Point-in-time recovery window in days (physical backups and WAL).
+    /// TODO(issue 12): once physical base backups and WAL objects exist,
+    /// [`plan`] must also keep the newest base backup starting before the
+    /// window and every base backup in it, and forget must expire WAL older
+    /// than the oldest base backup kept (docs/RETENTION.md, "The PITR window").
     #[serde(default)]
     pub pitr_days: Option<u32>,
 }
