@@ -59,6 +59,15 @@ pub enum Command {
     Dump(DumpCommand),
     /// Remove the snapshots a retention policy does not keep (docs/RETENTION.md).
     Forget(ForgetArgs),
+    /// Delete data no snapshot references, safely while backups run.
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// State the packs and bytes prune would free; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// A retention policy given on the command line (replaces the config's).
@@ -100,6 +109,9 @@ pub struct ForgetArgs {
     /// Print the plan (each snapshot kept or removed, and why); delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Then prune: delete the data no remaining snapshot references.
+    #[arg(long)]
+    pub prune: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -34,6 +34,7 @@ pub mod meta;
 pub mod open;
 pub mod postgres;
 pub mod progress;
+pub mod prune;
 pub mod restore;
 pub mod restore_files;
 pub mod retention;

@@ -5,6 +5,7 @@ use crate::args::{ForgetArgs, PolicyArgs};
 use crate::output;
 use anyhow::Result;
 use lifeboat_engine::forget::{self, ForgetGroup, ForgetReport, ForgetRequest};
+use lifeboat_engine::prune::{self, PruneRequest};
 use lifeboat_engine::retention::Policy;
 use std::process::ExitCode;
 
@@ -38,7 +39,19 @@ pub async fn run(ctx: &Context, a: ForgetArgs) -> Result<ExitCode> {
         dry_run: a.dry_run,
     };
     let report = forget::run(&ctx.engine, req).await?;
-    print(ctx, &report);
+    if !a.prune {
+        print(ctx, &report);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pruned = prune::run(&ctx.engine, PruneRequest { dry_run: a.dry_run }).await?;
+    if ctx.global.json {
+        let mut v = serde_json::to_value(&report).expect("json");
+        v["prune"] = serde_json::to_value(&pruned).expect("json");
+        output::json(&v);
+    } else {
+        print(ctx, &report);
+        super::prune::print(ctx, &pruned);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
