@@ -189,6 +189,11 @@ fn backup_with_forget_applies_the_sources_retention_after_saving() {
         "--forget",
     ]);
     assert_eq!(v["forget"]["removed"], 1, "{v}");
+    assert_eq!(v["forget"]["prune"]["dry_run"], false, "prune ran: {v}");
+    assert!(
+        v["forget"]["prune"]["unreferenced_packs"].as_u64().unwrap() >= 1,
+        "{v}"
+    );
     let mut want = vec![b, v["id"].as_str().unwrap().to_string()];
     want.sort();
     assert_eq!(ids(&ws), want);

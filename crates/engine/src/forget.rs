@@ -218,10 +218,20 @@ pub fn wanted_after_backup(ctx: &Ctx, source: &str) -> bool {
         .is_some_and(|s| s.forget_after_backup)
 }
 
+/// What `backup --forget` did after the backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct AfterBackup {
+    /// The retention applied.
+    #[serde(flatten)]
+    pub forget: ForgetReport,
+    /// The prune that followed (none when nothing was removed).
+    pub prune: Option<crate::prune::PruneReport>,
+}
+
 /// `backup --forget`: apply `source`'s configured retention right after its
-/// successful backup. A source without a policy is a config error (the
-/// backup itself is already saved).
-pub async fn after_backup(ctx: &Ctx, source: &str) -> Result<ForgetReport> {
+/// successful backup, then prune when snapshots were removed. A source
+/// without a policy is a config error (the backup itself is already saved).
+pub async fn after_backup(ctx: &Ctx, source: &str) -> Result<AfterBackup> {
     let has_policy = ctx
         .config
         .as_ref()
@@ -232,7 +242,7 @@ pub async fn after_backup(ctx: &Ctx, source: &str) -> Result<ForgetReport> {
             "backup --forget: source {source} has no retention policy; set `retention = {{ daily = 7, ... }}` on it in lifeboat.toml (docs/RETENTION.md); the backup itself was saved"
         )));
     }
-    run(
+    let forget = run(
         ctx,
         ForgetRequest {
             source: Some(source.to_string()),
@@ -240,5 +250,11 @@ pub async fn after_backup(ctx: &Ctx, source: &str) -> Result<ForgetReport> {
             dry_run: false,
         },
     )
-    .await
+    .await?;
+    let prune = if forget.removed > 0 {
+        Some(crate::prune::run(ctx, crate::prune::PruneRequest::default()).await?)
+    } else {
+        None
+    };
+    Ok(AfterBackup { forget, prune })
 }

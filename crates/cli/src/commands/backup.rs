@@ -6,7 +6,7 @@ use crate::exit;
 use crate::output::{self, size, ProgressBar};
 use anyhow::Result;
 use lifeboat_engine::backup::{self, BackupReport, BackupRequest};
-use lifeboat_engine::forget::{self, ForgetReport};
+use lifeboat_engine::forget::{self, AfterBackup};
 use lifeboat_engine::progress::Progress;
 use lifeboat_engine::types::SnapshotKind;
 use std::process::ExitCode;
@@ -60,7 +60,7 @@ pub async fn run(ctx: &Context, a: BackupArgs) -> Result<ExitCode> {
 
 /// The backup's report, then (`--forget`) the retention applied after it;
 /// with `--json` one object, the retention under `forget`.
-fn print_report(ctx: &Context, o: &BackupReport, plan: Option<&ForgetReport>) {
+fn print_report(ctx: &Context, o: &BackupReport, plan: Option<&AfterBackup>) {
     if ctx.global.json {
         let mut v = serde_json::to_value(o).expect("json");
         if let Some(p) = plan {
@@ -71,7 +71,10 @@ fn print_report(ctx: &Context, o: &BackupReport, plan: Option<&ForgetReport>) {
     }
     print_text(o);
     if let Some(p) = plan {
-        super::forget::print(ctx, p);
+        super::forget::print(ctx, &p.forget);
+        if let Some(pruned) = &p.prune {
+            super::prune::print(ctx, pruned);
+        }
     }
 }
 
