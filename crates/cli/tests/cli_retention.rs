@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const T0: u64 = 1_614_830_400;
 
@@ -27,7 +27,7 @@ fn setup(retention: &str) -> (Workspace, PathBuf) {
 
 /// Back up `docs` as of `time` with `tags`, changing the data first so
 /// each snapshot has its own content; returns the id.
-fn backup_at(ws: &Workspace, cfg: &PathBuf, time: &str, tags: &[&str]) -> String {
+fn backup_at(ws: &Workspace, cfg: &Path, time: &str, tags: &[&str]) -> String {
     write_file(&ws.path("data/a.txt"), time.as_bytes(), 0o644, T0);
     let c = cfg.to_str().unwrap();
     let mut args = vec!["--config", c, "docs", "--time", time];

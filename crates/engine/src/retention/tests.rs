@@ -92,7 +92,7 @@ fn two_years_of_dailies_with_the_runbook_policy_keep_the_documented_twenty() {
     assert_eq!(d[6].reasons, ["daily 7/7"]);
     assert_eq!(d.len(), 730);
     assert_eq!(d.iter().filter(|d| !d.keep).count(), 710);
-    assert!(d.iter().all(|d| d.keep == !d.reasons.is_empty()));
+    assert!(d.iter().all(|d| d.keep != d.reasons.is_empty()));
 }
 
 #[test]
