@@ -224,3 +224,53 @@ fn a_prune_killed_while_it_waits_is_finished_by_the_next_one() {
     verify_read_data(&ws);
     assert_all_restore(&ws);
 }
+
+#[test]
+fn prune_killed_at_random_points_leaves_a_repository_that_verifies() {
+    let ws = Workspace::init();
+    for trial in 0..4u64 {
+        let g = format!("g{trial}");
+        write_file(
+            &ws.path(format!("{g}/x.bin")),
+            &pseudo_random(4 << 20, 300 + trial),
+            0o644,
+            T0,
+        );
+        ws.backup(&[&g, "--source-name", "garbage"]);
+        ws.run(&[
+            "forget",
+            "--source",
+            "garbage",
+            "--keep-tag",
+            "none-has-this",
+        ])
+        .ok();
+        let k = format!("k{trial}");
+        write_file(
+            &ws.path(format!("{k}/y.bin")),
+            &pseudo_random(1 << 20, 400 + trial),
+            0o644,
+            T0,
+        );
+        backup_and_remember(&ws, &k);
+        let mut prune = spawn(&ws, &["prune"]);
+        std::thread::sleep(jitter(trial, 800));
+        let _ = prune.kill();
+        prune.wait().unwrap();
+        verify_read_data(&ws);
+        assert_all_restore(&ws);
+    }
+    let r = ws.run(&["--json", "prune"]);
+    r.ok();
+    assert_eq!(count(&ws.repo, "tombstones"), 0);
+    let again = ws.run(&["--json", "prune", "--dry-run"]);
+    again.ok();
+    let v = again.json();
+    assert_eq!(
+        (v["unreferenced_packs"].as_u64(), v["orphan_packs"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+    verify_read_data(&ws);
+    assert_all_restore(&ws);
+}
