@@ -57,6 +57,10 @@ pub enum Command {
     /// Work with PostgreSQL dumps stored in the repository.
     #[command(subcommand)]
     Dump(DumpCommand),
+    /// Remove the snapshots a retention policy does not keep (docs/RETENTION.md).
+    Forget(ForgetArgs),
+    /// Delete data no snapshot references, safely while backups run.
+    Prune(PruneArgs),
     /// Check a project's SQL migrations against its live database.
     #[command(subcommand)]
     Migrations(MigrationsCommand),
@@ -76,6 +80,57 @@ pub struct MigrationsCheckArgs {
     /// Directory of *.sql migrations, applied in name order.
     #[arg(long, default_value = "supabase/migrations")]
     pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// State the packs and bytes prune would free; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A retention policy given on the command line (replaces the config's).
+#[derive(Args, Debug, Default, Clone)]
+pub struct PolicyArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest hours (UTC) that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// ... of each of the N newest days (UTC) that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// ... of each of the N newest ISO weeks that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// ... of each of the N newest months that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// ... of each of the N newest years that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot within this span before the newest (e.g. 30d, 36h).
+    #[arg(long, value_name = "SPAN")]
+    pub keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable).
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    pub keep_tags: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Only this source's snapshots.
+    #[arg(long)]
+    pub source: Option<String>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Print the plan (each snapshot kept or removed, and why); delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Then prune: delete the data no remaining snapshot references.
+    #[arg(long)]
+    pub prune: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,6 +208,10 @@ pub struct BackupArgs {
     /// Leave out this schema (repeatable; PostgreSQL).
     #[arg(long = "exclude-schema")]
     pub exclude_schemas: Vec<String>,
+    /// After a successful backup, apply the source's retention policy
+    /// (as `forget` does); also `forget_after_backup = true` in the config.
+    #[arg(long)]
+    pub forget: bool,
 }
 
 #[derive(Args, Debug)]

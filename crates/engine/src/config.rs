@@ -167,8 +167,12 @@ pub struct SourceConfig {
     // --- common ---
     /// Cron schedules per backup kind (used by the daemon, later).
     pub schedule: Option<toml::Table>,
-    /// Retention policy (used by forget, later).
-    pub retention: Option<toml::Table>,
+    /// Retention policy applied by `forget` (docs/RETENTION.md).
+    pub retention: Option<crate::retention::Policy>,
+    /// Run `forget` with this source's retention, then `prune`, after each
+    /// successful backup of it (as `backup --forget` does).
+    #[serde(default)]
+    pub forget_after_backup: bool,
     /// Verification settings.
     #[serde(default)]
     pub verify: VerifyConfig,
@@ -347,6 +351,9 @@ paths = ["supabase/config.toml", "supabase/migrations", "package.json"]
         .unwrap();
         let cfg = Config::load(&p).unwrap();
         assert_eq!(cfg.sources.len(), 3);
+        let main = cfg.source("main").unwrap().retention.clone().unwrap();
+        assert_eq!((main.daily, main.weekly, main.monthly), (7, 4, 12));
+        assert_eq!(main.pitr_days, Some(7));
         assert_eq!(cfg.source("main").unwrap().verify.critical_tables.len(), 2);
         assert_eq!(
             cfg.path("supabase/config.toml"),

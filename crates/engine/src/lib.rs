@@ -27,6 +27,7 @@ pub mod config;
 pub mod ctx;
 pub mod dump;
 pub mod error;
+pub mod forget;
 pub mod keys;
 pub mod listing;
 pub mod meta;
@@ -34,8 +35,10 @@ pub mod migrations;
 pub mod open;
 pub mod postgres;
 pub mod progress;
+pub mod prune;
 pub mod restore;
 pub mod restore_files;
+pub mod retention;
 pub mod store;
 pub mod verify;
 

@@ -13,7 +13,8 @@ use std::io::Read;
 use std::sync::Arc;
 
 /// Run a backup under a lock (docs/FORMAT.md, "Locks and prune protocol"):
-/// remove stale temp files, create `locks/<id>` *before* loading the index,
+/// remove stale temp files, create `locks/<id>` *before* listing the
+/// tombstones (whose packs it leaves out of its index) and loading the index,
 /// run `backup` (the heartbeat refreshes the lock meanwhile), and delete the
 /// lock afterwards, whether the backup succeeded or failed.
 pub async fn run_locked<T, F, Fut>(repo: Arc<Repository>, backup: F) -> Result<T>
@@ -31,7 +32,16 @@ where
         .remove_stale_temp(lifeboat_storage::STALE_TEMP_AGE)
         .await;
     let lock = BackupLock::acquire(&repo, &crate::open::hostname()).await?;
-    let result = match repo.load_index().await {
+    // After the lock exists: a prune that marks later waits for this lock;
+    // one that marked earlier is seen here (FORMAT.md §18, step 2).
+    let loaded = match lifeboat_repo::tombstone::tombstoned_packs(&repo).await {
+        Ok(packs) => {
+            repo.exclude_packs(packs);
+            repo.load_index().await
+        }
+        Err(e) => Err(e),
+    };
+    let result = match loaded {
         Ok(()) => backup(repo.clone()).await,
         Err(e) => Err(e.into()),
     };

@@ -25,7 +25,7 @@ pub const FORMAT_NAME: &str = "lifeboat-repository";
 /// Compatible features this build knows (it writes none yet).
 pub const KNOWN_COMPATIBLE: &[&str] = &[];
 /// Read-only-compatible features this build knows.
-pub const KNOWN_RO_COMPATIBLE: &[&str] = &[];
+pub const KNOWN_RO_COMPATIBLE: &[&str] = &[crate::tombstone::FEATURE];
 /// Incompatible features this build knows.
 pub const KNOWN_INCOMPATIBLE: &[&str] = &[];
 

@@ -114,6 +114,16 @@ impl Index {
         self.sorted = false;
     }
 
+    /// Forget every location in these packs (call before [`Index::finalize`]):
+    /// a backup must not deduplicate against tombstoned packs (FORMAT.md §18).
+    pub fn drop_packs(&mut self, packs: &std::collections::HashSet<Id>) {
+        if packs.is_empty() {
+            return;
+        }
+        let dropped: Vec<bool> = self.packs.iter().map(|p| packs.contains(&p.id)).collect();
+        self.entries.retain(|e| !dropped[e.pack as usize]);
+    }
+
     /// Reserve room for `blobs` more entries, so loading does not double the vector.
     pub fn reserve(&mut self, blobs: usize) {
         self.entries.reserve_exact(blobs);

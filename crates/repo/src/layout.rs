@@ -20,6 +20,8 @@ pub const DATA: &str = "data";
 pub const LOCKS: &str = "locks";
 /// Verification records (sealed JSON), e.g. restore tests.
 pub const VERIFICATIONS: &str = "verifications";
+/// Prune's tombstones (sealed JSON): packs it is about to delete.
+pub const TOMBSTONES: &str = "tombstones";
 
 /// The listing prefix of a directory: `keys` -> `keys/`.
 pub fn prefix(dir: &str) -> String {

@@ -30,6 +30,7 @@ pub mod pack;
 pub mod reader;
 pub mod repository;
 pub mod snapshot;
+pub mod tombstone;
 pub mod tree;
 pub mod verification;
 pub mod writer;

@@ -42,6 +42,9 @@ pub struct Repository {
     index_files: Mutex<Vec<String>>,
     /// The backup lock this process holds, checked before writing a snapshot.
     held_lock: Mutex<Option<Arc<LockHealth>>>,
+    /// Packs a prune has tombstoned: left out of the index this process
+    /// loads (set by backups, which must not deduplicate against them).
+    excluded_packs: Mutex<std::collections::HashSet<Id>>,
     rt: Handle,
 }
 
@@ -96,6 +99,7 @@ impl Repository {
             index: RwLock::new(Arc::new(index)),
             index_files: Mutex::new(Vec::new()),
             held_lock: Mutex::new(None),
+            excluded_packs: Mutex::new(std::collections::HashSet::new()),
             rt: Handle::current(),
         }
     }
@@ -287,6 +291,7 @@ impl Repository {
                 problems.push((meta.key, e));
             }
         }
+        index.drop_packs(&self.excluded_packs.lock().expect("excluded packs"));
         index.finalize();
         Ok((index, problems))
     }
@@ -312,6 +317,33 @@ impl Repository {
             .map(|m| m.key)
             .collect();
         Ok(*self.index_files.lock().expect("index files") != now)
+    }
+
+    /// Leave these packs out of every index loaded from now on (a backup
+    /// sets the tombstoned packs before loading the index, FORMAT.md §18).
+    pub fn exclude_packs(&self, packs: std::collections::HashSet<Id>) {
+        *self.excluded_packs.lock().expect("excluded packs") = packs;
+    }
+
+    /// Rewrite the config with `feature` in `ro_compatible` unless it is
+    /// there: builds that do not know it stop writing (prune's step 0).
+    pub async fn add_ro_compatible_feature(&self, feature: &str) -> Result<()> {
+        self.ensure_writable()?;
+        if self
+            .config
+            .features
+            .ro_compatible
+            .iter()
+            .any(|f| f == feature)
+        {
+            return Ok(());
+        }
+        let mut cfg = self.config.clone();
+        cfg.features.ro_compatible.push(feature.to_string());
+        self.storage
+            .put(layout::CONFIG, cfg.encode(&self.keys))
+            .await?;
+        Ok(())
     }
 
     /// Replace the in-memory index (after a check loaded it leniently).

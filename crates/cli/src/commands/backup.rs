@@ -6,6 +6,7 @@ use crate::exit;
 use crate::output::{self, size, ProgressBar};
 use anyhow::Result;
 use lifeboat_engine::backup::{self, BackupReport, BackupRequest};
+use lifeboat_engine::forget::{self, AfterBackup};
 use lifeboat_engine::progress::Progress;
 use lifeboat_engine::types::SnapshotKind;
 use std::process::ExitCode;
@@ -31,12 +32,25 @@ fn request(a: BackupArgs) -> BackupRequest {
 /// Run the backup with a progress bar, print the report; exit 3 when
 /// entries were skipped or changed while read.
 pub async fn run(ctx: &Context, a: BackupArgs) -> Result<ExitCode> {
+    let forget_asked = a.forget;
     let progress = Arc::new(Progress::default());
     let bar = ProgressBar::start(progress.clone(), ctx.progress_wanted());
     let report = backup::run(&ctx.engine, request(a), progress).await;
     drop(bar);
     let report = report?;
-    print_report(ctx, &report);
+    let source = &report.snapshot.source;
+    let plan = if forget_asked || forget::wanted_after_backup(&ctx.engine, source) {
+        match forget::after_backup(&ctx.engine, source).await {
+            Ok(plan) => Some(plan),
+            Err(e) => {
+                print_report(ctx, &report, None);
+                return Err(e.into());
+            }
+        }
+    } else {
+        None
+    };
+    print_report(ctx, &report, plan.as_ref());
     Ok(ExitCode::from(if report.complete() {
         exit::OK
     } else {
@@ -44,12 +58,28 @@ pub async fn run(ctx: &Context, a: BackupArgs) -> Result<ExitCode> {
     }))
 }
 
-fn print_report(ctx: &Context, o: &BackupReport) {
-    let s = &o.snapshot.stats;
+/// The backup's report, then (`--forget`) the retention applied after it;
+/// with `--json` one object, the retention under `forget`.
+fn print_report(ctx: &Context, o: &BackupReport, plan: Option<&AfterBackup>) {
     if ctx.global.json {
-        output::json(&serde_json::to_value(o).expect("json"));
+        let mut v = serde_json::to_value(o).expect("json");
+        if let Some(p) = plan {
+            v["forget"] = serde_json::to_value(p).expect("json");
+        }
+        output::json(&v);
         return;
     }
+    print_text(o);
+    if let Some(p) = plan {
+        super::forget::print(ctx, &p.forget);
+        if let Some(pruned) = &p.prune {
+            super::prune::print(ctx, pruned);
+        }
+    }
+}
+
+fn print_text(o: &BackupReport) {
+    let s = &o.snapshot.stats;
     for n in &o.notes {
         crate::outln!("note: {n}");
     }

@@ -3,8 +3,10 @@
 
 mod backup;
 mod dump;
+mod forget;
 mod key;
 mod migrations;
+mod prune;
 mod restore;
 mod snapshots;
 mod verify;
@@ -61,5 +63,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Key(k) => key::run(&ctx, k).await,
         Command::Dump(d) => dump::run(&ctx, d).await,
         Command::Migrations(m) => migrations::run(&ctx, m).await,
+        Command::Forget(a) => forget::run(&ctx, a).await,
+        Command::Prune(a) => prune::run(&ctx, a).await,
     }
 }

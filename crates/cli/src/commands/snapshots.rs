@@ -122,7 +122,7 @@ pub async fn ls(ctx: &Context, a: LsArgs) -> Result<ExitCode> {
 }
 
 /// `2026-01-31T02:00:00Z` (seconds) for tables; the full time is in `--json`.
-fn short_time(t: &str) -> String {
+pub fn short_time(t: &str) -> String {
     t.parse::<jiff::Timestamp>()
         .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_else(|_| t.to_string())
