@@ -119,7 +119,8 @@ pub fn classify_client_error(target: &PgTarget, e: &postgres::Error) -> PgError 
             detail: tls_detail(target, tls),
         };
     }
-    if e.to_string().contains("server does not support TLS") {
+    let text = message_with_causes(e);
+    if text.contains("server does not support TLS") {
         return PgError::Tls {
             address,
             detail: format!(
@@ -150,7 +151,6 @@ pub fn classify_client_error(target: &PgTarget, e: &postgres::Error) -> PgError 
             },
         };
     }
-    let text = e.to_string();
     if text.contains("password missing") {
         return classify_failure("postgres", target, "error", "no password supplied");
     }
@@ -205,6 +205,23 @@ fn classify_db_error(target: &PgTarget, db: &postgres::error::DbError) -> PgErro
 }
 
 /// The I/O error under a client error (connect refused, no socket, timeout).
+/// The error's message followed by those of its causes: newer client
+/// releases print only the kind ("invalid configuration") and keep the
+/// reason ("password missing") in the source.
+fn message_with_causes(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        src = s.source();
+    }
+    text
+}
+
 fn io_source(e: &postgres::Error) -> Option<&std::io::Error> {
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
