@@ -240,10 +240,8 @@ pub fn copy_platform(
     let out = super::child::output_of(cmd, "pg_dump", live, None)?;
     let sql =
         super::schema_diff::without_types(&String::from_utf8_lossy(&out), &["TRIGGER", "POLICY"]);
-    OneShot {
-        tools,
-        target: scratch,
-    }
-    .rows(&sql)?;
+    // A pg_dump script holds psql meta-commands (`\restrict` since 15.14,
+    // 16.10, 17.6): only psql runs it, never the client's simple query.
+    super::psql::run_sql(tools, scratch, &sql)?;
     Ok(())
 }
