@@ -27,7 +27,7 @@ impl MotoServer {
     /// Start a server on a free port; `None` (skip) when `moto_server` is
     /// not installed and `CI` is not `true`.
     pub fn start() -> Option<Self> {
-        Self::start_on(free_port()).or_else(missing)
+        Self::spawn(free_port(), false, None).or_else(missing)
     }
 
     /// A server that checks signatures, with `bucket` created and one IAM
@@ -36,7 +36,7 @@ impl MotoServer {
     pub fn start_with_auth(bucket: &str) -> Option<(Self, String, String)> {
         // moto serves this many requests before it enforces authentication:
         // the bucket, the user, its policy and its access key.
-        let server = match Self::spawn(free_port(), Some("4")) {
+        let server = match Self::spawn(free_port(), false, Some("4")) {
             Some(s) => s,
             None => return missing(),
         };
@@ -60,27 +60,39 @@ impl MotoServer {
 
     /// Start on `port` (to restart a stopped server on the same address).
     pub fn start_on(port: u16) -> Option<Self> {
-        Self::spawn(port, None)
+        Self::spawn(port, true, None)
     }
 
-    fn spawn(port: u16, no_auth_count: Option<&str>) -> Option<Self> {
-        let mut cmd = Command::new("moto_server");
-        if let Some(n) = no_auth_count {
-            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", n);
+    /// Start `moto_server` on `port`. A fresh port (`fixed` false) is
+    /// tried again on another when the server exits before it answers
+    /// (another process took the port between [`free_port`] and the bind).
+    fn spawn(port: u16, fixed: bool, no_auth_count: Option<&str>) -> Option<Self> {
+        let mut port = port;
+        for _ in 0..5 {
+            let mut cmd = Command::new("moto_server");
+            if let Some(n) = no_auth_count {
+                cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", n);
+            }
+            let child = cmd
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let mut server = Self {
+                child: Some(child),
+                port,
+            };
+            if server.wait_ready() {
+                return Some(server);
+            }
+            server.stop();
+            if !fixed {
+                port = free_port();
+            }
         }
-        let child = cmd
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let server = Self {
-            child: Some(child),
-            port,
-        };
-        server.wait_ready();
-        Some(server)
+        panic!("moto_server did not start: it exited before answering, 5 times");
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -110,15 +122,26 @@ impl MotoServer {
         }
     }
 
-    fn wait_ready(&self) {
+    /// Wait until the server answers HTTP on its API path, which does not
+    /// count against `INITIAL_NO_AUTH_ACTION_COUNT` (a TCP connect alone can succeed
+    /// against nobody: a loopback socket may connect to itself): `false`
+    /// when it exited first.
+    fn wait_ready(&mut self) -> bool {
         for _ in 0..600 {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            let exited = match self.child.as_mut() {
+                Some(c) => !matches!(c.try_wait(), Ok(None)),
+                None => true,
+            };
+            if exited {
+                return false;
+            }
+            if self.try_request("GET", "/moto-api/").is_some_and(|s| s.starts_with("HTTP/1.")) {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "moto_server did not listen on port {} within 30 s",
+            "moto_server did not answer on port {} within 30 s",
             self.port
         );
     }
@@ -142,16 +165,24 @@ impl MotoServer {
 
     /// One HTTP/1.1 request; returns the status line.
     fn request(&self, method: &str, path: &str) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        self.try_request(method, path)
+            .unwrap_or_else(|| panic!("moto_server on port {} does not answer", self.port))
+    }
+
+    /// One HTTP/1.1 request; its status line, `None` when nobody answers.
+    fn try_request(&self, method: &str, path: &str) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
         write!(
             s,
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.port
         )
-        .expect("write request");
+        .ok()?;
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
-        out.lines().next().unwrap_or("").to_string()
+        let status = out.lines().next()?.to_string();
+        Some(status)
     }
 }
 
