@@ -135,7 +135,10 @@ impl MotoServer {
             if exited {
                 return false;
             }
-            if self.try_request("GET", "/moto-api/").is_some_and(|s| s.starts_with("HTTP/1.")) {
+            if self
+                .try_request("GET", "/moto-api/")
+                .is_some_and(|s| s.starts_with("HTTP/1."))
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(50));
