@@ -76,13 +76,16 @@ fn unchanged_database_backs_up_again_for_little_and_records_exact_row_counts() {
     let src = kitchen_sink_cluster();
     let ws = Workspace::new(&url(&src, "ks"), "");
     let first = ws.backup(&[]);
+    // A second later: the archive header's timestamp differs, and only the
+    // header and TOC may be stored again, not the data after them.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let second = ws.backup(&[]);
     let stored = |v: &serde_json::Value| v["snapshot"]["stats"]["stored_bytes"].as_u64().unwrap();
     let bytes = |v: &serde_json::Value| v["snapshot"]["stats"]["bytes"].as_u64().unwrap();
     assert!(bytes(&first) > 1_000_000, "{}", first["snapshot"]["stats"]);
     assert_eq!(bytes(&first), bytes(&second));
     assert!(
-        stored(&second) * 2 < stored(&first),
+        stored(&second) * 20 < stored(&first),
         "second backup of an unchanged database stored {} bytes, the first {}",
         stored(&second),
         stored(&first)

@@ -58,7 +58,15 @@ pub fn store_stream(
     reader: impl Read,
     progress: &Progress,
 ) -> Result<(Vec<Id>, u64)> {
-    let mut chunks = ChunkReader::new(reader, chunker);
+    store_chunks(writer, ChunkReader::new(reader, chunker), progress)
+}
+
+/// Store every chunk `chunks` yields; returns the content ids and the byte count.
+pub fn store_chunks<R: Read>(
+    writer: &BlobWriter,
+    mut chunks: ChunkReader<'_, R>,
+    progress: &Progress,
+) -> Result<(Vec<Id>, u64)> {
     let mut ids = Vec::new();
     let mut size = 0u64;
     while let Some(chunk) = chunks

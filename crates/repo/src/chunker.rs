@@ -9,8 +9,15 @@
 //!   the sizes they would leak) differ between repositories.
 //! - [`FixedChunker`]: fixed-size, aligned chunks, for files whose pages
 //!   change in place (PostgreSQL relation files).
+//!
+//! A [`CutHint`] adds one cut at a stream offset the producer learns while
+//! the stream is read (the end of a PostgreSQL archive's header and TOC,
+//! which hold the dump's timestamp), so what follows chunks the same in
+//! every backup whatever precedes it.
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Cuts data into chunks.
 pub trait Chunker: Send + Sync {
@@ -117,6 +124,28 @@ impl Chunker for FixedChunker {
     }
 }
 
+/// A stream offset at which a [`ChunkReader`] also cuts, set (once) by
+/// whoever parses the stream as it is read. Shared by clones.
+#[derive(Clone, Debug, Default)]
+pub struct CutHint(Arc<AtomicU64>);
+
+impl CutHint {
+    /// A hint with no offset yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cut at `offset` (0 means no cut).
+    pub fn set(&self, offset: u64) {
+        self.0.store(offset, Ordering::Relaxed);
+    }
+
+    /// The offset, once set.
+    pub fn get(&self) -> Option<u64> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|&o| o > 0)
+    }
+}
+
 /// Reads a stream and yields its chunks, holding at most two maximal chunks in memory.
 pub struct ChunkReader<'c, R> {
     reader: R,
@@ -124,6 +153,9 @@ pub struct ChunkReader<'c, R> {
     buf: Vec<u8>,
     start: usize,
     eof: bool,
+    /// Stream offset of `buf[start]`.
+    pos: u64,
+    hint: Option<CutHint>,
 }
 
 impl<'c, R: Read> ChunkReader<'c, R> {
@@ -135,7 +167,17 @@ impl<'c, R: Read> ChunkReader<'c, R> {
             buf: Vec::new(),
             start: 0,
             eof: false,
+            pos: 0,
+            hint: None,
         }
+    }
+
+    /// Also cut at the offset `hint` holds when it is known before the
+    /// chunk that spans it is cut (it is when the producer learns it
+    /// within the two maximal chunks read ahead).
+    pub fn with_cut_hint(mut self, hint: CutHint) -> Self {
+        self.hint = Some(hint);
+        self
     }
 
     /// Top the buffer up until it holds a maximal chunk or the stream ends.
@@ -163,9 +205,15 @@ impl<'c, R: Read> ChunkReader<'c, R> {
         if rest.is_empty() {
             return Ok(None);
         }
-        let n = self.chunker.cut(rest);
+        let mut n = self.chunker.cut(rest);
+        if let Some(at) = self.hint.as_ref().and_then(CutHint::get) {
+            if at > self.pos && at < self.pos + n as u64 {
+                n = (at - self.pos) as usize;
+            }
+        }
         let chunk = rest[..n].to_vec();
         self.start += n;
+        self.pos += n as u64;
         Ok(Some(chunk))
     }
 }
@@ -215,6 +263,29 @@ mod tests {
         let b = chunks(&edited, &c);
         let new = b.iter().filter(|ch| !a.contains(*ch)).count();
         assert!(new <= 2, "{new} chunks changed");
+    }
+
+    #[test]
+    fn a_cut_hint_makes_what_follows_chunk_alike_whatever_precedes_it() {
+        let c = FastCdc::new(16 * 1024, 64 * 1024, 256 * 1024, &[7; 32]);
+        let body = pseudo_random(1_500_000, 5);
+        let with_head = |head: &[u8]| {
+            let data = [head, &body].concat();
+            let hint = CutHint::new();
+            hint.set(head.len() as u64);
+            let mut r = ChunkReader::new(&data[..], &c).with_cut_hint(hint);
+            let mut out = Vec::new();
+            while let Some(ch) = r.next_chunk().unwrap() {
+                out.push(ch);
+            }
+            assert_eq!(out.concat(), data);
+            out
+        };
+        let a = with_head(&pseudo_random(40_000, 6));
+        let b = with_head(&pseudo_random(41_234, 8));
+        assert_eq!(a[0].len(), 40_000);
+        assert_eq!(b[0].len(), 41_234);
+        assert_eq!(a[1..], b[1..], "the chunks after the hint differ");
     }
 
     #[test]

@@ -16,7 +16,8 @@ use super::{tools_for, LogicalMeta, TableRecord, DUMP_FILE, GLOBALS_FILE, KIND_L
 use crate::backup_files::BackupOutcome;
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
-use crate::store::{seal_snapshot, snapshot_time, store_stream, store_tree, stream_node};
+use crate::store::{seal_snapshot, snapshot_time, store_chunks, store_tree, stream_node};
+use lifeboat_repo::chunker::{ChunkReader, CutHint};
 use lifeboat_repo::{BlobKind, BlobWriter, Repository, Snapshot, SnapshotStats, Tree};
 use lifeboat_sources::postgres::archive::ArchiveInspector;
 use lifeboat_sources::postgres::child::{self, start_dump};
@@ -177,12 +178,19 @@ pub async fn backup_logical(
 struct Inspecting<'a, R> {
     inner: R,
     inspector: &'a mut ArchiveInspector,
+    /// Set to where the data starts once the TOC has parsed.
+    toc_end: CutHint,
 }
 
 impl<R: Read> Read for Inspecting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.inspector.feed(&buf[..n]);
+        if self.toc_end.get().is_none() {
+            if let Some(end) = self.inspector.toc_end() {
+                self.toc_end.set(end);
+            }
+        }
         Ok(n)
     }
 }
@@ -228,15 +236,19 @@ fn dump_into(
         .expect("pg_dump writes the archive to stdout");
     let mut inspector = ArchiveInspector::new();
     let chunker = repo.cdc_chunker();
-    let stored = store_stream(
-        writer,
-        &chunker,
+    // A cut where the data starts: the header and TOC (with the dump's
+    // timestamp) change in every backup, the data that follows need not.
+    let toc_end = CutHint::new();
+    let chunks = ChunkReader::new(
         Inspecting {
             inner: stdout,
             inspector: &mut inspector,
+            toc_end: toc_end.clone(),
         },
-        progress,
-    );
+        &chunker,
+    )
+    .with_cut_hint(toc_end);
+    let stored = store_chunks(writer, chunks, progress);
     if stored.is_err() {
         child.kill();
     }

@@ -95,6 +95,8 @@ pub struct ArchiveInspector {
     consumed: u64,
     /// Offset of the data block being parsed.
     block_start: u64,
+    /// Length of the header and TOC, once parsed.
+    toc_len: Option<u64>,
 }
 
 impl Default for ArchiveInspector {
@@ -122,6 +124,7 @@ impl ArchiveInspector {
             next_header_try: 4096,
             consumed: 0,
             block_start: 0,
+            toc_len: None,
         }
     }
 
@@ -200,8 +203,12 @@ impl ArchiveInspector {
         };
         match self.step(&state, &mut cur) {
             Ok(next) => {
+                let toc_read = matches!(state, State::Header) && matches!(next, State::BlockType);
                 self.state = next;
                 self.consumed += cur.pos as u64;
+                if toc_read {
+                    self.toc_len = Some(self.consumed);
+                }
                 Some(cur.pos)
             }
             Err(NeedMore) => {
@@ -382,6 +389,11 @@ impl ArchiveInspector {
     /// Whether the header and TOC have been read.
     pub fn toc_complete(&self) -> bool {
         !matches!(self.state, State::Header)
+    }
+
+    /// Where the header and TOC end (the first data block starts), once parsed.
+    pub fn toc_end(&self) -> Option<u64> {
+        self.toc_len
     }
 
     /// The TOC entries read so far, in archive order.
