@@ -61,6 +61,8 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Delete data no snapshot references, safely while backups run.
     Prune(PruneArgs),
+    /// Copy snapshots to another repository (`[repositories.NAME]`), e.g. offsite.
+    Copy(CopyArgs),
     /// Check a project's SQL migrations against its live database.
     #[command(subcommand)]
     Migrations(MigrationsCommand),
@@ -80,6 +82,18 @@ pub struct MigrationsCheckArgs {
     /// Directory of *.sql migrations, applied in name order.
     #[arg(long, default_value = "supabase/migrations")]
     pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// Target repository: a `[repositories.NAME]` table of the config.
+    #[arg(long, value_name = "NAME")]
+    pub to: String,
+    /// Only snapshots of this source.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Snapshots to copy (id prefixes or `latest`); all when none given.
+    pub snapshots: Vec<String>,
 }
 
 #[derive(Args, Debug)]

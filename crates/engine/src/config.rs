@@ -19,6 +19,10 @@ pub struct Config {
     /// What to back up.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+    /// Other repositories by name (`[repositories.offsite]`), targets of
+    /// `copy`; same keys as `[repository]`.
+    #[serde(default)]
+    pub repositories: std::collections::BTreeMap<String, RepositoryConfig>,
     /// Directory of the config file (set on load).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -173,6 +177,10 @@ pub struct SourceConfig {
     /// successful backup of it (as `backup --forget` does).
     #[serde(default)]
     pub forget_after_backup: bool,
+    /// Copy each new snapshot of this source to these `[repositories]`
+    /// after a successful backup (as `copy --to NAME` does).
+    #[serde(default)]
+    pub copy_to: Vec<String>,
     /// Verification settings.
     #[serde(default)]
     pub verify: VerifyConfig,

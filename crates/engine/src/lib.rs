@@ -24,6 +24,7 @@ pub mod backup;
 pub mod backup_command;
 pub mod backup_files;
 pub mod config;
+pub mod copy;
 pub mod ctx;
 pub mod dump;
 pub mod error;

@@ -6,6 +6,7 @@ use crate::exit;
 use crate::output::{self, size, ProgressBar};
 use anyhow::Result;
 use lifeboat_engine::backup::{self, BackupReport, BackupRequest};
+use lifeboat_engine::copy::{self, CopyReport};
 use lifeboat_engine::forget::{self, AfterBackup};
 use lifeboat_engine::progress::Progress;
 use lifeboat_engine::types::SnapshotKind;
@@ -43,14 +44,21 @@ pub async fn run(ctx: &Context, a: BackupArgs) -> Result<ExitCode> {
         match forget::after_backup(&ctx.engine, source).await {
             Ok(plan) => Some(plan),
             Err(e) => {
-                print_report(ctx, &report, None);
+                print_report(ctx, &report, None, &[]);
                 return Err(e.into());
             }
         }
     } else {
         None
     };
-    print_report(ctx, &report, plan.as_ref());
+    let copies = match copy::after_backup(&ctx.engine, source).await {
+        Ok(c) => c,
+        Err(e) => {
+            print_report(ctx, &report, plan.as_ref(), &[]);
+            return Err(e.into());
+        }
+    };
+    print_report(ctx, &report, plan.as_ref(), &copies);
     Ok(ExitCode::from(if report.complete() {
         exit::OK
     } else {
@@ -58,13 +66,22 @@ pub async fn run(ctx: &Context, a: BackupArgs) -> Result<ExitCode> {
     }))
 }
 
-/// The backup's report, then (`--forget`) the retention applied after it;
-/// with `--json` one object, the retention under `forget`.
-fn print_report(ctx: &Context, o: &BackupReport, plan: Option<&AfterBackup>) {
+/// The backup's report, then (`--forget`) the retention applied after it
+/// and the copies made (`copy_to`); with `--json` one object, the retention
+/// under `forget`, the copies under `copies`.
+fn print_report(
+    ctx: &Context,
+    o: &BackupReport,
+    plan: Option<&AfterBackup>,
+    copies: &[CopyReport],
+) {
     if ctx.global.json {
         let mut v = serde_json::to_value(o).expect("json");
         if let Some(p) = plan {
             v["forget"] = serde_json::to_value(p).expect("json");
+        }
+        if !copies.is_empty() {
+            v["copies"] = serde_json::to_value(copies).expect("json");
         }
         output::json(&v);
         return;
@@ -75,6 +92,9 @@ fn print_report(ctx: &Context, o: &BackupReport, plan: Option<&AfterBackup>) {
         if let Some(pruned) = &p.prune {
             super::prune::print(ctx, pruned);
         }
+    }
+    for c in copies {
+        super::copy::print(c);
     }
 }
 

@@ -2,6 +2,7 @@
 //! calls the engine and prints the report.
 
 mod backup;
+mod copy;
 mod dump;
 mod forget;
 mod key;
@@ -65,5 +66,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Migrations(m) => migrations::run(&ctx, m).await,
         Command::Forget(a) => forget::run(&ctx, a).await,
         Command::Prune(a) => prune::run(&ctx, a).await,
+        Command::Copy(a) => copy::run(&ctx, a).await,
     }
 }
