@@ -350,6 +350,44 @@ mod tests {
         lock.release().await.unwrap();
     }
 
+    /// A backup whose lock was lost (suspended for longer than the stale
+    /// age, say) must not write an index file either: a prune may have
+    /// deleted its older packs as orphans meanwhile, and an index file
+    /// naming them would make later backups deduplicate against blobs that
+    /// no longer exist.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backup_that_lost_its_lock_writes_no_index_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(&dir);
+        let fast = crate::KdfParams {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        let repo = Repository::init(s.clone(), b"pw", fast, crate::KeyMeta::default())
+            .await
+            .unwrap();
+        let lock = BackupLock::acquire(&repo, "h").await.unwrap();
+        let w = crate::BlobWriter::with_workers(repo.clone(), 1);
+        let r = repo.clone();
+        tokio::task::spawn_blocking(move || {
+            w.add(crate::BlobKind::Data, b"written before the suspend".to_vec())
+                .unwrap();
+            {
+                let mut h = lock.health.state.lock().unwrap();
+                h.gap = Some(LOCK_STALE_AFTER * 4);
+            }
+            let err = w.finish().expect_err("index written after the lock was lost");
+            assert!(matches!(err, Error::LockLost(_)), "{err:?}");
+            drop(lock);
+            drop(r);
+        })
+        .await
+        .unwrap();
+        let index = s.list("index/").await.unwrap();
+        assert!(index.is_empty(), "{index:?}");
+    }
+
     #[tokio::test]
     async fn a_refresh_after_a_long_gap_does_not_make_the_lock_held_again() {
         // Suspended laptop / hung NFS / starved runtime: no refresh for longer

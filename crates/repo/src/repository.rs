@@ -505,11 +505,20 @@ impl Repository {
     /// Store a snapshot (call only after its data's index is written).
     /// With a backup lock held, fails if the lock was not kept fresh.
     pub async fn save_snapshot(&self, snap: &Snapshot) -> Result<Id> {
-        let held = self.held_lock.lock().expect("held lock").clone();
-        if let Some(lock) = held {
-            lock.ensure_held()?;
-        }
+        self.ensure_lock_held()?;
         self.put_sealed_json(layout::SNAPSHOTS, snap).await
+    }
+
+    /// With a backup lock held, fail if it was not kept fresh: a prune may
+    /// have taken this backup for dead and deleted packs it wrote or
+    /// deduplicated against, so neither an index file (later backups would
+    /// deduplicate against blobs in deleted packs) nor a snapshot may follow.
+    pub fn ensure_lock_held(&self) -> Result<()> {
+        let held = self.held_lock.lock().expect("held lock").clone();
+        match held {
+            Some(lock) => lock.ensure_held(),
+            None => Ok(()),
+        }
     }
 
     /// Register (or clear) the backup lock [`Repository::save_snapshot`] checks.

@@ -443,6 +443,7 @@ fn upload_pack(shared: &Shared, id: &Id, bytes: Vec<u8>) -> bool {
 fn write_index(shared: &Shared, records: &[PackRecord]) -> Result<()> {
     let repo = &shared.repo;
     repo.ensure_writable()?;
+    repo.ensure_lock_held()?;
     let (name, bytes) = encode_index_file(repo.keys(), records)?;
     repo.runtime().block_on(
         repo.storage()
