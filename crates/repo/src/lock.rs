@@ -371,13 +371,18 @@ mod tests {
         let w = crate::BlobWriter::with_workers(repo.clone(), 1);
         let r = repo.clone();
         tokio::task::spawn_blocking(move || {
-            w.add(crate::BlobKind::Data, b"written before the suspend".to_vec())
-                .unwrap();
+            w.add(
+                crate::BlobKind::Data,
+                b"written before the suspend".to_vec(),
+            )
+            .unwrap();
             {
                 let mut h = lock.health.state.lock().unwrap();
                 h.gap = Some(LOCK_STALE_AFTER * 4);
             }
-            let err = w.finish().expect_err("index written after the lock was lost");
+            let err = w
+                .finish()
+                .expect_err("index written after the lock was lost");
             assert!(matches!(err, Error::LockLost(_)), "{err:?}");
             drop(lock);
             drop(r);
