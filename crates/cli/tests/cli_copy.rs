@@ -315,3 +315,31 @@ fn a_wrong_target_or_the_repository_itself_is_refused() {
     // Nothing was copied anywhere by the refusals.
     assert!(c.snapshot_times(true).is_empty());
 }
+
+#[test]
+fn a_second_backup_with_the_same_time_and_source_is_copied_too() {
+    // Two different backups of the same source at the same `--time` (a
+    // re-run with the scheduled time): the second is not "already there".
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("offsite");
+    let c = CopyWs::new(target.to_str().unwrap(), None, "");
+    let dir = c.ws.path("data");
+    let time = "2026-11-01T02:00:00Z";
+    write_file(&dir.join("a.txt"), b"first version", 0o600, T0);
+    c.run(&["backup", dir.to_str().unwrap(), "--time", time])
+        .ok();
+    c.copy(&[]);
+    write_file(
+        &dir.join("a.txt"),
+        b"second, longer version",
+        0o600,
+        T0 + 60,
+    );
+    write_file(&dir.join("b.txt"), b"new file", 0o600, T0 + 60);
+    c.run(&["backup", dir.to_str().unwrap(), "--time", time])
+        .ok();
+    let v = c.copy(&[]);
+    assert_eq!(v["copied"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(c.snapshot_times(true).len(), 2);
+    c.verify_target();
+}
