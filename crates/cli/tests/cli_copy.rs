@@ -343,3 +343,24 @@ fn a_second_backup_with_the_same_time_and_source_is_copied_too() {
     assert_eq!(c.snapshot_times(true).len(), 2);
     c.verify_target();
 }
+
+#[test]
+fn a_failing_copy_to_after_a_backup_names_the_target_and_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("offsite");
+    let ws_dir = tempfile::tempdir().unwrap();
+    let data = ws_dir.path().join("app");
+    evolve(&data, 0);
+    let source = format!(
+        "[[source]]\nname = \"app\"\nkind = \"files\"\npaths = [{:?}]\ncopy_to = [\"offsite\"]\n",
+        data.display().to_string()
+    );
+    let c = CopyWs::new(target.to_str().unwrap(), None, &source);
+    std::fs::remove_file(&c.target_pass).unwrap();
+    let r = c.run(&["backup", "app"]);
+    assert_ne!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("backup is saved"), "{}", r.stderr);
+    assert!(r.stderr.contains("(offsite)"), "{}", r.stderr);
+    assert!(r.stderr.contains("lifeboat copy --to"), "{}", r.stderr);
+    assert_eq!(c.snapshot_times(false).len(), 1);
+}
