@@ -315,3 +315,52 @@ fn a_wrong_target_or_the_repository_itself_is_refused() {
     // Nothing was copied anywhere by the refusals.
     assert!(c.snapshot_times(true).is_empty());
 }
+
+#[test]
+fn a_second_backup_with_the_same_time_and_source_is_copied_too() {
+    // Two different backups of the same source at the same `--time` (a
+    // re-run with the scheduled time): the second is not "already there".
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("offsite");
+    let c = CopyWs::new(target.to_str().unwrap(), None, "");
+    let dir = c.ws.path("data");
+    let time = "2026-11-01T02:00:00Z";
+    write_file(&dir.join("a.txt"), b"first version", 0o600, T0);
+    c.run(&["backup", dir.to_str().unwrap(), "--time", time])
+        .ok();
+    c.copy(&[]);
+    write_file(
+        &dir.join("a.txt"),
+        b"second, longer version",
+        0o600,
+        T0 + 60,
+    );
+    write_file(&dir.join("b.txt"), b"new file", 0o600, T0 + 60);
+    c.run(&["backup", dir.to_str().unwrap(), "--time", time])
+        .ok();
+    let v = c.copy(&[]);
+    assert_eq!(v["copied"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(c.snapshot_times(true).len(), 2);
+    c.verify_target();
+}
+
+#[test]
+fn a_failing_copy_to_after_a_backup_names_the_target_and_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("offsite");
+    let ws_dir = tempfile::tempdir().unwrap();
+    let data = ws_dir.path().join("app");
+    evolve(&data, 0);
+    let source = format!(
+        "[[source]]\nname = \"app\"\nkind = \"files\"\npaths = [{:?}]\ncopy_to = [\"offsite\"]\n",
+        data.display().to_string()
+    );
+    let c = CopyWs::new(target.to_str().unwrap(), None, &source);
+    std::fs::remove_file(&c.target_pass).unwrap();
+    let r = c.run(&["backup", "app"]);
+    assert_ne!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("backup is saved"), "{}", r.stderr);
+    assert!(r.stderr.contains("(offsite)"), "{}", r.stderr);
+    assert!(r.stderr.contains("lifeboat copy --to"), "{}", r.stderr);
+    assert_eq!(c.snapshot_times(false).len(), 1);
+}

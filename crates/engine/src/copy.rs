@@ -9,7 +9,8 @@
 //! and within one run a tree or data blob seen once is not read again.
 //!
 //! A snapshot counts as already copied when the target has one with the
-//! same time, host, source, kind and tags (no format field needed, and a
+//! same time, host, user, source, kind, paths, tags and figures (no format
+//! field needed, and a
 //! re-run after a crash finds exactly what was saved). Each snapshot's
 //! blobs are flushed and indexed before its snapshot file is written, under
 //! a backup lock on the target, so a killed copy leaves only unreferenced
@@ -146,26 +147,45 @@ async fn choose(from: &Repository, req: &CopyRequest) -> Result<Vec<(Id, Snapsho
     Ok(all.into_iter().filter(|(id, _)| ids.contains(id)).collect())
 }
 
-/// What makes two snapshots the same backup (see the module docs).
+/// What makes two snapshots the same backup (see the module docs). Time,
+/// host and source alone are not enough: `--time` lets two different
+/// backups of a source share a time, so the user, paths and the backup's
+/// own figures (copied unchanged) count too.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Identity {
     time: String,
     host: String,
+    user: String,
     source: String,
     kind: String,
+    paths: Vec<String>,
     tags: Vec<String>,
+    stats: [u64; 8],
 }
 
 impl Identity {
     fn of(s: &SnapshotInfo) -> Self {
         let mut tags = s.tags.clone();
         tags.sort();
+        let st = &s.stats;
         Identity {
             time: s.time.clone(),
             host: s.host.clone(),
+            user: s.user.clone(),
             source: s.source.clone(),
             kind: s.kind.as_str().to_string(),
+            paths: s.paths.clone(),
             tags,
+            stats: [
+                st.files,
+                st.dirs,
+                st.bytes,
+                st.blobs,
+                st.new_blobs,
+                st.new_bytes,
+                st.stored_bytes,
+                st.duration_ms,
+            ],
         }
     }
 }

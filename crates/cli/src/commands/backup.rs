@@ -55,7 +55,10 @@ pub async fn run(ctx: &Context, a: BackupArgs) -> Result<ExitCode> {
         Ok(c) => c,
         Err(e) => {
             print_report(ctx, &report, plan.as_ref(), &[]);
-            return Err(e.into());
+            let targets = copy::targets_after_backup(&ctx.engine, source).join(", ");
+            return Err(anyhow::Error::from(e).context(format!(
+                "the backup is saved, but copying it to its copy_to target(s) ({targets}) failed; fix the target, then run `lifeboat copy --to NAME`"
+            )));
         }
     };
     print_report(ctx, &report, plan.as_ref(), &copies);
