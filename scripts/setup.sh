@@ -13,6 +13,9 @@ have runuser || need_apt+=(util-linux)
 # A real PgBouncer for the transaction-pooler tests.
 have pgbouncer || [ -x /usr/sbin/pgbouncer ] || need_apt+=(pgbouncer)
 [ -x /usr/bin/time ] || need_apt+=(time)
+# ClickHouse server and client (Debian's 18.16; tests start private servers).
+[ -x /usr/sbin/clickhouse-server ] || [ -x /usr/bin/clickhouse-server ] || need_apt+=(clickhouse-server)
+have clickhouse-client || need_apt+=(clickhouse-client)
 have cc || need_apt+=(build-essential)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
