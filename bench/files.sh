@@ -2,8 +2,9 @@
 # Files benchmark: lifeboat vs restic (and borg/rustic if installed) on the same
 # generated tree, same machine, one run.  See bench/README.md.
 #
-#   bench/files.sh [--size-gb N | --corpus DIR] [--seed S] [--mutate-pct P] [--grow-kib K] [--warm] [--peers restic,borg]
+#   bench/files.sh [--size-gb N | --corpus DIR] [--seed S] [--mutate-pct P] [--grow-kib K] [--warm] [--peers restic,borg] [--s3]
 # --corpus DIR backs up a copy of DIR (e.g. parts of /usr) instead of generated data.
+# --s3 puts both repositories (lifeboat, restic) on one local S3 server (moto_server).
 # The third backup follows growing P% of the files by K KiB (default 5% by 4 KiB).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -14,6 +15,8 @@ MUTATE_PCT=5
 GROW_KIB=4
 CORPUS=""
 PEERS=""          # default: restic + any of borg/rustic already installed
+S3=no             # --s3: repositories on a local moto_server (lifeboat and restic only)
+S3_PORT=""
 CMDLINE="bench/files.sh $*"
 
 usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -26,6 +29,7 @@ while [[ $# -gt 0 ]]; do
         --corpus) CORPUS=$(cd "$2" && pwd); shift 2 ;;
         --warm) DROP_CACHES=no; shift ;;
         --peers) PEERS=$2; shift 2 ;;
+        --s3) S3=yes; shift ;;
         -h|--help) usage ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
     esac
@@ -40,9 +44,14 @@ PASS=$FW/password
 # <tool>_cmd STEP [ARG] which sets the array CMD to the command to measure.
 # Edit here if a CLI changes.
 
+s3_env() {
+    export AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
+}
+
 lifeboat_env() {
     export LIFEBOAT_REPOSITORY=$FW/repos/lifeboat LIFEBOAT_PASSWORD_FILE=$PASS
     export XDG_CACHE_HOME=$FW/cache/lifeboat
+    if [[ $S3 == yes ]]; then s3_env; export LIFEBOAT_REPOSITORY=s3://bench/lifeboat; fi
 }
 lifeboat_cmd() {
     case $1 in
@@ -56,6 +65,7 @@ lifeboat_cmd() {
 restic_env() {
     export RESTIC_REPOSITORY=$FW/repos/restic RESTIC_PASSWORD_FILE=$PASS
     export RESTIC_CACHE_DIR=$FW/cache/restic
+    if [[ $S3 == yes ]]; then s3_env; export RESTIC_REPOSITORY=s3:$AWS_ENDPOINT_URL/bench/restic; fi
 }
 restic_cmd() {
     case $1 in
@@ -101,7 +111,34 @@ run_step() {
     ( "${tool}_env"; "${tool}_cmd" "$@"; measure "$name" "${CMD[@]}" ) || rc=$?
     parse_time "$name" "$rc"   # the subshell's M_* are gone; re-read them
     # a tool that "succeeds" without a repository (e.g. a stub CLI) did not succeed
-    if [[ $M_STATUS == ok && ! -d $FW/repos/$tool ]]; then M_STATUS="FAILED (no repository)"; fi
+    if [[ $M_STATUS == ok && -z $(repo_size "$tool") ]]; then M_STATUS="FAILED (no repository)"; fi
+}
+
+# repo_size TOOL -- bytes of its repository (on disk, or its prefix in the S3 bucket); empty if none
+repo_size() {
+    if [[ $S3 != yes ]]; then size_of "$FW/repos/$1"; return; fi
+    python3 - "$S3_PORT" "$1" <<'PY'
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", aws_access_key_id="bench",
+                  aws_secret_access_key="bench-secret", region_name="us-east-1")
+total, n = 0, 0
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench", Prefix=sys.argv[2] + "/"):
+    for o in page.get("Contents", []):
+        total += o["Size"]; n += 1
+print(total if n else "")
+PY
+}
+
+# start_s3 -- a moto_server on a free port with the bucket "bench"; stopped on exit
+start_s3() {
+    command -v moto_server >/dev/null || pip install -q 'moto[server]' >/dev/null
+    S3_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    moto_server -H 127.0.0.1 -p "$S3_PORT" >"$RUN_DIR/moto.log" 2>&1 &
+    S3_PID=$!
+    trap 'kill $S3_PID 2>/dev/null' EXIT
+    for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/moto-api/" && break; sleep 0.1; done
+    curl -s -X PUT "http://127.0.0.1:$S3_PORT/bench" >/dev/null || die "moto_server did not start"
+    log "S3: moto_server on port $S3_PORT (pid $S3_PID)"
 }
 
 cache_note() {
@@ -148,19 +185,19 @@ step_init() {
     local tool=$1
     if [[ $tool == lifeboat && ! -x $LIFEBOAT ]]; then fail_row lifeboat init "binary missing: $LIFEBOAT"; return; fi
     run_step "$tool" init init
-    emit "$tool" init "$(size_of "$FW/repos/$tool")" ""
+    emit "$tool" init "$(repo_size "$tool")" ""
 }
 
 step_backup() {  # step_backup TOOL N STEPNAME
     local tool=$1 n=$2 step=$3
     run_step "$tool" "$step" backup "$n"
-    emit "$tool" "$step" "$(size_of "$FW/repos/$tool")" "$(cache_note "$tool")"
+    emit "$tool" "$step" "$(repo_size "$tool")" "$(cache_note "$tool")"
 }
 
 step_verify() {
     local tool=$1
     run_step "$tool" "verify --read-data" verify
-    emit "$tool" "verify --read-data" "$(size_of "$FW/repos/$tool")" ""
+    emit "$tool" "verify --read-data" "$(repo_size "$tool")" ""
 }
 
 step_restore() {
@@ -179,13 +216,16 @@ step_restore() {
     else
         note=""
     fi
-    emit "$tool" restore "$(size_of "$FW/repos/$tool")" "$note"
+    emit "$tool" restore "$(repo_size "$tool")" "$note"
     rm -rf "$out"
 }
 
 choose_tools() {
     TOOLS=(lifeboat restic)
-    if [[ -n $PEERS ]]; then
+    if [[ $S3 == yes ]]; then
+        ensure_cmd restic restic
+        return
+    elif [[ -n $PEERS ]]; then
         IFS=, read -r -a extra <<<"$PEERS"
         TOOLS=(lifeboat "${extra[@]}")
     else
@@ -208,6 +248,7 @@ main() {
     choose_tools
     setup_cache_mode
     new_run files
+    [[ $S3 == yes ]] && start_s3
     prepare_data
     rm -rf "$FW/repos" "$FW/cache" "$FW/restore"
     mkdir -p "$FW/repos" "$FW/cache"
@@ -215,6 +256,7 @@ main() {
     [[ $DROP_CACHES == no ]] && { log "pre-reading data (warm cache)"; tar cf - -C "$DATA" . >/dev/null; }
 
     meta "command" "$CMDLINE"
+    [[ $S3 == yes ]] && meta "storage" "both repositories on one local S3 server (moto_server $(pip show moto 2>/dev/null | awk '/^Version/ {print $2}'), in memory, loopback)"
     machine_facts
     local origin="gen_files.py --size-gb $SIZE_GB --seed $SEED"
     [[ -n $CORPUS ]] && origin="copy of $CORPUS"
@@ -238,7 +280,8 @@ main() {
     for t in "${TOOLS[@]}"; do step_verify "$t"; done
     meta "load" "$(uptime | sed 's/.*load average/load average/') at end"
 
-    render_report files "$RESULTS_DIR/files-$RUN_STAMP.md"
+    local suffix=""; [[ $S3 == yes ]] && suffix=-s3
+    render_report files "$RESULTS_DIR/files$suffix-$RUN_STAMP.md"
 }
 
 main
