@@ -430,3 +430,39 @@ fn migrations_check_passes_when_the_migrations_build_the_live_schema_and_reports
         assert!(r.stdout.contains(needle), "{needle}: {}", r.stdout);
     }
 }
+
+#[test]
+#[ignore = "known defect, not fixed yet: --clean into a Supabase-like target skips the user's existing \
+            triggers on auth.users (so DROP FUNCTION of their function fails) and loads auth/storage rows \
+            on top of the existing ones (duplicate keys): pg_restore reports 9 errors, exit 16"]
+fn a_supabase_snapshot_restores_over_its_own_project_with_clean() {
+    // Disaster recovery in place: users deleted and added, rows changed after
+    // the snapshot; `restore --clean` into the same project must bring back
+    // exactly the snapshot's rows, auth and storage included.
+    let src = supabase_project();
+    let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
+    ws.backup(&[]);
+    let want = project_sums(&src, "proj");
+    src.run_sql_in(
+        "proj",
+        "DELETE FROM auth.users WHERE id = 'a0000000-0000-4000-8000-000000000002'; \
+         INSERT INTO auth.users (id, email, raw_user_meta_data) \
+           VALUES ('a0000000-0000-4000-8000-000000000009', 'late@example.com', '{\"full_name\": \"Late\"}'); \
+         UPDATE public.tasks SET title = 'changed'; \
+         DELETE FROM storage.objects;",
+    )
+    .unwrap();
+    let r = ws.restore("latest", &url(&src, "proj"), &["--clean"]);
+    r.ok();
+    assert_same_sums(
+        &want,
+        &project_sums(&src, "proj"),
+        "restore --clean over the project",
+    );
+    assert_eq!(
+        value(&src, "proj", "SELECT count(*) FROM public.profiles"),
+        "3"
+    );
+    assert_eq!(triggers(&src, "proj").len(), 1);
+    assert_eq!(policies(&src, "proj").len(), 7);
+}

@@ -238,6 +238,32 @@ fn sslmodes_follow_libpq_and_certificate_errors_name_the_fix() {
     c.stop().unwrap();
 }
 
+#[test]
+fn sslrootcert_system_verifies_against_the_system_cas_and_never_falls_back() {
+    let certs = tempfile::tempdir().unwrap();
+    make_ca(certs.path(), "ca");
+    make_server_cert(certs.path(), "ca");
+    let c = tls_cluster(certs.path());
+    // The test CA is not one the system trusts: libpq (16+) makes
+    // sslrootcert=system verify-full, so the connection must fail, not go on
+    // unauthenticated (or in plaintext) as sslmode=prefer would.
+    for query in [
+        "sslrootcert=system",
+        "sslrootcert=system&sslmode=verify-full",
+    ] {
+        let e = encrypted(&c, &tcp(&c, "localhost", query)).unwrap_err();
+        assert!(matches!(e, PgError::Tls { .. }), "{query}: {e:?}");
+    }
+    let e = encrypted(
+        &c,
+        &tcp(&c, "localhost", "sslrootcert=system&sslmode=require"),
+    )
+    .unwrap_err();
+    assert!(matches!(e, PgError::InvalidUrl { .. }), "{e:?}");
+    assert!(e.to_string().contains("verify-full"), "{e}");
+    c.stop().unwrap();
+}
+
 /// Writes `text` as a password file with `mode`.
 fn passfile(dir: &Path, text: &str, mode: u32) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;

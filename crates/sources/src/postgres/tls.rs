@@ -9,6 +9,12 @@
 //!   `~/.postgresql/root.crt`), then like `verify-ca` (as libpq does).
 //! - `verify-ca`: the chain must lead to a CA in the root certificate file.
 //! - `verify-full`: also the host name must be one the certificate names.
+//! - `sslrootcert=system`: the system's trusted CAs; as with libpq 16+, the
+//!   default sslmode becomes `verify-full` and a weaker one is refused.
+//!
+//! Settings libpq enforces and this client cannot (`requirepeer`, `sslcrl`,
+//! `sslcrldir`, `require_auth`, `channel_binding=require`, `gssencmode=require`) are
+//! refused rather than ignored.
 //!
 //! A client certificate (`sslcert`/`sslkey`, `PGSSLCERT`/`PGSSLKEY`, default
 //! `~/.postgresql/postgresql.crt` and `.key`) is presented when its file exists.
@@ -50,13 +56,28 @@ pub fn connect(target: &PgTarget, mut config: postgres::Config) -> Result<postgr
         c.connect(postgres::NoTls)
             .map_err(|e| classify_client_error(target, &e))
     };
+    refuse_unsupported(target)?;
+    // libpq 16+: `sslrootcert=system` makes verify-full the default and
+    // refuses any weaker mode (a system CA proves nothing without the name).
+    let system = system_roots(target);
+    let mode = target
+        .param("sslmode")
+        .unwrap_or(if system { "verify-full" } else { "prefer" });
+    if system && mode != "verify-full" {
+        return Err(PgError::InvalidUrl {
+            reason: format!(
+                "sslmode={mode} may not be used with sslrootcert=system (as with libpq): \
+                 use sslmode=verify-full, or give the path of a CA file in sslrootcert"
+            ),
+        });
+    }
     if target.is_socket() {
         return plain(config);
     }
     let root = root_cert_path(target);
     let have_root = root.as_deref().is_some_and(Path::exists);
     let relaxed = if have_root { Check::Chain } else { Check::None };
-    match target.param("sslmode").unwrap_or("prefer") {
+    match mode {
         "disable" => plain(config),
         "allow" => plain(config.clone()).or_else(|_| encrypted(target, config, relaxed, true)),
         "prefer" => {
@@ -90,6 +111,53 @@ fn encrypted(
     config
         .connect(tls)
         .map_err(|e| classify_client_error(target, &e))
+}
+
+/// Connection settings libpq enforces that this client cannot: refused, so a
+/// URL that asks for them never connects without them.
+fn refuse_unsupported(target: &PgTarget) -> Result<()> {
+    let refuse = |what: &str, fix: &str| {
+        Err(PgError::InvalidUrl {
+            reason: format!("{what} is not supported by lifeboat's PostgreSQL client: {fix}"),
+        })
+    };
+    let set = |name: &str| target.param(name).is_some_and(|v| !v.is_empty());
+    if set("requirepeer") {
+        return refuse(
+            "requirepeer (checking the user running the server behind the socket)",
+            "remove it from the URL and keep the socket directory writable by the server's user only",
+        );
+    }
+    if set("sslcrl") || set("sslcrldir") {
+        return refuse(
+            "sslcrl/sslcrldir (certificate revocation lists)",
+            "remove it from the URL and take the revoked certificate out of service on the server",
+        );
+    }
+    if set("require_auth") {
+        return refuse(
+            "require_auth",
+            "remove it from the URL, and limit the authentication methods in the server's pg_hba.conf",
+        );
+    }
+    if target.param("channel_binding") == Some("require") {
+        return refuse(
+            "channel_binding=require",
+            "use sslmode=verify-full (with sslrootcert) to authenticate the server instead",
+        );
+    }
+    if target.param("gssencmode") == Some("require") {
+        return refuse(
+            "gssencmode=require (GSSAPI encryption)",
+            "use sslmode=verify-full",
+        );
+    }
+    Ok(())
+}
+
+/// Whether the root certificates are the system's (`sslrootcert=system`).
+fn system_roots(target: &PgTarget) -> bool {
+    setting(target, "sslrootcert", "PGSSLROOTCERT").as_deref() == Some("system")
 }
 
 /// A libpq setting: the URL parameter, else its environment variable.
@@ -158,11 +226,25 @@ fn load_roots(target: &PgTarget) -> Result<Arc<RootCertStore>> {
             "certificate verification needs a root certificate: set sslrootcert=<CA file> in the URL".into(),
         ));
     };
-    if setting(target, "sslrootcert", "PGSSLROOTCERT").as_deref() == Some("system") {
-        return Err(tls_error(
-            target,
-            "sslrootcert=system is not supported: give the path of a CA file".into(),
-        ));
+    if system_roots(target) {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = RootCertStore::empty();
+        let (added, _) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let why: Vec<String> = found.errors.iter().map(|e| e.to_string()).collect();
+            return Err(tls_error(
+                target,
+                format!(
+                    "sslrootcert=system: no CA certificate found in the system's trust store{}: \
+                     install the CA certificates (ca-certificates), or give the path of a CA file",
+                    match why.is_empty() {
+                        true => String::new(),
+                        false => format!(" ({})", why.join("; ")),
+                    }
+                ),
+            ));
+        }
+        return Ok(Arc::new(roots));
     }
     let shown = path.display().to_string();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
@@ -387,5 +469,63 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for RustlsStream<S> {
     fn channel_binding(&self) -> ChannelBinding {
         ChannelBinding::none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(url: &str) -> PgError {
+        let t = PgTarget::parse(url).unwrap();
+        let config = t.client_config().unwrap();
+        connect(&t, config).err().expect("no connection")
+    }
+
+    #[test]
+    fn settings_the_client_cannot_enforce_are_refused_not_ignored() {
+        for (url, named) in [
+            (
+                "postgres://u@/db?host=/nonexistent-sock&requirepeer=postgres",
+                "requirepeer",
+            ),
+            (
+                "postgres://u@127.0.0.1:1/db?sslmode=verify-full&sslcrl=/etc/crl.pem",
+                "sslcrl",
+            ),
+            (
+                "postgres://u@127.0.0.1:1/db?require_auth=scram-sha-256",
+                "require_auth",
+            ),
+            (
+                "postgres://u@127.0.0.1:1/db?channel_binding=require",
+                "channel_binding=require",
+            ),
+            (
+                "postgres://u@127.0.0.1:1/db?gssencmode=require",
+                "gssencmode=require",
+            ),
+        ] {
+            let e = attempt(url);
+            assert!(matches!(e, PgError::InvalidUrl { .. }), "{url}: {e:?}");
+            assert!(e.to_string().contains(named), "{url}: {e}");
+        }
+        // What the client does honour, or what costs nothing, still connects
+        // (here: fails to reach the closed port).
+        let e = attempt("postgres://u@127.0.0.1:1/db?channel_binding=prefer&gssencmode=prefer");
+        assert!(matches!(e, PgError::Unreachable { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn sslrootcert_system_means_verify_full_and_refuses_weaker_modes() {
+        for mode in ["disable", "allow", "prefer", "require", "verify-ca"] {
+            let e = attempt(&format!(
+                "postgres://u@127.0.0.1:1/db?sslrootcert=system&sslmode={mode}"
+            ));
+            assert!(matches!(e, PgError::InvalidUrl { .. }), "{mode}: {e:?}");
+            assert!(e.to_string().contains("verify-full"), "{mode}: {e}");
+        }
+        let e = attempt("postgres://u@127.0.0.1:1/db?sslrootcert=system");
+        assert!(matches!(e, PgError::Unreachable { .. }), "{e:?}");
     }
 }
