@@ -190,7 +190,7 @@ pub struct BackupArgs {
     /// A source name from the config, or paths to back up.
     #[arg(required = true)]
     pub targets: Vec<String>,
-    /// Backup kind for database sources (logical; physical comes later).
+    /// Backup kind for database sources: logical (default) or physical (needs `pgdata`).
     #[arg(long)]
     pub kind: Option<String>,
     /// Snapshot time instead of now (RFC 3339, e.g. 2026-01-31T02:00:00Z).
@@ -282,6 +282,10 @@ pub struct RestoreArgs {
     /// readable one (with a warning) instead of failing.
     #[arg(long)]
     pub skip_damaged: bool,
+    /// Physical snapshots: restore the tablespace at OLD into NEW
+    /// (`OLD=NEW`, repeatable).
+    #[arg(long = "tablespace-map", value_name = "OLD=NEW")]
+    pub tablespace_map: Vec<String>,
 }
 
 #[derive(Args, Debug)]

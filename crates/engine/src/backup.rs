@@ -107,6 +107,10 @@ pub async fn run(ctx: &Ctx, req: BackupRequest, progress: Arc<Progress>) -> Resu
             })
             .await
         }
+        SourceKind::Postgres if req.kind.as_deref() == Some("physical") => {
+            let pg = physical_from_config(ctx, &src, &req)?;
+            locked(ctx, progress, |r, p| postgres::backup_physical(r, pg, p)).await
+        }
         SourceKind::Postgres => {
             let pg = postgres_from_config(ctx, &src, &req)?;
             let notes = pg.dump.profile.opt_out_notes();
@@ -219,14 +223,9 @@ fn postgres_from_config(
 ) -> Result<postgres::PgLogicalBackup> {
     match req.kind.as_deref() {
         None | Some("logical") => {}
-        Some("physical") => {
-            return Err(EngineError::Other(
-                "physical backups are not supported by this build yet; use --kind logical".into(),
-            ))
-        }
         Some(other) => {
-            return Err(EngineError::Other(format!(
-                "--kind {other}: expected logical"
+            return Err(EngineError::Config(format!(
+                "--kind {other}: expected logical or physical"
             )))
         }
     }
@@ -242,6 +241,29 @@ fn postgres_from_config(
             .lock_wait_timeout
             .map(std::time::Duration::from_secs)
             .unwrap_or(postgres::DEFAULT_LOCK_WAIT_TIMEOUT),
+        time: req.time.clone(),
+        tags: req.tags.clone(),
+    })
+}
+
+/// A physical backup of a `postgres` source with `pgdata`.
+fn physical_from_config(
+    ctx: &Ctx,
+    src: &SourceConfig,
+    req: &BackupRequest,
+) -> Result<postgres::PgPhysicalBackup> {
+    let cfg = ctx.config.as_ref().expect("config present");
+    let pgdata = src.pgdata.as_deref().ok_or_else(|| {
+        EngineError::Config(format!(
+            "source {:?} has no `pgdata`: a physical backup reads the data directory, so set pgdata = \"/var/lib/postgresql/15/main\" (the server's data_directory) in the source",
+            src.name
+        ))
+    })?;
+    Ok(postgres::PgPhysicalBackup {
+        source: src.name.clone(),
+        target: pg_source_target(src)?,
+        pgdata: cfg.path(pgdata),
+        bin_dir: ctx.source_bin_dir(&src.name),
         time: req.time.clone(),
         tags: req.tags.clone(),
     })

@@ -5,7 +5,7 @@
 //! kind is defined here and nowhere else.
 
 use crate::error::{EngineError, Result};
-use crate::postgres::LogicalMeta;
+use crate::postgres::{LogicalMeta, PhysicalMeta};
 use lifeboat_repo::{Snapshot, SnapshotKind};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -55,6 +55,8 @@ pub enum SnapshotMeta {
     PostgresLogical(Box<LogicalMeta>),
     /// A command snapshot.
     Command(CommandMeta),
+    /// A PostgreSQL physical snapshot.
+    PostgresPhysical(Box<PhysicalMeta>),
 }
 
 impl SnapshotMeta {
@@ -64,6 +66,9 @@ impl SnapshotMeta {
             SnapshotKind::Files => SnapshotMeta::Files(parse(snap)?),
             SnapshotKind::PostgresLogical => SnapshotMeta::PostgresLogical(Box::new(parse(snap)?)),
             SnapshotKind::Command => SnapshotMeta::Command(parse(snap)?),
+            SnapshotKind::PostgresPhysical => {
+                SnapshotMeta::PostgresPhysical(Box::new(parse(snap)?))
+            }
         })
     }
 }

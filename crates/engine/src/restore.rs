@@ -11,7 +11,10 @@ use crate::backup::PgSelection;
 use crate::config::resolve_secret;
 use crate::ctx::Ctx;
 use crate::error::{EngineError, Result};
-use crate::postgres::{restore_logical, PgLogicalRestore, PgRestoreOutcome};
+use crate::postgres::{
+    parse_tablespace_map, restore_logical, restore_physical, PgLogicalRestore, PgPhysicalRestore,
+    PgRestoreOutcome, PhysicalMeta, KIND_PHYSICAL,
+};
 use crate::progress::Progress;
 use crate::restore_files::{self, RestoreSummary};
 use lifeboat_repo::{Id, Repository, Snapshot};
@@ -46,6 +49,8 @@ pub struct RestoreRequest {
     pub roles: bool,
     /// With `latest`: use the newest readable snapshot when some cannot be read.
     pub skip_damaged: bool,
+    /// Physical restores: tablespace moves, `OLD=NEW`.
+    pub tablespace_map: Vec<String>,
 }
 
 /// Whether `to` names a PostgreSQL target rather than a directory.
@@ -55,6 +60,7 @@ pub fn is_postgres_target(to: &str) -> bool {
 
 enum Target {
     Files(restore_files::RestorePlan),
+    Physical(PgPhysicalRestore),
     Postgres(Box<PgLogicalRestore>),
 }
 
@@ -79,7 +85,9 @@ pub async fn plan(ctx: &Ctx, req: RestoreRequest) -> Result<RestorePlan> {
     let ((id, snapshot), skipped) = repo
         .find_snapshot_with(&req.snapshot, req.source.as_deref(), req.skip_damaged)
         .await?;
-    let target = if is_postgres_target(&req.to) {
+    let target = if snapshot.kind == KIND_PHYSICAL {
+        Target::Physical(physical_request(&snapshot, &req)?)
+    } else if is_postgres_target(&req.to) {
         Target::Postgres(Box::new(postgres_request(ctx, &snapshot, &req)?))
     } else {
         let to = PathBuf::from(&req.to);
@@ -94,6 +102,28 @@ pub async fn plan(ctx: &Ctx, req: RestoreRequest) -> Result<RestorePlan> {
         repo,
         target,
     })
+}
+
+fn physical_request(snap: &Snapshot, req: &RestoreRequest) -> Result<PgPhysicalRestore> {
+    if is_postgres_target(&req.to) {
+        return Err(EngineError::Config(
+            "a physical snapshot restores into a directory (a new data directory): pass --to DIR"
+                .into(),
+        ));
+    }
+    if req.dry_run || req.force || !req.paths.is_empty() {
+        return Err(EngineError::Config(
+            "--dry-run, --force and --path do not apply to a physical snapshot: it restores whole into an empty directory".into(),
+        ));
+    }
+    let to =
+        std::path::absolute(&req.to).map_err(EngineError::io(format!("resolving {}", req.to)))?;
+    let r = PgPhysicalRestore {
+        to,
+        tablespace_map: parse_tablespace_map(&req.tablespace_map)?,
+    };
+    r.check(&PhysicalMeta::of(snap)?)?;
+    Ok(r)
 }
 
 fn postgres_request(ctx: &Ctx, snap: &Snapshot, req: &RestoreRequest) -> Result<PgLogicalRestore> {
@@ -160,7 +190,7 @@ impl RestorePlan {
                 plan,
                 repo: &self.repo,
             }),
-            Target::Postgres(_) => None,
+            Target::Postgres(_) | Target::Physical(_) => None,
         }
     }
 
@@ -174,7 +204,7 @@ impl RestorePlan {
     pub fn postgres_target(&self) -> Option<&PgTarget> {
         match &self.target {
             Target::Postgres(r) => Some(&r.target),
-            Target::Files(_) => None,
+            Target::Files(_) | Target::Physical(_) => None,
         }
     }
 }
@@ -225,6 +255,20 @@ pub async fn execute(plan: RestorePlan, progress: Arc<Progress>) -> Result<Resto
             Ok(RestoreReport::Files {
                 snapshot: plan.id,
                 target,
+                summary,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+        Target::Physical(req) => {
+            progress.total_bytes.store(
+                plan.snapshot.stats.bytes,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            let summary =
+                restore_physical(&plan.repo, &plan.id, &plan.snapshot, &req, progress).await?;
+            Ok(RestoreReport::Files {
+                snapshot: plan.id,
+                target: req.to,
                 summary,
                 seconds: started.elapsed().as_secs_f64(),
             })

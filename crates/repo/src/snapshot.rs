@@ -85,14 +85,19 @@ pub enum SnapshotKind {
     /// command meta); restored as files.
     #[serde(rename = "command")]
     Command,
+    /// A PostgreSQL physical base backup: the data directory's tree, with
+    /// the WAL from start to stop (`meta`: physical meta).
+    #[serde(rename = "postgres-physical")]
+    PostgresPhysical,
 }
 
 impl SnapshotKind {
     /// Every kind this build reads.
-    pub const ALL: [SnapshotKind; 3] = [
+    pub const ALL: [SnapshotKind; 4] = [
         SnapshotKind::Files,
         SnapshotKind::PostgresLogical,
         SnapshotKind::Command,
+        SnapshotKind::PostgresPhysical,
     ];
 
     /// The stored name.
@@ -101,6 +106,7 @@ impl SnapshotKind {
             SnapshotKind::Files => "files",
             SnapshotKind::PostgresLogical => "postgres-logical",
             SnapshotKind::Command => "command",
+            SnapshotKind::PostgresPhysical => "postgres-physical",
         }
     }
 
@@ -117,7 +123,7 @@ impl std::fmt::Display for SnapshotKind {
 }
 
 /// Snapshot kinds this build reads, by name.
-pub const KNOWN_KINDS: &[&str] = &["files", "postgres-logical", "command"];
+pub const KNOWN_KINDS: &[&str] = &["files", "postgres-logical", "command", "postgres-physical"];
 
 /// The fields read before a snapshot is used.
 #[derive(Deserialize)]

@@ -20,6 +20,7 @@ fn request(a: RestoreArgs) -> RestoreRequest {
         jobs: a.jobs,
         roles: a.roles,
         skip_damaged: a.skip_damaged,
+        tablespace_map: a.tablespace_map,
     }
 }
 

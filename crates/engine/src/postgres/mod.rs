@@ -1,4 +1,6 @@
-//! PostgreSQL use-cases: logical backup, restore, export, and test restores.
+//! PostgreSQL use-cases: logical backup, restore, export, and test restores;
+//! physical base backups and their restore ([`backup_physical`],
+//! [`restore_physical`]).
 //!
 //! A logical snapshot's root tree holds `database.dump` (a genuine
 //! `pg_dump -Fc -Z0` archive, compressed by the repository instead) and,
@@ -9,12 +11,21 @@
 
 mod backup;
 mod export;
+mod physical;
+mod physical_restore;
 mod restore;
 mod restore_fast;
 mod restore_test;
 
 pub use backup::{backup_logical, PgLogicalBackup, DEFAULT_LOCK_WAIT_TIMEOUT};
 pub use export::{export_dump, ExportFormat};
+pub use physical::{
+    backup_physical, label_timeline, ChecksumFailure, PgPhysicalBackup, PhysicalMeta,
+    TablespaceRecord, KIND_PHYSICAL, TABLESPACES_DIR,
+};
+pub use physical_restore::{
+    parse_tablespace_map, require_empty, restore_physical, PgPhysicalRestore,
+};
 pub use restore::{restore_logical, PgLogicalRestore, PgRestoreOutcome};
 pub use restore_test::{restore_test, verifications, verifications_checked, RESTORE_ROLE};
 

@@ -26,6 +26,8 @@
 //! - [`platform`]: what a platform-profile (Supabase) dump presupposes, and
 //!   preparing plain PostgreSQL for it.
 //! - [`schema_diff`]: a schema as objects and the drift between two (`migrations check`).
+//! - [`physical`]: data directory facts for physical backups (exclusions,
+//!   relation files, page checksums, LSNs and WAL file names).
 //! - [`compare`]: normalised schema dumps and table checksums to prove a restore.
 //! - [`error::PgError`]: the error type of all of the above.
 
@@ -40,6 +42,7 @@ pub mod dump;
 pub mod error;
 pub mod ident;
 pub mod pgpass;
+pub mod physical;
 pub mod platform;
 pub mod psql;
 pub mod restore_cmd;
