@@ -66,6 +66,51 @@ pub enum Command {
     /// Check a project's SQL migrations against its live database.
     #[command(subcommand)]
     Migrations(MigrationsCommand),
+    /// Archive and fetch PostgreSQL WAL (archive_command / restore_command).
+    #[command(subcommand)]
+    Wal(WalCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WalCommand {
+    /// Archive one WAL file: `archive_command = 'lifeboat --config C wal push %p'`.
+    /// Exits 0 only once the file is durable in the repository.
+    Push(WalPushArgs),
+    /// Fetch one archived WAL file: `restore_command = 'lifeboat --config C wal fetch %f %p'`.
+    /// Exits 18 when the file is not archived; never leaves a partial file.
+    Fetch(WalFetchArgs),
+    /// List a cluster's archived WAL: per timeline, the ranges and gaps.
+    List(WalClusterArgs),
+}
+
+/// Which cluster's WAL (default: the data directory around the path, or
+/// the working directory, where PostgreSQL runs archive and restore commands).
+#[derive(Args, Debug, Clone)]
+pub struct WalClusterArgs {
+    /// The cluster's data directory (its global/pg_control names the cluster).
+    #[arg(long, value_name = "DIR")]
+    pub pgdata: Option<PathBuf>,
+    /// The cluster's system identifier (as pg_controldata prints it).
+    #[arg(long, value_name = "N", conflicts_with = "pgdata")]
+    pub system_id: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct WalPushArgs {
+    /// The WAL file (PostgreSQL's %p).
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub cluster: WalClusterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct WalFetchArgs {
+    /// The WAL file name (PostgreSQL's %f).
+    pub name: String,
+    /// Where to write it (PostgreSQL's %p).
+    pub dest: PathBuf,
+    #[command(flatten)]
+    pub cluster: WalClusterArgs,
 }
 
 #[derive(Subcommand, Debug)]

@@ -29,6 +29,8 @@ pub const NO_SPACE: u8 = 17;
 pub const NOT_FOUND: u8 = 18;
 /// `migrations check` found drift between the migrations and the database.
 pub const DRIFT: u8 = 19;
+/// `wal push`: a different WAL file is already archived under that name.
+pub const CONFLICT: u8 = 20;
 
 /// The exit code for an error code.
 pub fn code_for(code: &str) -> u8 {
@@ -42,6 +44,7 @@ pub fn code_for(code: &str) -> u8 {
         "source" | "source_io" => SOURCE,
         "no_space" => NO_SPACE,
         "not_found" => NOT_FOUND,
+        "conflict" => CONFLICT,
         _ => ERROR,
     }
 }

@@ -7,7 +7,8 @@
 //! - [`verify::verify`], [`verify::restore_test`]: checks;
 //! - [`keys`]: init and key management;
 //! - [`listing::snapshots`], [`listing::ls`]: listings;
-//! - [`dump::export`]: a logical snapshot as a stock dump file.
+//! - [`dump::export`]: a logical snapshot as a stock dump file;
+//! - [`wal::push`], [`wal::fetch`], [`wal::list`]: WAL archiving.
 //!
 //! Building blocks: [`open`] (find, create and unlock the repository),
 //! [`config`] (`lifeboat.toml`, `env:`/`file:` secrets), [`backup_files`]
@@ -42,6 +43,7 @@ pub mod restore_files;
 pub mod retention;
 pub mod store;
 pub mod verify;
+pub mod wal;
 
 pub use ctx::{Ctx, RepoOptions};
 pub use error::{EngineError, Result};

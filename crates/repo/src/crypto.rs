@@ -91,10 +91,12 @@ pub struct Keys {
     /// Seed of the content-defined chunker's gear table.
     pub chunker_seed: [u8; 32],
     mac_key: [u8; 32],
+    wal_key: [u8; 32],
 }
 
 impl Drop for Keys {
     fn drop(&mut self) {
+        self.wal_key.zeroize();
         self.id_key.zeroize();
         self.chunker_seed.zeroize();
         self.mac_key.zeroize();
@@ -115,12 +117,18 @@ impl Keys {
             cipher,
             chunker_seed: sub(CHUNKER_CONTEXT),
             mac_key: sub(CONFIG_MAC_CONTEXT),
+            wal_key: sub(WAL_HASH_CONTEXT),
         }
     }
 
     /// The id of a blob: keyed BLAKE3 of its plaintext.
     pub fn blob_id(&self, plaintext: &[u8]) -> Id {
         Id(*blake3::keyed_hash(&self.id_key, plaintext).as_bytes())
+    }
+
+    /// The hash of a WAL segment's plaintext (FORMAT.md §14).
+    pub fn wal_hash(&self, plaintext: &[u8]) -> [u8; 32] {
+        *blake3::keyed_hash(&self.wal_key, plaintext).as_bytes()
     }
 
     /// MAC of a byte string (the repository config).
@@ -153,6 +161,9 @@ pub const SEAL_CONTEXT: &str = "lifeboat v1 seal";
 pub const CHUNKER_CONTEXT: &str = "lifeboat v1 chunker";
 /// Context of the config MAC key.
 pub const CONFIG_MAC_CONTEXT: &str = "lifeboat v1 config mac";
+
+/// Context of the WAL hash key (FORMAT.md §14).
+pub const WAL_HASH_CONTEXT: &str = "lifeboat v1 wal hash";
 
 /// Seal with an explicit key (used for key files).
 pub(crate) fn seal_with(cipher: &XChaCha20Poly1305, ad: &[u8], plaintext: &[u8]) -> Vec<u8> {

@@ -51,6 +51,10 @@ pub enum Error {
     /// The caller's request is invalid (e.g. an ambiguous id prefix).
     #[error("{0}")]
     Invalid(String),
+    /// Two different objects claim one name (a WAL file archived twice
+    /// with different content): nothing was overwritten.
+    #[error("{0}")]
+    Conflict(String),
     /// A backup could not keep its lock fresh (see `lock`).
     #[error("backup lock lost: {0}")]
     LockLost(String),
@@ -72,6 +76,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Invalid(_) => "invalid",
             Error::LockLost(_) => "lock_lost",
+            Error::Conflict(_) => "conflict",
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - [`check()`]: structure and data verification;
 //! - [`layout`]: the storage key of every object;
 //! - [`verification`]: records of verifications (restore tests);
+//! - [`wal`]: archived PostgreSQL WAL files (one object each);
 //! - [`lock`]: lock objects with a heartbeat, held by backups (for prune).
 //!
 //! Depends only on `lifeboat-storage`.
@@ -33,6 +34,7 @@ pub mod snapshot;
 pub mod tombstone;
 pub mod tree;
 pub mod verification;
+pub mod wal;
 pub mod writer;
 
 pub use check::{check, CheckOptions, CheckReport};

@@ -11,6 +11,7 @@ mod prune;
 mod restore;
 mod snapshots;
 mod verify;
+mod wal;
 
 use crate::args::{Cli, Command, Global, PgSelection};
 use anyhow::Result;
@@ -67,5 +68,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Forget(a) => forget::run(&ctx, a).await,
         Command::Prune(a) => prune::run(&ctx, a).await,
         Command::Copy(a) => copy::run(&ctx, a).await,
+        Command::Wal(w) => wal::run(&ctx, w).await,
     }
 }
