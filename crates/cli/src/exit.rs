@@ -31,6 +31,8 @@ pub const NOT_FOUND: u8 = 18;
 pub const DRIFT: u8 = 19;
 /// `wal push`: a different WAL file is already archived under that name.
 pub const CONFLICT: u8 = 20;
+/// Another prune is running (only one runs at a time; retry later).
+pub const BUSY: u8 = 21;
 
 /// The exit code for an error code.
 pub fn code_for(code: &str) -> u8 {
@@ -45,6 +47,7 @@ pub fn code_for(code: &str) -> u8 {
         "no_space" => NO_SPACE,
         "not_found" => NOT_FOUND,
         "conflict" => CONFLICT,
+        "busy" => BUSY,
         _ => ERROR,
     }
 }

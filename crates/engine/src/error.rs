@@ -42,6 +42,10 @@ pub enum EngineError {
     /// build does not support, nothing to act on, ...
     #[error("{0}")]
     Other(String),
+    /// Another process holds a lock this command needs exclusively (a
+    /// second prune while one runs): exit 21.
+    #[error("{0}")]
+    Busy(String),
     /// I/O outside the repository.
     #[error("{context}: {source}")]
     Io {
@@ -67,6 +71,7 @@ impl EngineError {
             EngineError::Command(e) => command_code(e),
             EngineError::Source(_) => "source",
             EngineError::Other(_) => "error",
+            EngineError::Busy(_) => "busy",
             EngineError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
                 "no_space"
             }

@@ -252,7 +252,17 @@ pub async fn after_backup(ctx: &Ctx, source: &str) -> Result<AfterBackup> {
     )
     .await?;
     let prune = if forget.removed > 0 {
-        Some(crate::prune::run(ctx, crate::prune::PruneRequest::default()).await?)
+        Some(
+            crate::prune::run(
+                ctx,
+                crate::prune::PruneRequest {
+                    dry_run: false,
+                    // Concurrent `backup --forget` jobs take turns.
+                    if_busy: crate::prune::IfBusy::Wait,
+                },
+            )
+            .await?,
+        )
     } else {
         None
     };

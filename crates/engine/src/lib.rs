@@ -38,6 +38,7 @@ pub mod open;
 pub mod postgres;
 pub mod progress;
 pub mod prune;
+pub mod prune_lock;
 pub mod restore;
 pub mod restore_files;
 pub mod retention;

@@ -16,12 +16,16 @@
 //!
 //! A crash anywhere leaves a readable repository; the next prune finishes
 //! the job (packs of an old tombstone that are no longer indexed are
-//! deleted at once). Packs that are only partly garbage are kept whole
+//! deleted at once). Only one prune runs at a time (`crate::prune_lock`).
+//! Packs that are only partly garbage are kept whole
 //! (repacking them is not built yet).
 
 use crate::ctx::Ctx;
 use crate::error::{EngineError, Result};
+use crate::prune_lock;
+pub use crate::prune_lock::IfBusy;
 use lifeboat_repo::index::{decode_index_file, encode_index_file};
+use lifeboat_repo::lock::BackupLock;
 use lifeboat_repo::tombstone::{self, Tombstone, TOMBSTONE_VERSION};
 use lifeboat_repo::{layout, lock, Error as RepoError, Id, Repository};
 use serde::Serialize;
@@ -45,6 +49,8 @@ pub const TEST_GRACE_ENV: &str = "LIFEBOAT_TEST_PRUNE_GRACE_SECS";
 pub struct PruneRequest {
     /// Report what would be freed, change nothing.
     pub dry_run: bool,
+    /// When another prune runs: fail (`prune`) or wait (`backup --forget`).
+    pub if_busy: IfBusy,
 }
 
 /// What prune did (or would do).
@@ -79,34 +85,49 @@ pub struct PruneReport {
     pub locks_waited: usize,
 }
 
-/// Run prune ([`PruneRequest::dry_run`]: only report).
+/// Run prune ([`PruneRequest::dry_run`]: only report). A real prune holds
+/// the prune lock throughout ([`crate::prune_lock`]) and releases it at the
+/// end, also on failure.
 pub async fn run(ctx: &Ctx, req: PruneRequest) -> Result<PruneReport> {
     let repo = ctx.repo.open().await?;
-    if !req.dry_run {
-        repo.ensure_writable()?;
+    if req.dry_run {
+        return prune(&repo, None).await;
     }
+    repo.ensure_writable()?;
+    let lock = prune_lock::acquire(&repo, req.if_busy).await?;
+    let result = prune(&repo, Some(&lock)).await;
+    let released = lock.release().await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+/// The protocol's steps; `lock` is `None` for a dry run (nothing written).
+async fn prune(repo: &Arc<Repository>, lock: Option<&BackupLock>) -> Result<PruneReport> {
+    let repo = repo.clone();
     let mut report = PruneReport {
-        dry_run: req.dry_run,
+        dry_run: lock.is_none(),
         ..PruneReport::default()
     };
     let old_tombstones = tombstone::list(&repo).await?;
-    let (walked, mut referenced) = mark(&repo).await?;
+    let (mut walked, mut referenced) = mark(&repo).await?;
     report.snapshots = walked.len();
     let mut marked = garbage(&repo, &referenced, &mut report);
     let mut orphans = orphans(&repo, &old_tombstones, grace()).await?;
     report.orphan_packs = orphans.len();
     report.bytes_freed += orphans.iter().map(|(_, size)| size).sum::<u64>();
     report.referenced_blobs = referenced.len();
-    if req.dry_run {
+    let Some(lock) = lock else {
         return Ok(report);
-    }
+    };
     repo.add_ro_compatible_feature(tombstone::FEATURE).await?;
     let mut all: Vec<Id> = marked.iter().copied().collect();
     all.extend(orphans.iter().map(|(id, _)| *id));
     all.sort();
     let (mut stone, stone_key) = write_tombstone(&repo, all.clone()).await?;
+    test_pause("marked").await;
     report.locks_waited = wait_for_backups(&repo, &stone_key).await?;
-    report.unmarked = recheck(&repo, &walked, &mut referenced, &mut marked).await?;
+    report.unmarked = recheck(&repo, &mut walked, &mut referenced, &mut marked).await?;
     // An unindexed pack whose index file a backup wrote meanwhile stays.
     let indexed: HashSet<Id> = repo.index().packs().iter().map(|p| p.id).collect();
     let before = orphans.len();
@@ -123,6 +144,8 @@ pub async fn run(ctx: &Ctx, req: PruneRequest) -> Result<PruneReport> {
         report.bytes_freed =
             packs_bytes(&repo, &marked) + orphans.iter().map(|(_, s)| s).sum::<u64>();
     }
+    test_pause("rechecked").await;
+    lock.ensure_held()?;
     report.index_files_rewritten = rewrite_index(&repo, &marked).await?;
     delete_packs(&repo, marked.iter().chain(orphans.iter().map(|(id, _)| id))).await?;
     delete_object(&repo, layout::TOMBSTONES, &stone).await?;
@@ -134,7 +157,62 @@ pub async fn run(ctx: &Ctx, req: PruneRequest) -> Result<PruneReport> {
         .remove_stale_temp(lifeboat_storage::STALE_TEMP_AGE)
         .await
         .map_err(RepoError::from)?;
+    late_snapshots(&repo, &walked, &referenced).await?;
     Ok(report)
+}
+
+/// Test-only: at each named stage, when `<dir>/<stage>.pause` exists, prune
+/// writes `<dir>/<stage>.reached` and waits until the `.pause` file is gone
+/// (documented in docs/CLI.md; never set it in production).
+pub const TEST_PAUSE_ENV: &str = "LIFEBOAT_TEST_PRUNE_PAUSE";
+
+async fn test_pause(stage: &str) {
+    let Some(dir) = std::env::var_os(TEST_PAUSE_ENV).map(std::path::PathBuf::from) else {
+        return;
+    };
+    let pause = dir.join(format!("{stage}.pause"));
+    if !pause.exists() {
+        return;
+    }
+    let _ = std::fs::write(dir.join(format!("{stage}.reached")), b"");
+    while pause.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// §18 step 3's residual risk: snapshots listed after the packs were
+/// deleted that neither the mark nor the re-check walked. One that reaches
+/// a blob the index no longer holds (or a tree that cannot be read) was
+/// written by a backup whose lock went stale while its snapshot `put`
+/// hung; it is reported as damaged (exit 12) instead of staying silent.
+async fn late_snapshots(
+    repo: &Arc<Repository>,
+    walked: &HashSet<Id>,
+    referenced: &HashSet<Id>,
+) -> Result<()> {
+    repo.load_index().await?;
+    let (snaps, _) = repo.snapshots_checked().await?;
+    let mut damaged = Vec::new();
+    for (id, info) in snaps.iter().filter(|(id, _)| !walked.contains(id)) {
+        let mut reached = HashSet::new();
+        let whole = match walk_new(repo, info.tree, referenced, &mut reached).await {
+            Ok(()) => {
+                let index = repo.index();
+                reached.iter().all(|b| index.contains(b))
+            }
+            Err(_) => false,
+        };
+        if !whole {
+            damaged.push(id.short());
+        }
+    }
+    if damaged.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::Repo(RepoError::Corrupt(format!(
+        "prune finished, but snapshot(s) {} were written after its re-check (by backups whose lock went stale while they ran) and reach data it deleted: they are damaged; run `lifeboat verify`, `lifeboat forget` them and back those sources up again",
+        damaged.join(", ")
+    ))))
 }
 
 fn grace() -> Duration {
@@ -167,9 +245,20 @@ async fn mark(repo: &Arc<Repository>) -> Result<(HashSet<Id>, HashSet<Id>)> {
 /// is not read again (shared subtrees of successive snapshots). Streams:
 /// one tree part in memory per directory level.
 async fn walk_tree(repo: &Arc<Repository>, root: Id, seen: &mut HashSet<Id>) -> Result<()> {
+    walk_new(repo, root, &HashSet::new(), seen).await
+}
+
+/// [`walk_tree`] that also skips (does not add, does not descend into)
+/// everything in `known`.
+async fn walk_new(
+    repo: &Arc<Repository>,
+    root: Id,
+    known: &HashSet<Id>,
+    seen: &mut HashSet<Id>,
+) -> Result<()> {
     let mut stack = vec![root];
     while let Some(part) = stack.pop() {
-        if !seen.insert(part) {
+        if known.contains(&part) || !seen.insert(part) {
             continue;
         }
         let plain = repo.read_blob(&part).await?;
@@ -179,7 +268,7 @@ async fn walk_tree(repo: &Arc<Repository>, root: Id, seen: &mut HashSet<Id>) -> 
             stack.push(next);
         }
         for node in tree.nodes {
-            seen.extend(node.content);
+            seen.extend(node.content.into_iter().filter(|c| !known.contains(c)));
             if let Some(sub) = node.subtree {
                 stack.push(sub);
             }
@@ -285,27 +374,20 @@ async fn replace_tombstone(repo: &Repository, old: Id, packs: Vec<Id>) -> Result
     Ok(id)
 }
 
-/// The storage's "now": the `last_modified` of an object just rewritten.
-async fn storage_now(repo: &Repository, key: &str) -> Result<SystemTime> {
-    let storage = repo.storage();
-    let bytes = storage.get(key).await.map_err(RepoError::from)?;
-    storage.put(key, bytes).await.map_err(RepoError::from)?;
-    let meta = storage.stat(key).await.map_err(RepoError::from)?;
-    Ok(meta.map_or_else(SystemTime::now, |m| m.last_modified))
-}
-
 /// Wait until every backup lock listed now (after the tombstone is
-/// durable) is gone or stale; returns how many were waited for.
+/// durable) is gone or stale; returns how many were waited for. Prune locks
+/// are not waited for (this prune's own; any other is backing off).
 async fn wait_for_backups(repo: &Repository, stone_key: &str) -> Result<usize> {
     let listed: Vec<String> = lock::list_locks(repo.storage().as_ref())
         .await?
         .into_iter()
+        .filter(|l| l.kind() != Some(lock::KIND_PRUNE))
         .map(|l| l.meta.key)
         .collect();
     let waited = listed.len();
     let mut pending = listed;
     while !pending.is_empty() {
-        let now = storage_now(repo, stone_key).await?;
+        let now = prune_lock::storage_now(repo.storage().as_ref(), stone_key).await?;
         let live: Vec<lock::LockEntry> = lock::list_locks(repo.storage().as_ref())
             .await?
             .into_iter()
@@ -319,11 +401,13 @@ async fn wait_for_backups(repo: &Repository, stone_key: &str) -> Result<usize> {
     Ok(waited)
 }
 
-/// Reload the index, walk snapshots written since the mark, and unmark
-/// every marked pack holding a blob they reach; returns how many.
+/// §18 step 3, after the wait and before anything is deleted: reload the
+/// index, list the snapshots again, walk those written since the mark
+/// (added to `walked`), and unmark every marked pack holding a blob they
+/// reach; returns how many.
 async fn recheck(
     repo: &Arc<Repository>,
-    walked: &HashSet<Id>,
+    walked: &mut HashSet<Id>,
     referenced: &mut HashSet<Id>,
     marked: &mut HashSet<Id>,
 ) -> Result<usize> {
@@ -336,8 +420,10 @@ async fn recheck(
         ))));
     }
     let mut fresh = HashSet::new();
-    for (_, info) in snaps.iter().filter(|(id, _)| !walked.contains(id)) {
-        walk_tree(repo, info.tree, &mut fresh).await?;
+    for (id, info) in snaps {
+        if walked.insert(id) {
+            walk_tree(repo, info.tree, &mut fresh).await?;
+        }
     }
     let index = repo.index();
     let by_pack = index.by_pack();

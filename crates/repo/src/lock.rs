@@ -29,12 +29,18 @@ pub const RELEASE_WAIT: Duration = Duration::from_secs(30);
 /// Version of the lock object layout.
 pub const LOCK_VERSION: u32 = 1;
 
+/// `kind` of a backup's lock (also `copy`, which writes like a backup).
+pub const KIND_BACKUP: &str = "backup";
+
+/// `kind` of a prune's lock: at most one live prune at a time (FORMAT.md §18).
+pub const KIND_PRUNE: &str = "prune";
+
 /// What a lock object holds (plain JSON: no secrets, readable without the key).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LockInfo {
     /// [`LOCK_VERSION`].
     pub version: u32,
-    /// What holds it: `backup` (prune will add `prune`).
+    /// What holds it: [`KIND_BACKUP`] or [`KIND_PRUNE`].
     pub kind: String,
     /// Host name of the holder.
     pub host: String,
@@ -70,6 +76,11 @@ impl LockEntry {
             .map(SystemTime::from)
             .map(|b| b.min(modified + LOCK_STALE_AFTER));
         beat.map_or(modified, |b| b.max(modified))
+    }
+
+    /// The lock's `kind`, when it parses.
+    pub fn kind(&self) -> Option<&str> {
+        self.info.as_ref().map(|i| i.kind.as_str())
     }
 
     /// Whether the holder is gone: no sign of life for [`LOCK_STALE_AFTER`] before `now`.
@@ -162,7 +173,17 @@ impl BackupLock {
     /// Create a `backup` lock for `host`, start its heartbeat every
     /// [`LOCK_HEARTBEAT`], and make `repo` check it before writing a snapshot.
     pub async fn acquire(repo: &Arc<Repository>, host: &str) -> Result<BackupLock> {
-        let mut lock = Self::acquire_with(repo.storage().clone(), host, LOCK_HEARTBEAT).await?;
+        Self::acquire_kind(repo, host, KIND_BACKUP).await
+    }
+
+    /// [`BackupLock::acquire`] for a lock of another `kind` ([`KIND_PRUNE`]).
+    pub async fn acquire_kind(
+        repo: &Arc<Repository>,
+        host: &str,
+        kind: &str,
+    ) -> Result<BackupLock> {
+        let mut lock =
+            Self::acquire_kind_with(repo.storage().clone(), host, kind, LOCK_HEARTBEAT).await?;
         repo.set_held_lock(Some(lock.health.clone()));
         lock.repo = Some(repo.clone());
         Ok(lock)
@@ -174,10 +195,20 @@ impl BackupLock {
         host: &str,
         every: Duration,
     ) -> Result<BackupLock> {
+        Self::acquire_kind_with(storage, host, KIND_BACKUP, every).await
+    }
+
+    /// [`BackupLock::acquire_with`] for a lock of another `kind`.
+    pub async fn acquire_kind_with(
+        storage: Arc<dyn Storage>,
+        host: &str,
+        kind: &str,
+        every: Duration,
+    ) -> Result<BackupLock> {
         let now = now_rfc3339();
         let info = LockInfo {
             version: LOCK_VERSION,
-            kind: "backup".into(),
+            kind: kind.into(),
             host: host.into(),
             pid: std::process::id(),
             started: now.clone(),

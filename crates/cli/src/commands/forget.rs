@@ -43,7 +43,14 @@ pub async fn run(ctx: &Context, a: ForgetArgs) -> Result<ExitCode> {
         print(ctx, &report);
         return Ok(ExitCode::SUCCESS);
     }
-    let pruned = prune::run(&ctx.engine, PruneRequest { dry_run: a.dry_run }).await?;
+    let pruned = prune::run(
+        &ctx.engine,
+        PruneRequest {
+            dry_run: a.dry_run,
+            ..PruneRequest::default()
+        },
+    )
+    .await?;
     if ctx.global.json {
         let mut v = serde_json::to_value(&report).expect("json");
         v["prune"] = serde_json::to_value(&pruned).expect("json");

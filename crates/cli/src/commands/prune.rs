@@ -8,7 +8,14 @@ use lifeboat_engine::prune::{self, PruneReport, PruneRequest};
 use std::process::ExitCode;
 
 pub async fn run(ctx: &Context, a: PruneArgs) -> Result<ExitCode> {
-    let report = prune::run(&ctx.engine, PruneRequest { dry_run: a.dry_run }).await?;
+    let report = prune::run(
+        &ctx.engine,
+        PruneRequest {
+            dry_run: a.dry_run,
+            ..PruneRequest::default()
+        },
+    )
+    .await?;
     print(ctx, &report);
     Ok(ExitCode::SUCCESS)
 }
