@@ -146,6 +146,10 @@ pub struct PruneArgs {
     /// State the packs and bytes prune would free; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Repack packs with more than this percent of unreferenced bytes
+    /// (default: `prune.repack_threshold` of the config, else 10; 100 never repacks).
+    #[arg(long, value_name = "PERCENT")]
+    pub repack_threshold: Option<f64>,
 }
 
 /// A retention policy given on the command line (replaces the config's).

@@ -444,3 +444,176 @@ fn a_snapshot_landing_after_the_recheck_is_reported_damaged() {
     assert_eq!(count(&ws.repo, "tombstones"), 0, "prune itself finished");
     assert_eq!(count(&ws.repo, "locks"), 0);
 }
+
+/// Two snapshots sharing a pack: the first has `keep.bin` and `drop.bin`,
+/// the second `keep.bin` only; the first is forgotten, so the pack is about
+/// half garbage. Returns the kept snapshot's id.
+fn half_garbage_pack(ws: &Workspace) -> String {
+    write_file(
+        &ws.path("src/keep.bin"),
+        &pseudo_random(1 << 20, 21),
+        0o644,
+        T0,
+    );
+    write_file(
+        &ws.path("src/drop.bin"),
+        &pseudo_random(1 << 20, 22),
+        0o644,
+        T0,
+    );
+    ws.backup(&["src"]);
+    fs::remove_file(ws.path("src/drop.bin")).unwrap();
+    let keep = backup_and_remember(ws, "src");
+    ws.run(&["forget", "--keep-last", "1"]).ok();
+    keep
+}
+
+#[test]
+fn repack_rewrites_mostly_garbage_packs_and_the_content_is_unchanged() {
+    let ws = Workspace::init();
+    let keep = half_garbage_pack(&ws);
+    let bytes_before: u64 = packs(&ws.repo).iter().map(|p| p.2).sum();
+    // At 100% nothing is repacked: the pack is kept whole and reported.
+    let whole = ws.run(&["--json", "prune", "--dry-run", "--repack-threshold", "100"]);
+    whole.ok();
+    let w = whole.json();
+    assert_eq!(
+        (
+            w["repacked_packs"].as_u64(),
+            w["partly_used_packs"].as_u64()
+        ),
+        (Some(0), Some(1)),
+        "{w}"
+    );
+    // The default (10%) repacks it; the dry run says what and changes nothing.
+    let dry = ws.run(&["prune", "--dry-run"]);
+    dry.ok();
+    assert!(
+        dry.stdout.contains("would repack 1 pack(s)"),
+        "{}",
+        dry.stdout
+    );
+    let d = ws.run(&["--json", "prune", "--dry-run"]).json();
+    assert_eq!(d["repacked_packs"], 1, "{d}");
+    assert!(d["repack_bytes_freed"].as_u64().unwrap() >= 1 << 20, "{d}");
+    assert_eq!(
+        packs(&ws.repo).iter().map(|p| p.2).sum::<u64>(),
+        bytes_before
+    );
+
+    let r = ws.run(&["--json", "prune"]);
+    r.ok();
+    let v = r.json();
+    assert_eq!(v["repacked_packs"], 1, "{v}");
+    assert!(v["repacked_blobs"].as_u64().unwrap() >= 1, "{v}");
+    let bytes_after: u64 = packs(&ws.repo).iter().map(|p| p.2).sum();
+    assert!(
+        bytes_after + (1 << 20) <= bytes_before,
+        "repack freed the garbage: {bytes_before} -> {bytes_after}"
+    );
+    assert_eq!(count(&ws.repo, "tombstones"), 0);
+    verify_read_data(&ws);
+    assert_all_restore(&ws);
+    assert_eq!(ws.snapshots()[0]["id"], keep.as_str());
+    // Nothing left to repack.
+    let again = ws.run(&["--json", "prune", "--dry-run"]).json();
+    assert_eq!(
+        (
+            again["repacked_packs"].as_u64(),
+            again["partly_used_packs"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+}
+
+#[test]
+fn a_prune_killed_during_repack_leaves_a_repository_the_next_prune_finishes() {
+    let ws = Workspace::init();
+    half_garbage_pack(&ws);
+    // Killed after the new packs and their index file are written, before
+    // the old index files are rewritten: every blob is listed twice.
+    let mut prune = paused_prune(&ws, "repacked");
+    prune.kill().unwrap();
+    prune.wait().unwrap();
+    assert_eq!(count(&ws.repo, "tombstones"), 1);
+    verify_read_data(&ws);
+    assert_all_restore(&ws);
+    ws.run(&["prune"]).ok();
+    assert_eq!(count(&ws.repo, "tombstones"), 0);
+    assert_eq!(count(&ws.repo, "locks"), 0);
+    verify_read_data(&ws);
+    assert_all_restore(&ws);
+    let v = ws.run(&["--json", "prune", "--dry-run"]).json();
+    assert_eq!(
+        (
+            v["repacked_packs"].as_u64(),
+            v["unreferenced_packs"].as_u64(),
+            v["orphan_packs"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_backup_during_repack_stays_whole() {
+    let ws = Workspace::init();
+    half_garbage_pack(&ws);
+    // The backup runs between the mark and the copy: it shares keep.bin
+    // with the pack being repacked and adds its own data.
+    let prune = paused_prune(&ws, "marked");
+    write_file(
+        &ws.path("src/new.bin"),
+        &pseudo_random(1 << 20, 23),
+        0o644,
+        T0,
+    );
+    backup_and_remember(&ws, "src");
+    let out = resume(&ws, "marked", prune);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["repacked_packs"], 1, "{v}");
+    verify_read_data(&ws);
+    assert_all_restore(&ws);
+    // And one racing a repack at random points.
+    for trial in 0..2u64 {
+        write_file(
+            &ws.path(format!("src/drop{trial}.bin")),
+            &pseudo_random(1 << 20, 30 + trial),
+            0o644,
+            T0,
+        );
+        ws.backup(&["src"]);
+        fs::remove_file(ws.path(format!("src/drop{trial}.bin"))).unwrap();
+        write_file(
+            &ws.path(format!("src/more{trial}.bin")),
+            &pseudo_random(4 << 20, 40 + trial),
+            0o644,
+            T0,
+        );
+        let mut backup = spawn(&ws, &["--json", "backup", "src"]);
+        ws.run(&["forget", "--keep-last", "1"]).ok();
+        std::thread::sleep(jitter(trial, 800));
+        let prune = ws.run(&["prune"]);
+        assert!(
+            backup.wait().unwrap().success(),
+            "backup failed during repack"
+        );
+        prune.ok();
+        let latest = ws.snapshots().last().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if !ws.path(format!("expected/{latest}")).exists() {
+            remember(&ws, "src", &latest);
+        }
+        ws.run(&["forget", "--keep-last", "1"]).ok();
+        verify_read_data(&ws);
+        assert_all_restore(&ws);
+    }
+}

@@ -23,9 +23,21 @@ pub struct Config {
     /// `copy`; same keys as `[repository]`.
     #[serde(default)]
     pub repositories: std::collections::BTreeMap<String, RepositoryConfig>,
+    /// `[prune]`.
+    #[serde(default)]
+    pub prune: PruneConfig,
     /// Directory of the config file (set on load).
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// `[prune]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PruneConfig {
+    /// Repack packs with more than this percent of unreferenced bytes
+    /// (default 10; 100 never repacks).
+    pub repack_threshold: Option<f64>,
 }
 
 /// `[repository]`.
@@ -321,6 +333,14 @@ pub fn read_secret_file(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prune_section_sets_the_repack_threshold() {
+        let cfg: Config = toml::from_str("[prune]\nrepack_threshold = 25.5\n").unwrap();
+        assert_eq!(cfg.prune.repack_threshold, Some(25.5));
+        assert_eq!(Config::default().prune.repack_threshold, None);
+        assert!(toml::from_str::<Config>("[prune]\nrepack = 1\n").is_err());
+    }
 
     #[test]
     fn parses_the_design_example() {

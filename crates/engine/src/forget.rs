@@ -259,6 +259,7 @@ pub async fn after_backup(ctx: &Ctx, source: &str) -> Result<AfterBackup> {
                     dry_run: false,
                     // Concurrent `backup --forget` jobs take turns.
                     if_busy: crate::prune::IfBusy::Wait,
+                    repack_threshold: None,
                 },
             )
             .await?,

@@ -39,6 +39,7 @@ pub mod postgres;
 pub mod progress;
 pub mod prune;
 pub mod prune_lock;
+pub mod repack;
 pub mod restore;
 pub mod restore_files;
 pub mod retention;

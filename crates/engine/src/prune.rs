@@ -17,13 +17,15 @@
 //! A crash anywhere leaves a readable repository; the next prune finishes
 //! the job (packs of an old tombstone that are no longer indexed are
 //! deleted at once). Only one prune runs at a time (`crate::prune_lock`).
-//! Packs that are only partly garbage are kept whole
-//! (repacking them is not built yet).
+//! Packs more unreferenced than the repack threshold are tombstoned too and
+//! their referenced blobs copied into new packs after step 3
+//! ([`crate::repack`]); partly used packs below it are kept whole.
 
 use crate::ctx::Ctx;
 use crate::error::{EngineError, Result};
 use crate::prune_lock;
 pub use crate::prune_lock::IfBusy;
+use crate::repack;
 use lifeboat_repo::index::{decode_index_file, encode_index_file};
 use lifeboat_repo::lock::BackupLock;
 use lifeboat_repo::tombstone::{self, Tombstone, TOMBSTONE_VERSION};
@@ -51,6 +53,10 @@ pub struct PruneRequest {
     pub dry_run: bool,
     /// When another prune runs: fail (`prune`) or wait (`backup --forget`).
     pub if_busy: IfBusy,
+    /// Repack packs with more than this percent unreferenced; `None`:
+    /// `prune.repack_threshold` of the config, else
+    /// [`repack::DEFAULT_THRESHOLD_PERCENT`]; 100 never repacks.
+    pub repack_threshold: Option<f64>,
 }
 
 /// What prune did (or would do).
@@ -70,11 +76,21 @@ pub struct PruneReport {
     pub orphan_packs: usize,
     /// Bytes those packs hold.
     pub bytes_freed: u64,
-    /// Packs kept because part of their blobs is referenced, and the
-    /// unreferenced bytes they hold (reclaimable by repacking, not built yet).
+    /// Packs kept whole although part of their blobs is unreferenced (at
+    /// or below the repack threshold).
     pub partly_used_packs: usize,
-    /// Unreferenced bytes in partly used packs.
+    /// Unreferenced bytes in those packs.
     pub bytes_in_partly_used: u64,
+    /// The repack threshold used, percent unreferenced.
+    pub repack_threshold: f64,
+    /// Packs repacked (or to repack): above the threshold.
+    pub repacked_packs: usize,
+    /// Unreferenced bytes repacking frees (not in `bytes_freed`).
+    pub repack_bytes_freed: u64,
+    /// Referenced bytes repacking copies into new packs.
+    pub repack_bytes_copied: u64,
+    /// Blobs written into new packs by the repack.
+    pub repacked_blobs: u64,
     /// Packs unmarked at the re-check (a backup used them meanwhile).
     pub unmarked: usize,
     /// Index files rewritten.
@@ -89,13 +105,14 @@ pub struct PruneReport {
 /// the prune lock throughout ([`crate::prune_lock`]) and releases it at the
 /// end, also on failure.
 pub async fn run(ctx: &Ctx, req: PruneRequest) -> Result<PruneReport> {
+    let threshold = threshold(ctx, req.repack_threshold)?;
     let repo = ctx.repo.open().await?;
     if req.dry_run {
-        return prune(&repo, None).await;
+        return prune(&repo, None, threshold).await;
     }
     repo.ensure_writable()?;
     let lock = prune_lock::acquire(&repo, req.if_busy).await?;
-    let result = prune(&repo, Some(&lock)).await;
+    let result = prune(&repo, Some(&lock), threshold).await;
     let released = lock.release().await;
     let report = result?;
     released?;
@@ -103,16 +120,22 @@ pub async fn run(ctx: &Ctx, req: PruneRequest) -> Result<PruneReport> {
 }
 
 /// The protocol's steps; `lock` is `None` for a dry run (nothing written).
-async fn prune(repo: &Arc<Repository>, lock: Option<&BackupLock>) -> Result<PruneReport> {
+async fn prune(
+    repo: &Arc<Repository>,
+    lock: Option<&BackupLock>,
+    threshold: f64,
+) -> Result<PruneReport> {
     let repo = repo.clone();
     let mut report = PruneReport {
         dry_run: lock.is_none(),
+        repack_threshold: threshold,
         ..PruneReport::default()
     };
     let old_tombstones = tombstone::list(&repo).await?;
     let (mut walked, mut referenced) = mark(&repo).await?;
     report.snapshots = walked.len();
     let mut marked = garbage(&repo, &referenced, &mut report);
+    let repack = plan_repack(&repo, &referenced, threshold, &mut report);
     let mut orphans = orphans(&repo, &old_tombstones, grace()).await?;
     report.orphan_packs = orphans.len();
     report.bytes_freed += orphans.iter().map(|(_, size)| size).sum::<u64>();
@@ -123,6 +146,7 @@ async fn prune(repo: &Arc<Repository>, lock: Option<&BackupLock>) -> Result<Prun
     repo.add_ro_compatible_feature(tombstone::FEATURE).await?;
     let mut all: Vec<Id> = marked.iter().copied().collect();
     all.extend(orphans.iter().map(|(id, _)| *id));
+    all.extend(repack.iter().copied());
     all.sort();
     let (mut stone, stone_key) = write_tombstone(&repo, all.clone()).await?;
     test_pause("marked").await;
@@ -137,7 +161,9 @@ async fn prune(repo: &Arc<Repository>, lock: Option<&BackupLock>) -> Result<Prun
     if report.unmarked > 0 {
         let keep: Vec<Id> = all
             .into_iter()
-            .filter(|p| marked.contains(p) || orphans.iter().any(|(o, _)| o == p))
+            .filter(|p| {
+                marked.contains(p) || repack.contains(p) || orphans.iter().any(|(o, _)| o == p)
+            })
             .collect();
         stone = replace_tombstone(&repo, stone, keep).await?;
         report.unreferenced_packs = marked.len();
@@ -146,6 +172,11 @@ async fn prune(repo: &Arc<Repository>, lock: Option<&BackupLock>) -> Result<Prun
     }
     test_pause("rechecked").await;
     lock.ensure_held()?;
+    let referenced = Arc::new(referenced);
+    report.repacked_blobs = copy_live(&repo, &marked, &repack, &referenced).await?;
+    test_pause("repacked").await;
+    lock.ensure_held()?;
+    marked.extend(repack.iter().copied());
     report.index_files_rewritten = rewrite_index(&repo, &marked).await?;
     delete_packs(&repo, marked.iter().chain(orphans.iter().map(|(id, _)| id))).await?;
     delete_object(&repo, layout::TOMBSTONES, &stone).await?;
@@ -213,6 +244,53 @@ async fn late_snapshots(
         "prune finished, but snapshot(s) {} were written after its re-check (by backups whose lock went stale while they ran) and reach data it deleted: they are damaged; run `lifeboat verify`, `lifeboat forget` them and back those sources up again",
         damaged.join(", ")
     ))))
+}
+
+/// The repack threshold: the request's, else the config's, else the default.
+fn threshold(ctx: &Ctx, asked: Option<f64>) -> Result<f64> {
+    let t = asked
+        .or_else(|| ctx.config.as_ref().and_then(|c| c.prune.repack_threshold))
+        .unwrap_or(repack::DEFAULT_THRESHOLD_PERCENT);
+    if !(0.0..=100.0).contains(&t) {
+        return Err(EngineError::Config(format!(
+            "repack threshold {t}: give a percentage from 0 to 100 (100 never repacks)"
+        )));
+    }
+    Ok(t)
+}
+
+/// Packs above the threshold; counted in the report (and out of the
+/// partly used packs kept whole).
+fn plan_repack(
+    repo: &Repository,
+    referenced: &HashSet<Id>,
+    threshold: f64,
+    report: &mut PruneReport,
+) -> HashSet<Id> {
+    let (packs, free, copy) = repack::candidates(&repo.index(), referenced, threshold);
+    report.repacked_packs = packs.len();
+    report.repack_bytes_freed = free;
+    report.repack_bytes_copied = copy;
+    report.partly_used_packs -= packs.len();
+    report.bytes_in_partly_used -= free;
+    packs
+}
+
+/// Copy the live blobs of the packs to repack, with every pack about to be
+/// deleted left out of the writer's index.
+async fn copy_live(
+    repo: &Arc<Repository>,
+    marked: &HashSet<Id>,
+    repack: &HashSet<Id>,
+    referenced: &Arc<HashSet<Id>>,
+) -> Result<u64> {
+    if repack.is_empty() {
+        return Ok(0);
+    }
+    let full = repo.index();
+    repo.exclude_packs(marked.union(repack).copied().collect());
+    repo.load_index().await?;
+    repack::copy_live(repo, full, repack, referenced.clone()).await
 }
 
 fn grace() -> Duration {

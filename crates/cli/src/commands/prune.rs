@@ -12,6 +12,7 @@ pub async fn run(ctx: &Context, a: PruneArgs) -> Result<ExitCode> {
         &ctx.engine,
         PruneRequest {
             dry_run: a.dry_run,
+            repack_threshold: a.repack_threshold,
             ..PruneRequest::default()
         },
     )
@@ -40,10 +41,25 @@ pub fn print(ctx: &Context, r: &PruneReport) {
         r.orphan_packs,
         if r.dry_run { " (dry run: nothing deleted)" } else { "" }
     );
+    if r.repacked_packs > 0 {
+        let verb = if r.dry_run {
+            "would repack"
+        } else {
+            "repacked"
+        };
+        crate::outln!(
+            "prune: {verb} {} pack(s) more than {}% unreferenced: {} freed, {} of referenced blobs copied into new packs",
+            r.repacked_packs,
+            r.repack_threshold,
+            size(r.repack_bytes_freed),
+            size(r.repack_bytes_copied)
+        );
+    }
     if r.partly_used_packs > 0 {
         crate::outln!(
-            "prune: {} partly used pack(s) kept whole, holding {} unreferenced",
+            "prune: {} partly used pack(s) at or below the {}% repack threshold kept whole, holding {} unreferenced",
             r.partly_used_packs,
+            r.repack_threshold,
             size(r.bytes_in_partly_used)
         );
     }
