@@ -24,6 +24,24 @@ pub struct RepoSpec {
     pub password_ref: Option<String>,
     /// S3 options from the config's `[repository]` (endpoint, region, ...).
     pub s3: S3Spec,
+    /// The master key once a passphrase unlocked it, so later opens in the
+    /// same command (`forget --prune`, `backup --forget`) run no KDF again.
+    pub unlocked: Unlocked,
+}
+
+/// The raw key (and the location it opened) of the first passphrase unlock;
+/// shared by clones of the spec, wiped when the last one is dropped.
+#[derive(Clone, Default)]
+pub struct Unlocked(Arc<std::sync::Mutex<Option<RawKeyAt>>>);
+
+/// A location and the raw key file bytes that open it.
+type RawKeyAt = (String, Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for Unlocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.0.lock().map(|k| k.is_some()).unwrap_or(false);
+        write!(f, "Unlocked({})", if held { "yes" } else { "no" })
+    }
 }
 
 /// The `[repository]` settings of an `s3://` repository.
@@ -163,9 +181,30 @@ impl RepoSpec {
     }
 
     /// Open and unlock without loading the index (key management, listing).
+    /// After a passphrase unlocked it once, the master key is reused (one
+    /// KDF per command).
     pub async fn open_without_index(&self) -> Result<Arc<Repository>> {
         let storage = self.storage()?;
-        Ok(Repository::open(storage, self.credentials()?).await?)
+        let location = storage.location();
+        let cached = self
+            .unlocked
+            .0
+            .lock()
+            .expect("unlocked key")
+            .as_ref()
+            .filter(|(at, _)| *at == location)
+            .map(|(_, raw)| raw.clone());
+        if let Some(raw) = cached {
+            return Ok(Repository::open(storage, Credentials::RawKey(raw)).await?);
+        }
+        let creds = self.credentials()?;
+        let by_password = matches!(creds, Credentials::Password(_));
+        let repo = Repository::open(storage, creds).await?;
+        if by_password {
+            *self.unlocked.0.lock().expect("unlocked key") =
+                Some((location, repo.export_raw_key()));
+        }
+        Ok(repo)
     }
 
     /// Create a repository.
@@ -204,4 +243,33 @@ pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_open_in_the_same_command_runs_no_kdf() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pass");
+        std::fs::write(&pw, "correct horse\n").unwrap();
+        let spec = RepoSpec {
+            url: Some(dir.path().join("repo").display().to_string()),
+            password_file: Some(pw.clone()),
+            ..RepoSpec::default()
+        };
+        spec.init().await.unwrap();
+        spec.open_without_index().await.unwrap();
+        // Without the passphrase only the key unlocked above can open it.
+        std::fs::remove_file(&pw).unwrap();
+        let again = spec.clone().open().await.unwrap();
+        assert_eq!(again.key_in_use(), None, "opened by the cached raw key");
+        // Another location does not get this repository's key.
+        let other = RepoSpec {
+            url: Some(dir.path().join("other").display().to_string()),
+            ..spec.clone()
+        };
+        assert!(other.open_without_index().await.is_err());
+    }
 }
