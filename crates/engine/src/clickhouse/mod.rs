@@ -1,4 +1,5 @@
-//! ClickHouse sources over the HTTP interface: backup ([`backup`]).
+//! ClickHouse sources over the HTTP interface: backup ([`backup`]),
+//! restore ([`restore`]).
 //!
 //! A `clickhouse` snapshot keeps the schema in its `meta`
 //! ([`ClickhouseMeta`], docs/FORMAT.md §10) and the data in its tree: one
@@ -8,8 +9,10 @@
 //! each is one path component.
 
 pub mod backup;
+pub mod restore;
 
 pub use backup::{backup_clickhouse, ChBackup};
+pub use restore::{restore_clickhouse, ChRestore, ChRestoreOutcome};
 
 use crate::config::{resolve_secret, SourceConfig};
 use crate::error::{EngineError, Result};
