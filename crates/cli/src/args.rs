@@ -354,7 +354,8 @@ pub struct VerifyArgs {
     /// Also read and decrypt data: all of it, or a percentage (e.g. --read-data=10%).
     #[arg(long, num_args = 0..=1, default_missing_value = "100%", value_name = "PERCENT")]
     pub read_data: Option<String>,
-    /// Restore a PostgreSQL logical snapshot into a scratch cluster and check it.
+    /// Restore a PostgreSQL logical snapshot into a scratch cluster (a
+    /// ClickHouse snapshot into scratch databases) and check it.
     #[arg(long)]
     pub restore_test: bool,
     /// Snapshot for --restore-test (id prefix or `latest`, the default).
@@ -362,6 +363,10 @@ pub struct VerifyArgs {
     /// With --restore-test: the latest of this source.
     #[arg(long)]
     pub source: Option<String>,
+    /// With --restore-test of a ClickHouse snapshot: the server to test on
+    /// (`http://host:8123`; default: the source's own).
+    #[arg(long)]
+    pub to: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

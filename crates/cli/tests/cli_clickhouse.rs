@@ -454,3 +454,45 @@ fn a_non_empty_target_is_refused_and_partitions_are_replaced_through_staging() {
     )
     .error(18, &["209901", "202501"]);
 }
+
+#[test]
+fn verify_restore_test_restores_into_scratch_databases_and_compares_every_partition() {
+    let Some(server) = TestServer::start() else {
+        return;
+    };
+    create_shop(&server, "shop");
+    let ws = Workspace::init();
+    configure(&ws, &server, "databases = [\"shop\"]");
+    let b = backup(&ws);
+    let partitions = stat(&b, "partitions");
+    let r = run(&ws, &["--json", "verify", "--restore-test"]);
+    r.ok();
+    let v = r.json();
+    assert_eq!(v["ok"], true, "{v}");
+    let checks = v["restore_test"]["checks"].as_array().unwrap();
+    let partition_checks: Vec<_> = checks
+        .iter()
+        .filter(|c| c["name"].as_str().unwrap().contains(" partition "))
+        .collect();
+    assert_eq!(partition_checks.len() as u64, partitions, "{v}");
+    assert!(checks.iter().all(|c| c["ok"] == true), "{v}");
+    assert!(
+        checks.iter().any(|c| c["name"] == "shop.big exists"),
+        "views are checked: {v}"
+    );
+    assert_eq!(
+        server
+            .sql("SELECT count() FROM system.databases WHERE name LIKE 'lifeboat_verify%'")
+            .trim(),
+        "0",
+        "the scratch databases are dropped"
+    );
+    // The record is stored with the snapshot.
+    let snaps = ws.snapshots();
+    assert_eq!(snaps[0]["restore_test"]["report"]["ok"], true, "{snaps:?}");
+
+    // Text output names the result.
+    let r = run(&ws, &["verify", "--restore-test", "--source", "ch"]);
+    r.ok();
+    assert!(r.stdout.contains("restore test passed"), "{}", r.stdout);
+}

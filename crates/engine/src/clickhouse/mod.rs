@@ -1,5 +1,5 @@
 //! ClickHouse sources over the HTTP interface: backup ([`backup`]),
-//! restore ([`restore`]).
+//! restore ([`restore`]), restore tests ([`restore_test`]).
 //!
 //! A `clickhouse` snapshot keeps the schema in its `meta`
 //! ([`ClickhouseMeta`], docs/FORMAT.md §10) and the data in its tree: one
@@ -10,6 +10,7 @@
 
 pub mod backup;
 pub mod restore;
+pub mod restore_test;
 
 pub use backup::{backup_clickhouse, ChBackup};
 pub use restore::{restore_clickhouse, ChRestore, ChRestoreOutcome};

@@ -458,16 +458,7 @@ impl Exec<'_> {
 
     /// A materialized view's inner table in the target.
     fn inner_table(&self, db: &str, mv: &str) -> Result<String> {
-        let old = format!(".inner.{mv}");
-        if self.dry || self.exists(db, &old)? || !self.features.table_uuid {
-            return Ok(old);
-        }
-        let uuid = self.client.query_text(&format!(
-            "SELECT toString(uuid) FROM system.tables WHERE database = {} AND name = {}",
-            catalog::quote_str(db),
-            catalog::quote_str(mv)
-        ))?;
-        Ok(format!(".inner_id.{}", uuid.trim()))
+        inner_table_name(self.client, &self.features, db, mv, self.dry)
     }
 
     /// Load a table's partitions (those asked for, or all) into the table
@@ -638,6 +629,35 @@ impl Exec<'_> {
         self.client.execute(sql)?;
         Ok(())
     }
+}
+
+/// The inner table of the materialized view `db.mv` on the server:
+/// `.inner.<mv>` (Ordinary databases, or in a dry run), else
+/// `.inner_id.<the view's uuid>` (Atomic databases).
+pub(crate) fn inner_table_name(
+    c: &ChClient,
+    f: &Features,
+    db: &str,
+    mv: &str,
+    dry: bool,
+) -> Result<String> {
+    let old = format!(".inner.{mv}");
+    let exists = |name: &str| -> Result<bool> {
+        Ok(
+            c.query_text(&format!("EXISTS TABLE {}", qualified(db, name)))?
+                .trim()
+                == "1",
+        )
+    };
+    if dry || !f.table_uuid || exists(&old)? {
+        return Ok(old);
+    }
+    let uuid = c.query_text(&format!(
+        "SELECT toString(uuid) FROM system.tables WHERE database = {} AND name = {}",
+        catalog::quote_str(db),
+        catalog::quote_str(mv)
+    ))?;
+    Ok(format!(".inner_id.{}", uuid.trim()))
 }
 
 fn is_view(t: &TableRecord) -> bool {
