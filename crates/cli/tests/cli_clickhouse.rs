@@ -342,6 +342,41 @@ fn a_non_empty_target_is_refused_and_partitions_are_replaced_through_staging() {
     r.error(14, &["already hold", "--replace"]);
     assert_eq!(content(&server, "shop"), original);
 
+    // A dry run prints the statements and changes nothing.
+    let r = run(
+        &ws,
+        &[
+            "restore",
+            "latest",
+            "--to",
+            &url,
+            "--database",
+            "shop",
+            "--as",
+            "dry",
+            "--dry-run",
+        ],
+    );
+    r.ok();
+    assert!(
+        r.stdout
+            .contains("would run: CREATE DATABASE IF NOT EXISTS `dry`"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("would run: INSERT INTO `dry`.`events` FORMAT Native"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        server
+            .sql("SELECT count() FROM system.databases WHERE name = 'dry'")
+            .trim(),
+        "0"
+    );
+
     // One partition damaged: junk in place of its rows.
     server.sql("ALTER TABLE shop.events DROP PARTITION 202503");
     server.sql("INSERT INTO shop.events (d, id) VALUES ('2025-03-09', 42)");
