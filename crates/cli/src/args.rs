@@ -299,8 +299,9 @@ pub struct LsArgs {
 pub struct RestoreArgs {
     /// Snapshot id (prefix) or `latest`.
     pub snapshot: String,
-    /// Target: a directory, or a PostgreSQL URL (`postgres://host/db`, or
-    /// `env:NAME` to read the URL from the environment, keeping passwords off argv).
+    /// Target: a directory, a PostgreSQL URL (`postgres://host/db`, or
+    /// `env:NAME` to read the URL from the environment, keeping passwords off
+    /// argv), or for a ClickHouse snapshot the server (`http://host:8123`).
     #[arg(long)]
     pub to: String,
     /// Restore only this path inside the snapshot (repeatable): a subtree or a file.
@@ -335,6 +336,21 @@ pub struct RestoreArgs {
     /// (`OLD=NEW`, repeatable).
     #[arg(long = "tablespace-map", value_name = "OLD=NEW")]
     pub tablespace_map: Vec<String>,
+    /// ClickHouse snapshots: only this database.
+    #[arg(long, value_name = "DB")]
+    pub database: Option<String>,
+    /// ClickHouse snapshots: restore the one database (--database) or
+    /// table (--table db.t) under this name (`NEW`, or `db.NEW` for a table).
+    #[arg(long = "as", value_name = "NEW")]
+    pub rename: Option<String>,
+    /// ClickHouse snapshots: only this partition id of the one --table
+    /// (repeatable); goes through a staging table and REPLACE PARTITION.
+    #[arg(long = "partition", value_name = "ID")]
+    pub partitions: Vec<String>,
+    /// ClickHouse snapshots: replace the data of tables that already hold
+    /// rows (partition by partition through REPLACE PARTITION).
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Args, Debug)]
@@ -342,7 +358,8 @@ pub struct VerifyArgs {
     /// Also read and decrypt data: all of it, or a percentage (e.g. --read-data=10%).
     #[arg(long, num_args = 0..=1, default_missing_value = "100%", value_name = "PERCENT")]
     pub read_data: Option<String>,
-    /// Restore a PostgreSQL logical snapshot into a scratch cluster and check it.
+    /// Restore a PostgreSQL logical snapshot into a scratch cluster (a
+    /// ClickHouse snapshot into scratch databases) and check it.
     #[arg(long)]
     pub restore_test: bool,
     /// Snapshot for --restore-test (id prefix or `latest`, the default).
@@ -350,6 +367,10 @@ pub struct VerifyArgs {
     /// With --restore-test: the latest of this source.
     #[arg(long)]
     pub source: Option<String>,
+    /// With --restore-test of a ClickHouse snapshot: the server to test on
+    /// (`http://host:8123`; default: the source's own).
+    #[arg(long)]
+    pub to: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -133,10 +133,42 @@ pub async fn run(ctx: &Ctx, req: BackupRequest, progress: Arc<Progress>) -> Resu
             })
             .await
         }
-        SourceKind::Clickhouse => Err(EngineError::Other(
-            "clickhouse sources are not supported by this build yet".into(),
-        )),
+        SourceKind::Clickhouse => {
+            let ch = clickhouse_from_config(&src, &req)?;
+            let mut report = locked(ctx, progress, |r, p| {
+                crate::clickhouse::backup_clickhouse(r, ch, p)
+            })
+            .await?;
+            if let Ok(meta) = crate::clickhouse::ClickhouseMeta::of(&report.snapshot) {
+                report.notes = meta.notes;
+            }
+            Ok(report)
+        }
     }
+}
+
+/// A backup of a `clickhouse` source: its server, databases and table globs
+/// (`-t` / `--exclude-table` replace the config's).
+fn clickhouse_from_config(
+    src: &SourceConfig,
+    req: &BackupRequest,
+) -> Result<crate::clickhouse::ChBackup> {
+    let pick = |flag: &Vec<String>, cfg: &Vec<String>| {
+        if flag.is_empty() {
+            cfg.clone()
+        } else {
+            flag.clone()
+        }
+    };
+    Ok(crate::clickhouse::ChBackup {
+        source: src.name.clone(),
+        target: crate::clickhouse::ChTarget::from_source(src, None)?,
+        databases: src.databases.clone(),
+        include: pick(&req.pg.tables, &src.tables),
+        exclude: pick(&req.exclude_tables, &src.exclude_tables),
+        time: req.time.clone(),
+        tags: req.tags.clone(),
+    })
 }
 
 fn adhoc_files(req: &BackupRequest) -> Result<backup_files::FilesBackup> {

@@ -75,7 +75,7 @@ pub enum SourceKind {
     Files,
     /// A PostgreSQL database.
     Postgres,
-    /// A ClickHouse server (not yet supported).
+    /// A ClickHouse server, over its HTTP interface.
     Clickhouse,
     /// A program whose standard output is stored as a file.
     Command,
@@ -176,10 +176,14 @@ pub struct SourceConfig {
     /// Variables of lifeboat's environment passed to the program (command).
     #[serde(default)]
     pub pass_env: Vec<String>,
-    // --- clickhouse (later) ---
-    /// ClickHouse databases.
+    // --- clickhouse ---
+    /// ClickHouse databases (all but the system ones when empty).
     #[serde(default)]
     pub databases: Vec<String>,
+    /// ClickHouse user (default `default`); a literal, `env:NAME` or `file:PATH`.
+    pub user: Option<String>,
+    /// ClickHouse password: `env:NAME` or `file:PATH`, never inline.
+    pub password: Option<String>,
     // --- common ---
     /// Cron schedules per backup kind (used by the daemon, later).
     pub schedule: Option<toml::Table>,
@@ -253,6 +257,7 @@ impl Config {
                     )))
                 }
                 SourceKind::Command => validate_command(s)?,
+                SourceKind::Clickhouse => validate_clickhouse(s)?,
                 _ => {}
             }
         }
@@ -279,6 +284,25 @@ impl Config {
             self.base_dir.join(p)
         }
     }
+}
+
+/// A `clickhouse` source needs a `url`; its password comes from `env:` or `file:`.
+fn validate_clickhouse(s: &SourceConfig) -> Result<()> {
+    if s.url.is_none() {
+        return Err(EngineError::Config(format!(
+            "source {:?}: a clickhouse source needs `url` (e.g. url = \"http://127.0.0.1:8123\")",
+            s.name
+        )));
+    }
+    if let Some(p) = &s.password {
+        if !p.starts_with("env:") && !p.starts_with("file:") {
+            return Err(EngineError::Config(format!(
+                "source {:?}: `password` must be `env:NAME` or `file:PATH`, not the password itself (config files end up in backups and logs)",
+                s.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A `command` source needs a program, and its `file` must be one plain name.

@@ -7,6 +7,7 @@
 //! is a configuration problem, an unreachable server a source failure).
 
 use lifeboat_repo::Error as RepoError;
+use lifeboat_sources::clickhouse::ChError;
 use lifeboat_sources::command::CommandError;
 use lifeboat_sources::files::FilesError;
 use lifeboat_sources::postgres::PgError;
@@ -35,6 +36,9 @@ pub enum EngineError {
     /// A `command` source's program failed, timed out or could not start.
     #[error("command source: {0}")]
     Command(#[from] CommandError),
+    /// ClickHouse failed (unreachable, refused, an exception, a broken stream).
+    #[error(transparent)]
+    Clickhouse(#[from] ChError),
     /// A source system failed (PostgreSQL, ...).
     #[error("{0}")]
     Source(String),
@@ -69,6 +73,8 @@ impl EngineError {
             EngineError::Config(_) => "config",
             EngineError::Postgres(e) => postgres_code(e),
             EngineError::Command(e) => command_code(e),
+            EngineError::Clickhouse(ChError::BadUrl { .. }) => "config",
+            EngineError::Clickhouse(_) => "source",
             EngineError::Source(_) => "source",
             EngineError::Other(_) => "error",
             EngineError::Busy(_) => "busy",
@@ -90,6 +96,7 @@ impl EngineError {
         match self {
             EngineError::Postgres(e) => Some(e.code()),
             EngineError::Command(e) => Some(e.code()),
+            EngineError::Clickhouse(e) => Some(e.code()),
             _ => None,
         }
     }

@@ -13,7 +13,8 @@
 //! Building blocks: [`open`] (find, create and unlock the repository),
 //! [`config`] (`lifeboat.toml`, `env:`/`file:` secrets), [`backup_files`]
 //! and [`restore_files`] (the files source), [`backup_command`] (a
-//! program's output stored as a file, restored as files), [`postgres`] (logical backup,
+//! program's output stored as a file, restored as files), [`clickhouse`]
+//! (ClickHouse backup, restore, restore tests), [`postgres`] (logical backup,
 //! restore, export, restore tests), [`meta`] (each kind's snapshot `meta`),
 //! [`store`] (shared by every backup kind), [`progress`] (counters a front
 //! end renders).
@@ -24,6 +25,7 @@
 pub mod backup;
 pub mod backup_command;
 pub mod backup_files;
+pub mod clickhouse;
 pub mod config;
 pub mod copy;
 pub mod ctx;

@@ -57,6 +57,8 @@ pub enum SnapshotMeta {
     Command(CommandMeta),
     /// A PostgreSQL physical snapshot.
     PostgresPhysical(Box<PhysicalMeta>),
+    /// A ClickHouse snapshot.
+    Clickhouse(Box<crate::clickhouse::ClickhouseMeta>),
 }
 
 impl SnapshotMeta {
@@ -69,6 +71,7 @@ impl SnapshotMeta {
             SnapshotKind::PostgresPhysical => {
                 SnapshotMeta::PostgresPhysical(Box::new(parse(snap)?))
             }
+            SnapshotKind::Clickhouse => SnapshotMeta::Clickhouse(Box::new(parse(snap)?)),
         })
     }
 }

@@ -8,6 +8,9 @@
 //! and changes nothing).
 
 use crate::backup::PgSelection;
+use crate::clickhouse::{
+    restore_clickhouse, ChRestore, ChRestoreOutcome, ChTarget, KIND_CLICKHOUSE,
+};
 use crate::config::resolve_secret;
 use crate::ctx::Ctx;
 use crate::error::{EngineError, Result};
@@ -51,6 +54,14 @@ pub struct RestoreRequest {
     pub skip_damaged: bool,
     /// Physical restores: tablespace moves, `OLD=NEW`.
     pub tablespace_map: Vec<String>,
+    /// ClickHouse restores: only this database.
+    pub database: Option<String>,
+    /// ClickHouse restores: new name of the one database or table restored.
+    pub rename: Option<String>,
+    /// ClickHouse restores: only these partitions of the one table.
+    pub partitions: Vec<String>,
+    /// ClickHouse restores: replace the data of tables that hold rows.
+    pub replace: bool,
 }
 
 /// Whether `to` names a PostgreSQL target rather than a directory.
@@ -59,6 +70,7 @@ pub fn is_postgres_target(to: &str) -> bool {
 }
 
 enum Target {
+    Clickhouse(Box<ChRestore>),
     Files(restore_files::RestorePlan),
     Physical(PgPhysicalRestore),
     Postgres(Box<PgLogicalRestore>),
@@ -85,7 +97,9 @@ pub async fn plan(ctx: &Ctx, req: RestoreRequest) -> Result<RestorePlan> {
     let ((id, snapshot), skipped) = repo
         .find_snapshot_with(&req.snapshot, req.source.as_deref(), req.skip_damaged)
         .await?;
-    let target = if snapshot.kind == KIND_PHYSICAL {
+    let target = if snapshot.kind == KIND_CLICKHOUSE {
+        Target::Clickhouse(Box::new(clickhouse_request(ctx, &snapshot, &req)?))
+    } else if snapshot.kind == KIND_PHYSICAL {
         Target::Physical(physical_request(&snapshot, &req)?)
     } else if is_postgres_target(&req.to) {
         Target::Postgres(Box::new(postgres_request(ctx, &snapshot, &req)?))
@@ -102,6 +116,48 @@ pub async fn plan(ctx: &Ctx, req: RestoreRequest) -> Result<RestorePlan> {
         repo,
         target,
     })
+}
+
+/// A ClickHouse restore: `--to` is the server (`http(s)://...`, or
+/// `env:NAME`); the credentials are the snapshot's source's in the config.
+fn clickhouse_request(ctx: &Ctx, snap: &Snapshot, req: &RestoreRequest) -> Result<ChRestore> {
+    let src = ctx
+        .config
+        .as_ref()
+        .and_then(|c| c.sources.iter().find(|s| s.name == snap.source))
+        .cloned()
+        .unwrap_or_else(|| default_clickhouse_source(&snap.source));
+    let url = resolve_secret(&req.to)?;
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(EngineError::Config(format!(
+            "a ClickHouse snapshot restores into a ClickHouse server: pass --to http://host:8123 (got {:?})",
+            req.to
+        )));
+    }
+    if req.force || req.clean || !req.paths.is_empty() || req.pg.schema_only || req.pg.data_only {
+        return Err(EngineError::Config(
+            "--force, --clean, --path, --schema-only and --data-only do not apply to a ClickHouse snapshot (use --replace to replace the data of tables that hold rows)".into(),
+        ));
+    }
+    Ok(ChRestore {
+        target: Some(ChTarget::from_source(&src, Some(&url))?),
+        database: req.database.clone(),
+        tables: req.pg.tables.clone(),
+        rename: req.rename.clone(),
+        partitions: req.partitions.clone(),
+        replace: req.replace,
+        dry_run: req.dry_run,
+        database_map: None,
+    })
+}
+
+/// Credentials when the config does not name the snapshot's source:
+/// the `default` user without a password.
+fn default_clickhouse_source(name: &str) -> crate::config::SourceConfig {
+    toml::from_str(&format!(
+        "name = {name:?}\nkind = \"clickhouse\"\nurl = \"http://127.0.0.1:8123\"\n"
+    ))
+    .expect("a minimal clickhouse source parses")
 }
 
 fn physical_request(snap: &Snapshot, req: &RestoreRequest) -> Result<PgPhysicalRestore> {
@@ -190,7 +246,7 @@ impl RestorePlan {
                 plan,
                 repo: &self.repo,
             }),
-            Target::Postgres(_) | Target::Physical(_) => None,
+            Target::Postgres(_) | Target::Physical(_) | Target::Clickhouse(_) => None,
         }
     }
 
@@ -204,7 +260,7 @@ impl RestorePlan {
     pub fn postgres_target(&self) -> Option<&PgTarget> {
         match &self.target {
             Target::Postgres(r) => Some(&r.target),
-            Target::Files(_) | Target::Physical(_) => None,
+            Target::Files(_) | Target::Physical(_) | Target::Clickhouse(_) => None,
         }
     }
 }
@@ -223,6 +279,13 @@ pub enum RestoreReport {
         summary: RestoreSummary,
         /// Wall time.
         seconds: f64,
+    },
+    /// A ClickHouse restore (or its dry run: `outcome.planned`).
+    Clickhouse {
+        /// Snapshot restored.
+        snapshot: Id,
+        /// What was restored.
+        clickhouse: ChRestoreOutcome,
     },
     /// A PostgreSQL restore (or its dry run: `outcome.planned`).
     Postgres {
@@ -271,6 +334,13 @@ pub async fn execute(plan: RestorePlan, progress: Arc<Progress>) -> Result<Resto
                 target: req.to,
                 summary,
                 seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+        Target::Clickhouse(req) => {
+            let outcome = restore_clickhouse(&plan.repo, &plan.snapshot, *req, progress).await?;
+            Ok(RestoreReport::Clickhouse {
+                snapshot: plan.id,
+                clickhouse: outcome,
             })
         }
         Target::Postgres(req) => {

@@ -1,6 +1,7 @@
 //! The verify use cases: the repository check ([`verify`]) and, for
 //! PostgreSQL logical snapshots, the restore test ([`restore_test`]).
 
+use crate::clickhouse::{ChTarget, KIND_CLICKHOUSE};
 use crate::ctx::Ctx;
 use crate::error::{EngineError, Result};
 use crate::postgres::{self, KIND_LOGICAL};
@@ -100,6 +101,9 @@ pub struct RestoreTestRequest {
     pub snapshot: Option<String>,
     /// The latest of this source.
     pub source: Option<String>,
+    /// ClickHouse snapshots: test on this server (`http(s)://...`) instead
+    /// of the source's own.
+    pub to: Option<String>,
 }
 
 /// A restore test and the snapshot it tested.
@@ -127,12 +131,23 @@ pub async fn restore_test(ctx: &Ctx, req: RestoreTestRequest) -> Result<RestoreT
             .await?
             .into_iter()
             .rev()
-            .find(|(_, s)| s.kind == KIND_LOGICAL)
-            .ok_or_else(|| EngineError::Other("no PostgreSQL logical snapshot to test".into()))?;
+            .find(|(_, s)| s.kind == KIND_LOGICAL || s.kind == KIND_CLICKHOUSE)
+            .ok_or_else(|| {
+                EngineError::Other("no PostgreSQL logical or ClickHouse snapshot to test".into())
+            })?;
         (id, repo.load_snapshot(&id).await?)
     } else {
         repo.find_snapshot(spec, req.source.as_deref()).await?
     };
+    if snap.kind == KIND_CLICKHOUSE {
+        let report = clickhouse_restore_test(ctx, &repo, id, &snap, req.to.as_deref()).await?;
+        return Ok(RestoreTestOutcome {
+            id,
+            source: snap.source,
+            time: snap.time,
+            report,
+        });
+    }
     let verify_cfg = ctx
         .config
         .as_ref()
@@ -147,4 +162,27 @@ pub async fn restore_test(ctx: &Ctx, req: RestoreTestRequest) -> Result<RestoreT
         time: snap.time,
         report,
     })
+}
+
+/// A ClickHouse restore test on the source's server (its url and
+/// credentials from the config) or on `to` with the source's credentials.
+async fn clickhouse_restore_test(
+    ctx: &Ctx,
+    repo: &Arc<Repository>,
+    id: Id,
+    snap: &lifeboat_repo::Snapshot,
+    to: Option<&str>,
+) -> Result<RestoreTestReport> {
+    let src = ctx
+        .config
+        .as_ref()
+        .and_then(|c| c.sources.iter().find(|s| s.name == snap.source))
+        .ok_or_else(|| {
+            EngineError::Config(format!(
+                "the restore test of a ClickHouse snapshot needs its source {:?} in the config (server and credentials)",
+                snap.source
+            ))
+        })?;
+    let target = ChTarget::from_source(src, to)?;
+    crate::clickhouse::restore_test::restore_test(repo, id, snap, target).await
 }

@@ -89,15 +89,20 @@ pub enum SnapshotKind {
     /// the WAL from start to stop (`meta`: physical meta).
     #[serde(rename = "postgres-physical")]
     PostgresPhysical,
+    /// A ClickHouse backup: schema in `meta`, data per table and partition
+    /// as `FORMAT Native` files in the tree (`meta`: clickhouse meta).
+    #[serde(rename = "clickhouse")]
+    Clickhouse,
 }
 
 impl SnapshotKind {
     /// Every kind this build reads.
-    pub const ALL: [SnapshotKind; 4] = [
+    pub const ALL: [SnapshotKind; 5] = [
         SnapshotKind::Files,
         SnapshotKind::PostgresLogical,
         SnapshotKind::Command,
         SnapshotKind::PostgresPhysical,
+        SnapshotKind::Clickhouse,
     ];
 
     /// The stored name.
@@ -107,6 +112,7 @@ impl SnapshotKind {
             SnapshotKind::PostgresLogical => "postgres-logical",
             SnapshotKind::Command => "command",
             SnapshotKind::PostgresPhysical => "postgres-physical",
+            SnapshotKind::Clickhouse => "clickhouse",
         }
     }
 
@@ -123,7 +129,13 @@ impl std::fmt::Display for SnapshotKind {
 }
 
 /// Snapshot kinds this build reads, by name.
-pub const KNOWN_KINDS: &[&str] = &["files", "postgres-logical", "command", "postgres-physical"];
+pub const KNOWN_KINDS: &[&str] = &[
+    "files",
+    "postgres-logical",
+    "command",
+    "postgres-physical",
+    "clickhouse",
+];
 
 /// The fields read before a snapshot is used.
 #[derive(Deserialize)]

@@ -109,6 +109,17 @@ fn print_text(o: &BackupReport) {
     for w in &o.warnings {
         eprintln!("warning: {w}");
     }
+    if o.snapshot.kind == SnapshotKind::Clickhouse {
+        let st = &o.snapshot.meta["stats"];
+        crate::outln!(
+            "clickhouse: {} tables, {} partitions ({} read, {} unchanged and reused), {} rows",
+            st["tables"],
+            st["partitions"],
+            st["partitions_read"],
+            st["partitions_reused"],
+            st["rows"]
+        );
+    }
     if o.snapshot.kind != SnapshotKind::Files {
         crate::outln!(
             "snapshot {} saved: {} {} ({} new blobs, {} added to the repository) in {:.1}s",

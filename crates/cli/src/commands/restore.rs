@@ -21,6 +21,10 @@ fn request(a: RestoreArgs) -> RestoreRequest {
         roles: a.roles,
         skip_damaged: a.skip_damaged,
         tablespace_map: a.tablespace_map,
+        database: a.database,
+        rename: a.rename,
+        partitions: a.partitions,
+        replace: a.replace,
     }
 }
 
@@ -68,6 +72,10 @@ pub async fn run(ctx: &Context, a: RestoreArgs) -> Result<ExitCode> {
                 );
             }
         }
+        RestoreReport::Clickhouse {
+            snapshot,
+            clickhouse: o,
+        } => print_clickhouse(ctx, &snapshot, &o),
         r @ RestoreReport::Postgres { .. } => {
             print_postgres(ctx, &r, &pg_target.unwrap_or_default(), roles)
         }
@@ -174,4 +182,36 @@ fn print_postgres(ctx: &Context, r: &RestoreReport, target: &str, roles: bool) {
         o.seconds
     );
     crate::outln!("  restored with {}", o.method);
+}
+
+fn print_clickhouse(
+    ctx: &Context,
+    id: &lifeboat_engine::types::Id,
+    o: &lifeboat_engine::clickhouse::ChRestoreOutcome,
+) {
+    if ctx.global.json {
+        output::json(&serde_json::json!({"snapshot": id, "clickhouse": o}));
+        return;
+    }
+    if let Some(planned) = &o.planned {
+        for sql in planned {
+            crate::outln!("would run: {sql}");
+        }
+        crate::outln!("dry run: nothing was changed on {}", o.server);
+        return;
+    }
+    for n in &o.notes {
+        crate::outln!("note: {n}");
+    }
+    crate::outln!(
+        "restored snapshot {} into {} ({}): {} objects created, {} tables loaded, {} partitions, {} rows in {:.1}s",
+        id.short(),
+        o.server,
+        o.databases.join(", "),
+        o.created.len(),
+        o.loaded.len(),
+        o.partitions,
+        o.rows,
+        o.seconds
+    );
 }

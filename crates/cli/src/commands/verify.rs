@@ -14,6 +14,7 @@ async fn run_restore_test(ctx: &Context, a: VerifyArgs) -> Result<ExitCode> {
     let req = RestoreTestRequest {
         snapshot: a.snapshot,
         source: a.source,
+        to: a.to,
     };
     let o = verify::restore_test(&ctx.engine, req).await?;
     if ctx.global.json {

@@ -67,3 +67,18 @@ pub enum ChError {
 
 /// Results of this module.
 pub type Result<T> = std::result::Result<T, ChError>;
+
+impl ChError {
+    /// Stable code for `--json` (`detail`): `ch_bad_url`, `ch_unreachable`,
+    /// `ch_auth`, `ch_server`, `ch_stream`, `ch_native`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChError::BadUrl { .. } => "ch_bad_url",
+            ChError::Connect { .. } => "ch_unreachable",
+            ChError::Auth { .. } => "ch_auth",
+            ChError::Server { .. } => "ch_server",
+            ChError::Stream { .. } => "ch_stream",
+            ChError::Native { .. } => "ch_native",
+        }
+    }
+}

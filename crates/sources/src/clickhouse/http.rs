@@ -103,7 +103,12 @@ impl ChClient {
     /// Run `sql` and read its (small) text answer, checking that it does
     /// not end in an exception.
     pub fn query_text(&self, sql: &str) -> Result<String> {
-        let mut body = self.query(sql, &[])?;
+        self.query_text_with(sql, &[])
+    }
+
+    /// [`ChClient::query_text`] with `settings` (URL parameters).
+    pub fn query_text_with(&self, sql: &str, settings: &[(&str, &str)]) -> Result<String> {
+        let mut body = self.query(sql, settings)?;
         let mut out = Vec::new();
         body.read_to_end(&mut out).map_err(|e| self.io_error(e))?;
         if let Some((code, message)) = exception_at_end(&out) {
