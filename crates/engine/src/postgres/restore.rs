@@ -132,6 +132,12 @@ pub async fn restore_logical(
                 opts.data_only_schemas = deps.data_schemas.clone();
                 opts.replica_role = is_superuser(&tools, &req.target)?;
                 attachments = platform::existing_attachments(&tools, &req.target, &deps.data_schemas)?;
+                if opts.clean {
+                    // --clean drops and recreates the user's triggers and
+                    // policies on platform tables (a function they call is
+                    // dropped too); only the platform's publications stay.
+                    attachments.retain(|a| a.starts_with("PUBLICATION "));
+                }
             }
             Some(deps) if !req.dry_run => platform::prepare_plain(&tools, &req.target, deps, None)?,
             _ => {}
@@ -146,6 +152,9 @@ pub async fn restore_logical(
             let selection = drop_unsatisfied(selection, &toc, &existing);
             outcome.entries = Some(selection.entries.len());
             outcome.skipped = selection.skipped.clone();
+            if into_platform && opts.clean {
+                platform::truncate_for_reload(&tools, &req.target, &reloaded_tables(&selection.entries, &existing))?;
+            }
             selected = Some(selection.entries.iter().map(|e| e.dump_id).collect());
             let path = spool.path().join("restore.list");
             write_list_file(&selection.entries, &path)?;
@@ -183,6 +192,19 @@ pub async fn restore_logical(
     })
     .await
     .expect("restore thread panicked")
+}
+
+/// The tables whose rows `entries` load that already exist in the target:
+/// with `--clean` into a platform, the platform tables (not dropped and
+/// recreated) must be emptied first, together with the user's tables that
+/// reference them.
+fn reloaded_tables(entries: &[TocEntry], existing: &catalog::TargetCatalog) -> Vec<(String, String)> {
+    entries
+        .iter()
+        .filter(|e| e.desc == "TABLE DATA")
+        .filter(|e| existing.relations.contains(&lifeboat_sources::postgres::ident::qualified(e.schema(), &e.tag)))
+        .map(|e| (e.schema().to_string(), e.tag.clone()))
+        .collect()
 }
 
 /// The entries a restore would run, for `--dry-run` (read-only: the TOC
