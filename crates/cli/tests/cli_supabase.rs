@@ -466,3 +466,69 @@ fn a_supabase_snapshot_restores_over_its_own_project_with_clean() {
     assert_eq!(want_triggers.len(), 1);
     assert_eq!(want_policies.len(), 7);
 }
+
+/// Makes `role` on `c` own the user's objects of `db` (what `postgres`, no
+/// superuser on Supabase, owns there): tables, their sequences, the trigger
+/// function, the public schema's default privileges.
+fn own_project_as(c: &ScratchCluster, db: &str, role: &str) {
+    c.run_sql_in(
+        db,
+        &format!(
+            "ALTER TABLE public.profiles OWNER TO {role}; ALTER TABLE public.projects OWNER TO {role}; \
+             ALTER TABLE public.tasks OWNER TO {role}; ALTER FUNCTION public.handle_new_user() OWNER TO {role}; \
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM postgres, anon, authenticated, service_role; \
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON FUNCTIONS FROM postgres, anon, authenticated, service_role; \
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON SEQUENCES FROM postgres, anon, authenticated, service_role; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE {role} IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE {role} IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_supabase_snapshot_restores_into_a_supabase_project_as_its_non_superuser_owner() {
+    // On Supabase the restoring role (`postgres`) owns the database but is no
+    // superuser: the platform tables' foreign keys (auth.identities ->
+    // auth.users, auth.refresh_tokens -> auth.sessions -> auth.users) stay
+    // on while their rows load, so the rows must go in in key order.
+    let src = supabase_project();
+    src.run_sql("CREATE ROLE proj_owner NOLOGIN").unwrap();
+    own_project_as(&src, "proj", "proj_owner");
+    let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
+    ws.backup(&[]);
+    let target = cluster();
+    load_supabase(&target, "fresh", false);
+    target.create_login_role("proj_owner").unwrap();
+    target
+        .run_sql_in(
+            "fresh",
+            "ALTER DATABASE fresh OWNER TO proj_owner; \
+             GRANT USAGE ON SCHEMA auth, storage, extensions TO proj_owner; \
+             GRANT ALL ON ALL TABLES IN SCHEMA auth, storage TO proj_owner; \
+             GRANT ALL ON ALL SEQUENCES IN SCHEMA auth, storage TO proj_owner; \
+             GRANT supabase_storage_admin TO proj_owner;",
+        )
+        .unwrap();
+    assert_eq!(
+        value(
+            &target,
+            "postgres",
+            "SELECT rolsuper FROM pg_roles WHERE rolname = 'proj_owner'"
+        ),
+        "f"
+    );
+    let r = ws.restore("latest", &target.url_for("proj_owner", "fresh"), &[]);
+    r.ok();
+    assert_same_sums(
+        &project_sums(&src, "proj"),
+        &project_sums(&target, "fresh"),
+        "restore into a Supabase project by its non-superuser owner",
+    );
+    assert_eq!(
+        value(&target, "fresh", "SELECT count(*) FROM public.profiles"),
+        "3"
+    );
+    assert_eq!(policies(&src, "proj"), policies(&target, "fresh"));
+    assert_eq!(triggers(&src, "proj"), triggers(&target, "fresh"));
+}
