@@ -532,3 +532,50 @@ fn a_supabase_snapshot_restores_into_a_supabase_project_as_its_non_superuser_own
     assert_eq!(policies(&src, "proj"), policies(&target, "fresh"));
     assert_eq!(triggers(&src, "proj"), triggers(&target, "fresh"));
 }
+
+/// A PL/pgSQL function whose body holds lines a dump's own `SET` and `--`
+/// lines look like, at column 0.
+const TUNE_FUNCTION: &str =
+    "CREATE FUNCTION public.tune() RETURNS void LANGUAGE plpgsql AS $body$\n\
+BEGIN\n\
+SET LOCAL work_mem = '64MB';\n\
+-- the batch job's memory\n\
+PERFORM 1;\n\
+END\n\
+$body$;\n";
+
+#[test]
+fn migrations_check_finds_drift_inside_a_function_body() {
+    let src = cluster();
+    src.create_database("app").unwrap();
+    src.run_sql_in("app", TUNE_FUNCTION).unwrap();
+    let ws = Workspace::new(&url(&src, "app"), "");
+    let dir = ws.path("supabase/migrations");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("20240101000000_tune.sql"), TUNE_FUNCTION).unwrap();
+    let dir_arg = dir.to_str().unwrap();
+    let r = ws.run(&["--json", "migrations", "check", "main", "--dir", dir_arg]);
+    r.ok();
+    assert_eq!(r.json()["ok"], true, "{}", r.stdout);
+    // Changed by hand on the live database, on a body line starting with SET.
+    src.run_sql_in(
+        "app",
+        &TUNE_FUNCTION
+            .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+            .replace("'64MB'", "'4GB'"),
+    )
+    .unwrap();
+    let r = ws.run(&["--json", "migrations", "check", "main", "--dir", dir_arg]);
+    r.code(19);
+    let v = r.json();
+    let f = drift_of(&v, "FUNCTION public.tune()").expect("the changed body");
+    assert_eq!(f["kind"], "different", "{v}");
+    assert_eq!(
+        f["detail"],
+        serde_json::json!([
+            "+ SET LOCAL work_mem = '4GB';",
+            "- SET LOCAL work_mem = '64MB';"
+        ]),
+        "{v}"
+    );
+}
