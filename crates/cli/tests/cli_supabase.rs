@@ -579,3 +579,59 @@ fn migrations_check_finds_drift_inside_a_function_body() {
         "{v}"
     );
 }
+
+/// Every privilege the platform roles hold on tables of `public`, `auth`
+/// and `storage` (the ACL lists, exploded).
+fn platform_grants(c: &ScratchCluster, db: &str) -> Vec<String> {
+    rows(
+        c,
+        db,
+        "SELECT c.oid::regclass::text, g.rolname, a.privilege_type FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a \
+         JOIN pg_roles g ON g.oid = a.grantee \
+         WHERE n.nspname IN ('public', 'auth', 'storage') \
+           AND g.rolname IN ('anon', 'authenticated', 'service_role') ORDER BY 1, 2, 3",
+    )
+}
+
+#[test]
+#[ignore = "known defect, not fixed yet: into a Supabase-like target (1) grants users added on platform tables \
+            (GRANT SELECT ON auth.users TO service_role) are lost, as the ACL entries of auth/storage are skipped \
+            (selection.rs, data-only schemas), and (2) a REVOKE on a user table is lost, as the target's default \
+            privileges grant everything to anon/authenticated/service_role and pg_dump's ACL entry only adds grants; \
+            into plain PostgreSQL the lists already match"]
+fn grants_to_platform_roles_survive_a_restore_into_both_kinds_of_target() {
+    let src = supabase_project();
+    src.run_sql_in(
+        "proj",
+        "GRANT SELECT ON auth.users TO service_role; \
+         REVOKE DELETE, TRUNCATE ON public.tasks FROM anon;",
+    )
+    .unwrap();
+    let want = platform_grants(&src, "proj");
+    assert!(
+        want.contains(&"auth.users|service_role|SELECT".to_string()),
+        "{want:?}"
+    );
+    let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
+    ws.backup(&[]);
+    let plain = cluster();
+    ws.restore("latest", &url(&plain, "staging"), &[]).ok();
+    assert_eq!(
+        platform_grants(&plain, "staging"),
+        want,
+        "into plain PostgreSQL"
+    );
+    let target = cluster();
+    load_supabase(&target, "fresh", false);
+    ws.restore("latest", &url(&target, "fresh"), &[]).ok();
+    assert_eq!(
+        platform_grants(&target, "fresh"),
+        want,
+        "into a Supabase project"
+    );
+    assert_eq!(
+        value(&target, "fresh", "SELECT has_table_privilege('service_role', 'auth.users', 'SELECT')::text || has_table_privilege('anon', 'public.tasks', 'DELETE')::text"),
+        "truefalse"
+    );
+}
