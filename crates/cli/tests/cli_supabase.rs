@@ -432,9 +432,6 @@ fn migrations_check_passes_when_the_migrations_build_the_live_schema_and_reports
 }
 
 #[test]
-#[ignore = "known defect, not fixed yet: --clean into a Supabase-like target skips the user's existing \
-            triggers on auth.users (so DROP FUNCTION of their function fails) and loads auth/storage rows \
-            on top of the existing ones (duplicate keys): pg_restore reports 9 errors, exit 16"]
 fn a_supabase_snapshot_restores_over_its_own_project_with_clean() {
     // Disaster recovery in place: users deleted and added, rows changed after
     // the snapshot; `restore --clean` into the same project must bring back
@@ -443,6 +440,7 @@ fn a_supabase_snapshot_restores_over_its_own_project_with_clean() {
     let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
     ws.backup(&[]);
     let want = project_sums(&src, "proj");
+    let (want_policies, want_triggers) = (policies(&src, "proj"), triggers(&src, "proj"));
     src.run_sql_in(
         "proj",
         "DELETE FROM auth.users WHERE id = 'a0000000-0000-4000-8000-000000000002'; \
@@ -463,6 +461,177 @@ fn a_supabase_snapshot_restores_over_its_own_project_with_clean() {
         value(&src, "proj", "SELECT count(*) FROM public.profiles"),
         "3"
     );
-    assert_eq!(triggers(&src, "proj").len(), 1);
-    assert_eq!(policies(&src, "proj").len(), 7);
+    assert_eq!(triggers(&src, "proj"), want_triggers);
+    assert_eq!(policies(&src, "proj"), want_policies);
+    assert_eq!(want_triggers.len(), 1);
+    assert_eq!(want_policies.len(), 7);
+}
+
+/// Makes `role` on `c` own the user's objects of `db` (what `postgres`, no
+/// superuser on Supabase, owns there): tables, their sequences, the trigger
+/// function, the public schema's default privileges.
+fn own_project_as(c: &ScratchCluster, db: &str, role: &str) {
+    c.run_sql_in(
+        db,
+        &format!(
+            "ALTER TABLE public.profiles OWNER TO {role}; ALTER TABLE public.projects OWNER TO {role}; \
+             ALTER TABLE public.tasks OWNER TO {role}; ALTER FUNCTION public.handle_new_user() OWNER TO {role}; \
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM postgres, anon, authenticated, service_role; \
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON FUNCTIONS FROM postgres, anon, authenticated, service_role; \
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON SEQUENCES FROM postgres, anon, authenticated, service_role; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE {role} IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE {role} IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_supabase_snapshot_restores_into_a_supabase_project_as_its_non_superuser_owner() {
+    // On Supabase the restoring role (`postgres`) owns the database but is no
+    // superuser: the platform tables' foreign keys (auth.identities ->
+    // auth.users, auth.refresh_tokens -> auth.sessions -> auth.users) stay
+    // on while their rows load, so the rows must go in in key order.
+    let src = supabase_project();
+    src.run_sql("CREATE ROLE proj_owner NOLOGIN").unwrap();
+    own_project_as(&src, "proj", "proj_owner");
+    let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
+    ws.backup(&[]);
+    let target = cluster();
+    load_supabase(&target, "fresh", false);
+    target.create_login_role("proj_owner").unwrap();
+    target
+        .run_sql_in(
+            "fresh",
+            "ALTER DATABASE fresh OWNER TO proj_owner; \
+             GRANT USAGE ON SCHEMA auth, storage, extensions TO proj_owner; \
+             GRANT ALL ON ALL TABLES IN SCHEMA auth, storage TO proj_owner; \
+             GRANT ALL ON ALL SEQUENCES IN SCHEMA auth, storage TO proj_owner; \
+             GRANT supabase_storage_admin TO proj_owner;",
+        )
+        .unwrap();
+    assert_eq!(
+        value(
+            &target,
+            "postgres",
+            "SELECT rolsuper FROM pg_roles WHERE rolname = 'proj_owner'"
+        ),
+        "f"
+    );
+    let r = ws.restore("latest", &target.url_for("proj_owner", "fresh"), &[]);
+    r.ok();
+    assert_same_sums(
+        &project_sums(&src, "proj"),
+        &project_sums(&target, "fresh"),
+        "restore into a Supabase project by its non-superuser owner",
+    );
+    assert_eq!(
+        value(&target, "fresh", "SELECT count(*) FROM public.profiles"),
+        "3"
+    );
+    assert_eq!(policies(&src, "proj"), policies(&target, "fresh"));
+    assert_eq!(triggers(&src, "proj"), triggers(&target, "fresh"));
+}
+
+/// A PL/pgSQL function whose body holds lines a dump's own `SET` and `--`
+/// lines look like, at column 0.
+const TUNE_FUNCTION: &str =
+    "CREATE FUNCTION public.tune() RETURNS void LANGUAGE plpgsql AS $body$\n\
+BEGIN\n\
+SET LOCAL work_mem = '64MB';\n\
+-- the batch job's memory\n\
+PERFORM 1;\n\
+END\n\
+$body$;\n";
+
+#[test]
+fn migrations_check_finds_drift_inside_a_function_body() {
+    let src = cluster();
+    src.create_database("app").unwrap();
+    src.run_sql_in("app", TUNE_FUNCTION).unwrap();
+    let ws = Workspace::new(&url(&src, "app"), "");
+    let dir = ws.path("supabase/migrations");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("20240101000000_tune.sql"), TUNE_FUNCTION).unwrap();
+    let dir_arg = dir.to_str().unwrap();
+    let r = ws.run(&["--json", "migrations", "check", "main", "--dir", dir_arg]);
+    r.ok();
+    assert_eq!(r.json()["ok"], true, "{}", r.stdout);
+    // Changed by hand on the live database, on a body line starting with SET.
+    src.run_sql_in(
+        "app",
+        &TUNE_FUNCTION
+            .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+            .replace("'64MB'", "'4GB'"),
+    )
+    .unwrap();
+    let r = ws.run(&["--json", "migrations", "check", "main", "--dir", dir_arg]);
+    r.code(19);
+    let v = r.json();
+    let f = drift_of(&v, "FUNCTION public.tune()").expect("the changed body");
+    assert_eq!(f["kind"], "different", "{v}");
+    assert_eq!(
+        f["detail"],
+        serde_json::json!([
+            "+ SET LOCAL work_mem = '4GB';",
+            "- SET LOCAL work_mem = '64MB';"
+        ]),
+        "{v}"
+    );
+}
+
+/// Every privilege the platform roles hold on tables of `public`, `auth`
+/// and `storage` (the ACL lists, exploded).
+fn platform_grants(c: &ScratchCluster, db: &str) -> Vec<String> {
+    rows(
+        c,
+        db,
+        "SELECT c.oid::regclass::text, g.rolname, a.privilege_type FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a \
+         JOIN pg_roles g ON g.oid = a.grantee \
+         WHERE n.nspname IN ('public', 'auth', 'storage') \
+           AND g.rolname IN ('anon', 'authenticated', 'service_role') ORDER BY 1, 2, 3",
+    )
+}
+
+#[test]
+#[ignore = "known defect, not fixed yet: into a Supabase-like target (1) grants users added on platform tables \
+            (GRANT SELECT ON auth.users TO service_role) are lost, as the ACL entries of auth/storage are skipped \
+            (selection.rs, data-only schemas), and (2) a REVOKE on a user table is lost, as the target's default \
+            privileges grant everything to anon/authenticated/service_role and pg_dump's ACL entry only adds grants; \
+            into plain PostgreSQL the lists already match"]
+fn grants_to_platform_roles_survive_a_restore_into_both_kinds_of_target() {
+    let src = supabase_project();
+    src.run_sql_in(
+        "proj",
+        "GRANT SELECT ON auth.users TO service_role; \
+         REVOKE DELETE, TRUNCATE ON public.tasks FROM anon;",
+    )
+    .unwrap();
+    let want = platform_grants(&src, "proj");
+    assert!(
+        want.contains(&"auth.users|service_role|SELECT".to_string()),
+        "{want:?}"
+    );
+    let ws = Workspace::new(&url(&src, "proj"), "profile = \"supabase\"");
+    ws.backup(&[]);
+    let plain = cluster();
+    ws.restore("latest", &url(&plain, "staging"), &[]).ok();
+    assert_eq!(
+        platform_grants(&plain, "staging"),
+        want,
+        "into plain PostgreSQL"
+    );
+    let target = cluster();
+    load_supabase(&target, "fresh", false);
+    ws.restore("latest", &url(&target, "fresh"), &[]).ok();
+    assert_eq!(
+        platform_grants(&target, "fresh"),
+        want,
+        "into a Supabase project"
+    );
+    assert_eq!(
+        value(&target, "fresh", "SELECT has_table_privilege('service_role', 'auth.users', 'SELECT')::text || has_table_privilege('anon', 'public.tasks', 'DELETE')::text"),
+        "truefalse"
+    );
 }

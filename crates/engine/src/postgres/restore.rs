@@ -18,7 +18,9 @@ use crate::progress::Progress;
 use lifeboat_repo::{ContentReader, Id, Repository, Snapshot};
 use lifeboat_sources::postgres::archive::ArchiveInspector;
 use lifeboat_sources::postgres::child::{start_restore, start_script, RestoreRun};
-use lifeboat_sources::postgres::selection::{drop_unsatisfied, select_entries};
+use lifeboat_sources::postgres::selection::{
+    drop_unsatisfied, order_data_by_foreign_keys, select_entries,
+};
 use lifeboat_sources::postgres::toc::{write_list_file, TocEntry};
 use lifeboat_sources::postgres::{catalog, platform, ClientTools, PgTarget, RestoreOptions};
 use serde::Serialize;
@@ -132,20 +134,38 @@ pub async fn restore_logical(
                 opts.data_only_schemas = deps.data_schemas.clone();
                 opts.replica_role = is_superuser(&tools, &req.target)?;
                 attachments = platform::existing_attachments(&tools, &req.target, &deps.data_schemas)?;
+                if opts.clean {
+                    // --clean drops and recreates the user's triggers and
+                    // policies on platform tables (a function they call is
+                    // dropped too); only the platform's publications stay.
+                    attachments.retain(|a| a.starts_with("PUBLICATION "));
+                }
             }
             Some(deps) if !req.dry_run => platform::prepare_plain(&tools, &req.target, deps, None)?,
             _ => {}
         }
         let spool = tempfile::Builder::new().prefix("lifeboat-restore-").tempdir().map_err(EngineError::io("creating a temporary directory"))?;
         let mut selected = None;
+        let mut reordered = false;
         let list = if opts.needs_list() {
             let toc = archive_toc(&repo, &dump)?;
             let mut existing = catalog::target_catalog(&tools, &req.target)?;
             existing.attachments = attachments;
             let selection = select_entries(&toc, &opts, &meta.dependencies, &existing)?;
-            let selection = drop_unsatisfied(selection, &toc, &existing);
+            let mut selection = drop_unsatisfied(selection, &toc, &existing);
+            if into_platform && !opts.replica_role {
+                // The platform tables' foreign keys stay on while their rows
+                // load: in key order, by one pg_restore reading a seekable
+                // file (rows out of archive order cannot come from a stream).
+                let before = selection.entries.clone();
+                order_data_by_foreign_keys(&mut selection.entries, &meta.dependencies);
+                reordered = selection.entries != before;
+            }
             outcome.entries = Some(selection.entries.len());
             outcome.skipped = selection.skipped.clone();
+            if into_platform && opts.clean {
+                platform::truncate_for_reload(&tools, &req.target, &reloaded_tables(&selection.entries, &existing))?;
+            }
             selected = Some(selection.entries.iter().map(|e| e.dump_id).collect());
             let path = spool.path().join("restore.list");
             write_list_file(&selection.entries, &path)?;
@@ -165,7 +185,10 @@ pub async fn restore_logical(
             return Ok(outcome);
         }
         outcome.method = format!("one pg_restore stream (parallel path not used: {})", refusal.unwrap_or("no data blocks"));
-        let archive = if opts.jobs > 1 {
+        if reordered {
+            opts.jobs = 1;
+        }
+        let archive = if opts.jobs > 1 || reordered {
             let path = spool.path().join(DUMP_FILE);
             spool_archive(&repo, &dump, &path, &progress)?;
             Some(path)
@@ -183,6 +206,29 @@ pub async fn restore_logical(
     })
     .await
     .expect("restore thread panicked")
+}
+
+/// The tables whose rows `entries` load that already exist in the target:
+/// with `--clean` into a platform, the platform tables (not dropped and
+/// recreated) must be emptied first, together with the user's tables that
+/// reference them.
+fn reloaded_tables(
+    entries: &[TocEntry],
+    existing: &catalog::TargetCatalog,
+) -> Vec<(String, String)> {
+    entries
+        .iter()
+        .filter(|e| e.desc == "TABLE DATA")
+        .filter(|e| {
+            existing
+                .relations
+                .contains(&lifeboat_sources::postgres::ident::qualified(
+                    e.schema(),
+                    &e.tag,
+                ))
+        })
+        .map(|e| (e.schema().to_string(), e.tag.clone()))
+        .collect()
 }
 
 /// The entries a restore would run, for `--dry-run` (read-only: the TOC

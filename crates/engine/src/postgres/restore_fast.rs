@@ -72,6 +72,8 @@ pub(super) fn refusal(
         Some("single transaction")
     } else if opts.replica_role {
         Some("data into existing tables with triggers held off")
+    } else if !opts.data_only_schemas.is_empty() {
+        Some("data into the platform's existing tables, in foreign-key order")
     } else if opts.jobs == 1 {
         Some("--jobs 1")
     } else {

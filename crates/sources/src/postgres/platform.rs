@@ -176,6 +176,28 @@ pub fn existing_attachments(
         .collect())
 }
 
+/// Empties `tables` (schema, name; one `TRUNCATE`, so tables referencing
+/// each other go together) before `restore --clean` loads the snapshot's rows
+/// into platform tables it does not drop and recreate (Supabase's `auth`,
+/// `storage`). A table outside `tables` that references one of them stops
+/// it, with PostgreSQL's error naming both: nothing is emptied then.
+pub fn truncate_for_reload(
+    tools: &ClientTools,
+    target: &PgTarget,
+    tables: &[(String, String)],
+) -> Result<()> {
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = tables
+        .iter()
+        .map(|(s, n)| format!("{}.{}", quote_ident(s), quote_ident(n)))
+        .collect();
+    let sql = format!("TRUNCATE TABLE {} RESTRICT;", list.join(", "));
+    OneShot { tools, target }.rows(&sql)?;
+    Ok(())
+}
+
 /// The platform schemas present on `target` that an extension does not
 /// create (`auth`, `storage`, `realtime`, ...): what a scratch database needs
 /// copied before migrations written for the platform apply.

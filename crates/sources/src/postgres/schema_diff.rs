@@ -4,7 +4,9 @@
 //! [`schema_objects`] reads `pg_dump --schema-only --no-owner
 //! --no-privileges` (publications and subscriptions left out) and cuts it at
 //! pg_dump's `-- Name: N; Type: T; Schema: S` headers into one definition
-//! per object, keyed `T S.N`; [`diff_objects`] compares two such maps.
+//! per object, keyed `T S.N` (pg_dump's `SET` and comment lines dropped,
+//! lines inside dollar-quoted bodies kept whatever they start with);
+//! [`diff_objects`] compares two such maps.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
@@ -69,7 +71,20 @@ pub fn schema_objects(
 pub fn split_objects(sql: &str) -> BTreeMap<String, String> {
     let mut objects: BTreeMap<String, String> = BTreeMap::new();
     let mut current: Option<String> = None;
+    // The closing tag of the dollar quote a line starts in: its lines are a
+    // body (a function's, a DO block's), kept verbatim whatever they start with.
+    let mut quote: Option<String> = None;
     for line in sql.lines() {
+        let in_body = quote.is_some();
+        quote = dollar_quote_after(line, quote);
+        if in_body {
+            if let Some(key) = &current {
+                let body = objects.get_mut(key).expect("entry made at its header");
+                body.push_str(line);
+                body.push('\n');
+            }
+            continue;
+        }
         if let Some(header) = line.strip_prefix("-- Name: ") {
             let key = object_key(header);
             objects.entry(key.clone()).or_default();
@@ -89,6 +104,55 @@ pub fn split_objects(sql: &str) -> BTreeMap<String, String> {
         }
     }
     objects
+}
+
+/// The dollar quote (its tag, e.g. `$$` or `$body$`) open at the end of
+/// `line`, given the one `open` at its start: SQL's lexical rules for what
+/// matters here (single-quoted strings, `--` comments, quoted identifiers and
+/// dollar quotes; a tag never follows an identifier character, so `$1` and
+/// `a$b` are not tags).
+fn dollar_quote_after(line: &str, mut open: Option<String>) -> Option<String> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if let Some(tag) = &open {
+            match line[i..].find(tag.as_str()) {
+                Some(p) => {
+                    i += p + tag.len();
+                    open = None;
+                    continue;
+                }
+                None => return open,
+            }
+        }
+        match b[i] {
+            b'-' if b.get(i + 1) == Some(&b'-') => return None,
+            q @ (b'\'' | b'"') => {
+                // A string never spans lines in pg_dump's DDL outside bodies.
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'$' if i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_') => {
+                let end = b[i + 1..]
+                    .iter()
+                    .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+                    .map(|p| i + 1 + p);
+                let tag_ok = |e: usize| b[e] == b'$' && (e == i + 1 || !b[i + 1].is_ascii_digit());
+                match end {
+                    Some(e) if tag_ok(e) => {
+                        open = Some(line[i..=e].to_string());
+                        i = e + 1;
+                    }
+                    _ => i += 1,
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    open
 }
 
 /// A plain dump without the objects whose pg_dump type is one of `types`
@@ -226,6 +290,34 @@ mod tests {
             ]
         );
         assert!(diff_objects(&expected, &expected).is_empty());
+    }
+
+    #[test]
+    fn lines_inside_a_function_body_are_kept_whatever_they_start_with() {
+        let dump = "--\n-- Name: f(); Type: FUNCTION; Schema: public; Owner: -\n--\n\n\
+CREATE FUNCTION public.f() RETURNS void\n    LANGUAGE plpgsql\n    AS $_$\nBEGIN\n\
+SET work_mem = '64MB';\n-- not a header\nPERFORM $1, 'it''s $$';\nEND\n$_$;\n\n\
+SET default_table_access_method = heap;\n\
+--\n-- Name: g(); Type: FUNCTION; Schema: public; Owner: -\n--\n\n\
+CREATE FUNCTION public.g() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n";
+        let o = split_objects(dump);
+        assert_eq!(
+            o["FUNCTION public.f()"],
+            "CREATE FUNCTION public.f() RETURNS void\n    LANGUAGE plpgsql\n    AS $_$\nBEGIN\n\
+SET work_mem = '64MB';\n-- not a header\nPERFORM $1, 'it''s $$';\nEND\n$_$;\n"
+        );
+        assert_eq!(
+            o["FUNCTION public.g()"],
+            "CREATE FUNCTION public.g() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n"
+        );
+        let changed = dump.replace("'64MB'", "'1GB'");
+        let d = diff_objects(&o, &split_objects(&changed));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].object, "FUNCTION public.f()");
+        assert_eq!(
+            d[0].detail,
+            ["+ SET work_mem = '1GB';", "- SET work_mem = '64MB';"]
+        );
     }
 
     #[test]

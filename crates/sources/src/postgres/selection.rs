@@ -40,6 +40,17 @@ fn is_user_attachment(e: &TocEntry, ns: &str, existing: &TargetCatalog) -> bool 
     }
 }
 
+/// Whether `e` creates or comments an extension `existing` already has.
+fn is_existing_extension(e: &TocEntry, existing: &TargetCatalog) -> bool {
+    let name = match e.desc.as_str() {
+        "EXTENSION" => Some(e.tag.as_str()),
+        // A comment's tag quotes the name as SQL does (`EXTENSION "uuid-ossp"`).
+        "COMMENT" if e.namespace.is_none() => e.tag.strip_prefix("EXTENSION "),
+        _ => None,
+    };
+    name.is_some_and(|n| existing.extensions.contains(&split_qualified(n).1))
+}
+
 /// Whether `e` creates, comments or grants on one of the platform-owned
 /// `schemas` itself (entries without a namespace).
 fn is_platform_schema_entry(e: &TocEntry, schemas: &BTreeSet<&str>) -> bool {
@@ -209,7 +220,14 @@ pub fn select_entries(
             && existing
                 .attachments
                 .contains(&format!("PUBLICATION {}", e.tag));
-        if is_platform_schema_entry(e, &data_only_schemas) || existing_publication {
+        // Into a platform, its extensions are its own (made by its admin):
+        // not created or commented again.
+        let platform_extension =
+            !data_only_schemas.is_empty() && is_existing_extension(e, existing);
+        if is_platform_schema_entry(e, &data_only_schemas)
+            || existing_publication
+            || platform_extension
+        {
             continue;
         }
         if full {
@@ -325,6 +343,52 @@ pub fn select_entries(
     Ok(sel)
 }
 
+/// Reorders the `TABLE DATA` entries of `entries` (in their own slots, the
+/// rest untouched) so a table's rows load after the rows of the tables its
+/// foreign keys reference (from `deps`), ties and cycles in archive order.
+/// pg_restore runs a `-L` list in the list's order; data going into tables
+/// whose foreign keys already exist (a platform's `auth` tables), loaded by
+/// a user who cannot switch them off, then never trips a key. pg_dump orders
+/// a full archive's data by name, not by key, as its keys come after it.
+pub fn order_data_by_foreign_keys(entries: &mut [TocEntry], deps: &DependencyInfo) {
+    let slots: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].desc == "TABLE DATA")
+        .collect();
+    let names: Vec<String> = slots
+        .iter()
+        .map(|&i| qualified(entries[i].schema(), &entries[i].tag))
+        .collect();
+    let parents: Vec<Vec<usize>> = names
+        .iter()
+        .map(|n| {
+            let refs = deps
+                .tables
+                .get(n)
+                .map(|t| &t.foreign_keys[..])
+                .unwrap_or(&[]);
+            refs.iter()
+                .filter_map(|f| names.iter().position(|m| *m == f.references))
+                .filter(|p| names[*p] != *n)
+                .collect()
+        })
+        .collect();
+    let mut done = vec![false; slots.len()];
+    let mut order = Vec::with_capacity(slots.len());
+    while order.len() < slots.len() {
+        let ready = |i: usize| !done[i] && parents[i].iter().all(|p| done[*p]);
+        let next = (0..slots.len())
+            .find(|&i| ready(i))
+            .or_else(|| (0..slots.len()).find(|&i| !done[i]))
+            .expect("an entry is left");
+        done[next] = true;
+        order.push(next);
+    }
+    let data: Vec<TocEntry> = order.iter().map(|&k| entries[slots[k]].clone()).collect();
+    for (slot, e) in slots.into_iter().zip(data) {
+        entries[slot] = e;
+    }
+}
+
 /// Whether a COMMENT/ACL/SECURITY LABEL entry (tag `KIND name`) is about a selected object.
 #[allow(clippy::too_many_arguments)]
 fn describes_selected(
@@ -434,6 +498,7 @@ pub fn drop_unsatisfied(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::postgres::catalog::{ForeignKey, TableDeps};
 
     fn e(
         dump_id: i64,
@@ -680,6 +745,59 @@ mod tests {
         assert!(got.contains(&3667));
         assert!(!got.contains(&235) && !got.contains(&3483) && !got.contains(&3498));
         assert!(got.contains(&224));
+    }
+
+    #[test]
+    fn data_loads_after_the_data_of_the_tables_it_references() {
+        let mut toc = vec![
+            e(1, 1259, 1, "TABLE", Some("auth"), "users"),
+            e(2, 0, 0, "TABLE DATA", Some("auth"), "identities"),
+            e(3, 0, 0, "TABLE DATA", Some("auth"), "refresh_tokens"),
+            e(4, 0, 0, "TABLE DATA", Some("auth"), "sessions"),
+            e(
+                5,
+                0,
+                0,
+                "SEQUENCE SET",
+                Some("auth"),
+                "refresh_tokens_id_seq",
+            ),
+            e(6, 0, 0, "TABLE DATA", Some("auth"), "users"),
+            e(7, 0, 0, "TABLE DATA", Some("public"), "loop_a"),
+            e(8, 0, 0, "TABLE DATA", Some("public"), "loop_b"),
+        ];
+        let fk = |from: &str, to: &[&str]| {
+            (
+                from.to_string(),
+                TableDeps {
+                    foreign_keys: to
+                        .iter()
+                        .map(|t| ForeignKey {
+                            name: format!("fk_{t}"),
+                            references: t.to_string(),
+                        })
+                        .collect(),
+                    ..TableDeps::default()
+                },
+            )
+        };
+        let deps = DependencyInfo {
+            tables: [
+                fk("auth.identities", &["auth.users"]),
+                fk("auth.sessions", &["auth.users"]),
+                fk("auth.refresh_tokens", &["auth.sessions"]),
+                fk("auth.users", &["auth.users"]),
+                fk("public.loop_a", &["public.loop_b"]),
+                fk("public.loop_b", &["public.loop_a"]),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        order_data_by_foreign_keys(&mut toc, &deps);
+        let ids: Vec<i64> = toc.iter().map(|e| e.dump_id).collect();
+        // users first, sessions before refresh_tokens; other entries keep
+        // their slots; a cycle keeps archive order.
+        assert_eq!(ids, [1, 6, 2, 4, 5, 3, 7, 8]);
     }
 
     #[test]
