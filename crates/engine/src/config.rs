@@ -169,8 +169,9 @@ pub struct SourceConfig {
     #[serde(default)]
     pub databases: Vec<String>,
     // --- common ---
-    /// Cron schedules per backup kind (used by the daemon, later).
-    pub schedule: Option<toml::Table>,
+    /// Cron schedules per job kind, the job timeout and the verify job's
+    /// read share (`run-due`, the daemon; [`crate::schedule`]).
+    pub schedule: Option<crate::schedule::ScheduleConfig>,
     /// Retention policy applied by `forget` (docs/RETENTION.md).
     pub retention: Option<crate::retention::Policy>,
     /// Run `forget` with this source's retention, then `prune`, after each
@@ -243,6 +244,7 @@ impl Config {
                 SourceKind::Command => validate_command(s)?,
                 _ => {}
             }
+            crate::schedule::Schedule::of(s)?;
         }
         Ok(())
     }

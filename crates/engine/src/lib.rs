@@ -15,7 +15,8 @@
 //! and [`restore_files`] (the files source), [`backup_command`] (a
 //! program's output stored as a file, restored as files), [`postgres`] (logical backup,
 //! restore, export, restore tests), [`meta`] (each kind's snapshot `meta`),
-//! [`store`] (shared by every backup kind), [`progress`] (counters a front
+//! [`store`] (shared by every backup kind), [`schedule`] (cron schedules of
+//! sources), [`progress`] (counters a front
 //! end renders).
 //!
 //! Operations that change things are split into a plan and its execution
@@ -41,6 +42,7 @@ pub mod prune;
 pub mod restore;
 pub mod restore_files;
 pub mod retention;
+pub mod schedule;
 pub mod store;
 pub mod verify;
 pub mod wal;
