@@ -69,6 +69,15 @@ pub enum Command {
     /// Archive and fetch PostgreSQL WAL (archive_command / restore_command).
     #[command(subcommand)]
     Wal(WalCommand),
+    /// Run the scheduled jobs that are due now, once (for cron or a systemd timer).
+    RunDue(RunDueArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunDueArgs {
+    /// Only this source's jobs.
+    #[arg(long)]
+    pub source: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -31,6 +31,8 @@ pub const NOT_FOUND: u8 = 18;
 pub const DRIFT: u8 = 19;
 /// `wal push`: a different WAL file is already archived under that name.
 pub const CONFLICT: u8 = 20;
+/// `run-due`: a scheduled job failed (its error is in the job history).
+pub const JOB_FAILED: u8 = 21;
 
 /// The exit code for an error code.
 pub fn code_for(code: &str) -> u8 {

@@ -8,7 +8,8 @@
 //! - [`keys`]: init and key management;
 //! - [`listing::snapshots`], [`listing::ls`]: listings;
 //! - [`dump::export`]: a logical snapshot as a stock dump file;
-//! - [`wal::push`], [`wal::fetch`], [`wal::list`]: WAL archiving.
+//! - [`wal::push`], [`wal::fetch`], [`wal::list`]: WAL archiving;
+//! - [`jobs::run_due`]: the scheduled jobs that are due, recorded in the job history.
 //!
 //! Building blocks: [`open`] (find, create and unlock the repository),
 //! [`config`] (`lifeboat.toml`, `env:`/`file:` secrets), [`backup_files`]
@@ -31,6 +32,7 @@ pub mod ctx;
 pub mod dump;
 pub mod error;
 pub mod forget;
+pub mod jobs;
 pub mod keys;
 pub mod listing;
 pub mod meta;

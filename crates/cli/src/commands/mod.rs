@@ -9,6 +9,7 @@ mod key;
 mod migrations;
 mod prune;
 mod restore;
+mod run_due;
 mod snapshots;
 mod verify;
 mod wal;
@@ -69,5 +70,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Prune(a) => prune::run(&ctx, a).await,
         Command::Copy(a) => copy::run(&ctx, a).await,
         Command::Wal(w) => wal::run(&ctx, w).await,
+        Command::RunDue(a) => run_due::run(&ctx, a).await,
     }
 }
