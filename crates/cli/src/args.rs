@@ -71,6 +71,15 @@ pub enum Command {
     Wal(WalCommand),
     /// Run the scheduled jobs that are due now, once (for cron or a systemd timer).
     RunDue(RunDueArgs),
+    /// Run the scheduled jobs as they come due, until SIGTERM (SIGHUP reloads the config).
+    Daemon(DaemonArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Seconds a running job may go on after SIGTERM before it is cancelled.
+    #[arg(long, default_value_t = 300)]
+    pub stop_grace: u64,
 }
 
 #[derive(Args, Debug)]

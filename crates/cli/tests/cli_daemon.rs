@@ -13,6 +13,7 @@ use common::*;
 use lifeboat_repo::jobs::{JobEvent, JobRecord, JobResult};
 use std::ffi::OsStr;
 use std::fs;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -362,4 +363,233 @@ fn run_due_without_schedules_or_with_a_bad_one_says_what_to_fix() {
     .unwrap();
     let r = run_cmd(cmd(&ws, &[]), &["run-due"]);
     r.error(15, &["source \"cfg\": schedule.backup", "\"0 25 * * *\""]);
+}
+
+/// A running `lifeboat --json daemon`, its log lines collected; killed on
+/// drop (also when the test fails), after releasing any blocked command.
+struct Daemon {
+    child: Option<Child>,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    go: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(ws: &Workspace) -> Daemon {
+        let mut c = cmd(ws, &[]);
+        c.args(["--json", "daemon", "--stop-grace", "600"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = c.spawn().expect("spawn daemon");
+        let out = child.stdout.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(l);
+            }
+        });
+        Daemon {
+            child: Some(child),
+            lines,
+            go: ws.path("slow.go"),
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        // SAFETY: kill(2) on our own child's pid.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0);
+    }
+
+    /// Wait (generously) until `cond` holds, showing the log if it never does.
+    #[track_caller]
+    fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "gave up waiting for {what}; daemon log:\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    /// Wait for the exit; its status code.
+    fn wait(&mut self) -> Option<i32> {
+        self.child.take().unwrap().wait().unwrap().code()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = fs::write(&self.go, "");
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn ok_runs(h: &[JobRecord], source: &str, kind: &str) -> usize {
+    finished(h)
+        .iter()
+        .filter(|r| r.source == source && r.kind == kind && r.result == Some(JobResult::Ok))
+        .count()
+}
+
+#[test]
+fn the_daemon_runs_backups_forget_and_verify_for_several_cycles_reloads_and_stops_on_sigterm() {
+    let ws = workspace("");
+    fs::create_dir_all(ws.path("data")).unwrap();
+    fs::write(ws.path("data/app.toml"), "port = 8080\n").unwrap();
+    let config = "[[source]]\nname = \"cfg\"\nkind = \"files\"\npaths = [\"data\"]\n\
+         retention = { last = 2 }\n\
+         schedule = { backup = \"*/2 * * * * *\", forget = \"*/3 * * * * *\", verify = \"*/4 * * * * *\", read_data_share = \"50%\" }\n";
+    fs::write(ws.path("lifeboat.toml"), config).unwrap();
+    let mut d = Daemon::start(&ws);
+    wait_for("three cycles of backup, forget and verify", || {
+        let h = history(&ws);
+        ok_runs(&h, "cfg", "backup") >= 3
+            && ok_runs(&h, "cfg", "forget") >= 3
+            && ok_runs(&h, "cfg", "verify") >= 3
+    });
+    // Each backup ran for a later slot than the one before.
+    let h = history(&ws);
+    let slots: Vec<&str> = finished(&h)
+        .iter()
+        .filter(|r| r.kind == "backup")
+        .map(|r| r.slot.as_str())
+        .collect();
+    assert!(slots.windows(2).all(|w| w[0] < w[1]), "{slots:?}");
+
+    // SIGHUP with a broken config keeps the old one.
+    fs::write(ws.path("lifeboat.toml"), "[[source]]\nname = \"cfg\"\nkind = \"files\"\npaths = [\"data\"]\nschedule = { backup = \"nope\" }\n").unwrap();
+    d.signal(libc::SIGHUP);
+    wait_for("the reload error", || d.logged("config not reloaded"));
+    assert!(d.logged("schedule.backup"), "{:?}", d.lines.lock().unwrap());
+    let before = ok_runs(&history(&ws), "cfg", "backup");
+    wait_for("backups to go on with the old config", || {
+        ok_runs(&history(&ws), "cfg", "backup") > before
+    });
+    // A good one adds a source.
+    fs::create_dir_all(ws.path("more")).unwrap();
+    fs::write(ws.path("more/x"), "x\n").unwrap();
+    fs::write(
+        ws.path("lifeboat.toml"),
+        format!("{config}\n[[source]]\nname = \"more\"\nkind = \"files\"\npaths = [\"more\"]\nschedule = {{ backup = \"*/2 * * * * *\" }}\n"),
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_for("the new source's backup", || {
+        ok_runs(&history(&ws), "more", "backup") >= 1
+    });
+    assert!(d.logged("config reloaded"));
+
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(), Some(0), "SIGTERM is a clean stop");
+    let h = history(&ws);
+    let started = h.iter().filter(|r| r.event == JobEvent::Started).count();
+    assert_eq!(started, finished(&h).len(), "every job finished: {h:#?}");
+    assert!(finished(&h).iter().all(|r| r.result == Some(JobResult::Ok)));
+    run(&ws, &["verify", "--read-data"]).ok();
+}
+
+#[test]
+fn sigterm_lets_the_running_job_finish_then_the_daemon_exits_0() {
+    let ws = workspace("");
+    fs::write(ws.path("lifeboat.toml"), blocking_sources(&ws, "0 2 * * *")).unwrap();
+    let mut d = Daemon::start(&ws);
+    wait_for("the slow job to start", || ws.path("slow.started").exists());
+    d.signal(libc::SIGTERM);
+    wait_for("the daemon to say it waits", || {
+        d.logged("letting the running job finish")
+    });
+    fs::write(ws.path("slow.go"), "").unwrap();
+    assert_eq!(d.wait(), Some(0));
+    let h = history(&ws);
+    assert_eq!(ok_runs(&h, "slow", "backup"), 1, "{h:#?}");
+    assert!(d.logged("daemon stopped"));
+    // Nothing left behind that a later run trips on.
+    let next = run_due(&ws, &[], 0);
+    assert_eq!(next["interrupted"], serde_json::json!([]), "{next}");
+}
+
+#[test]
+fn a_daemon_killed_mid_backup_restarts_records_the_interrupted_job_and_succeeds() {
+    let ws = workspace("");
+    fs::write(ws.path("lifeboat.toml"), blocking_sources(&ws, "0 2 * * *")).unwrap();
+    let mut d = Daemon::start(&ws);
+    wait_for("the slow job to start", || ws.path("slow.started").exists());
+    d.signal(libc::SIGKILL);
+    d.wait();
+    fs::write(ws.path("slow.go"), "").unwrap();
+    run(&ws, &["verify"]).ok();
+    let mut again = Daemon::start(&ws);
+    wait_for("the retried backup", || {
+        ok_runs(&history(&ws), "slow", "backup") >= 1
+    });
+    again.signal(libc::SIGTERM);
+    assert_eq!(again.wait(), Some(0));
+    let h = history(&ws);
+    let interrupted: Vec<_> = finished(&h)
+        .into_iter()
+        .filter(|r| r.result == Some(JobResult::Interrupted))
+        .collect();
+    assert_eq!(interrupted.len(), 1, "{h:#?}");
+    assert_eq!(interrupted[0].source, "slow");
+    run(&ws, &["verify", "--read-data"]).ok();
+}
+
+#[test]
+fn the_shipped_systemd_units_pass_systemd_analyze_verify() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/systemd");
+    let names = [
+        "lifeboat.service",
+        "lifeboat-run-due.service",
+        "lifeboat-run-due.timer",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for n in names {
+        let text = fs::read_to_string(Path::new(dir).join(n)).unwrap();
+        assert!(!text.contains("ExecStart") || text.contains("/usr/local/bin/lifeboat --config"));
+        fs::write(
+            tmp.path().join(n),
+            text.replace("/usr/local/bin/lifeboat", BIN),
+        )
+        .unwrap();
+    }
+    let unit = fs::read_to_string(Path::new(dir).join("lifeboat.service")).unwrap();
+    assert!(unit.contains(" daemon") && unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    let run_due = fs::read_to_string(Path::new(dir).join("lifeboat-run-due.service")).unwrap();
+    assert!(run_due.contains(" run-due") && run_due.contains("Type=oneshot"));
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("systemd-analyze is not installed: skipping `systemd-analyze verify` of contrib/systemd (the unit contents were checked)");
+        return;
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(names.iter().map(|n| tmp.path().join(n)))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains(tmp.path().to_str().unwrap()),
+        "systemd-analyze verify:\n{stderr}"
+    );
 }

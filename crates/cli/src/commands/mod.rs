@@ -3,6 +3,7 @@
 
 mod backup;
 mod copy;
+mod daemon;
 mod dump;
 mod forget;
 mod key;
@@ -71,5 +72,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Copy(a) => copy::run(&ctx, a).await,
         Command::Wal(w) => wal::run(&ctx, w).await,
         Command::RunDue(a) => run_due::run(&ctx, a).await,
+        Command::Daemon(a) => daemon::run(&ctx, a).await,
     }
 }

@@ -7,8 +7,10 @@
 //! - [`due`]: the due rule (latest slot without a finished run; a missed
 //!   run made up once) and unfinished jobs;
 //! - [`exec`]: one job, through the engine's use cases;
-//! - [`lock`]: the per-source `flock`.
+//! - [`lock`]: the per-source `flock`;
+//! - [`daemon`]: the long-running loop, with SIGTERM and SIGHUP.
 
+pub mod daemon;
 pub mod due;
 pub mod exec;
 pub mod lock;
@@ -120,7 +122,7 @@ pub fn now() -> Result<Timestamp> {
 }
 
 /// The sources to consider, with their checked schedules.
-fn scheduled(ctx: &Ctx, only: Option<&str>) -> Result<Vec<(String, Schedule)>> {
+pub(crate) fn scheduled(ctx: &Ctx, only: Option<&str>) -> Result<Vec<(String, Schedule)>> {
     let Some(cfg) = &ctx.config else {
         return Err(EngineError::Config(
             "run-due needs a config with schedules: pass --config lifeboat.toml (or set LIFEBOAT_CONFIG)".into(),
