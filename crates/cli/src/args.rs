@@ -69,6 +69,24 @@ pub enum Command {
     /// Archive and fetch PostgreSQL WAL (archive_command / restore_command).
     #[command(subcommand)]
     Wal(WalCommand),
+    /// Run the scheduled jobs that are due now, once (for cron or a systemd timer).
+    RunDue(RunDueArgs),
+    /// Run the scheduled jobs as they come due, until SIGTERM (SIGHUP reloads the config).
+    Daemon(DaemonArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Seconds a running job may go on after SIGTERM before it is cancelled.
+    #[arg(long, default_value_t = 300)]
+    pub stop_grace: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct RunDueArgs {
+    /// Only this source's jobs.
+    #[arg(long)]
+    pub source: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -33,6 +33,8 @@ pub const DRIFT: u8 = 19;
 pub const CONFLICT: u8 = 20;
 /// Another prune is running (only one runs at a time; retry later).
 pub const BUSY: u8 = 21;
+/// `run-due`: a scheduled job failed (its error is in the job history).
+pub const JOB_FAILED: u8 = 22;
 
 /// The exit code for an error code.
 pub fn code_for(code: &str) -> u8 {

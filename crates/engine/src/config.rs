@@ -185,8 +185,9 @@ pub struct SourceConfig {
     /// ClickHouse password: `env:NAME` or `file:PATH`, never inline.
     pub password: Option<String>,
     // --- common ---
-    /// Cron schedules per backup kind (used by the daemon, later).
-    pub schedule: Option<toml::Table>,
+    /// Cron schedules per job kind, the job timeout and the verify job's
+    /// read share (`run-due`, the daemon; [`crate::schedule`]).
+    pub schedule: Option<crate::schedule::ScheduleConfig>,
     /// Retention policy applied by `forget` (docs/RETENTION.md).
     pub retention: Option<crate::retention::Policy>,
     /// Run `forget` with this source's retention, then `prune`, after each
@@ -260,6 +261,7 @@ impl Config {
                 SourceKind::Clickhouse => validate_clickhouse(s)?,
                 _ => {}
             }
+            crate::schedule::Schedule::of(s)?;
         }
         Ok(())
     }

@@ -8,7 +8,8 @@
 //! - [`keys`]: init and key management;
 //! - [`listing::snapshots`], [`listing::ls`]: listings;
 //! - [`dump::export`]: a logical snapshot as a stock dump file;
-//! - [`wal::push`], [`wal::fetch`], [`wal::list`]: WAL archiving.
+//! - [`wal::push`], [`wal::fetch`], [`wal::list`]: WAL archiving;
+//! - [`jobs::run_due`]: the scheduled jobs that are due, recorded in the job history.
 //!
 //! Building blocks: [`open`] (find, create and unlock the repository),
 //! [`config`] (`lifeboat.toml`, `env:`/`file:` secrets), [`backup_files`]
@@ -16,7 +17,8 @@
 //! program's output stored as a file, restored as files), [`clickhouse`]
 //! (ClickHouse backup, restore, restore tests), [`postgres`] (logical backup,
 //! restore, export, restore tests), [`meta`] (each kind's snapshot `meta`),
-//! [`store`] (shared by every backup kind), [`progress`] (counters a front
+//! [`store`] (shared by every backup kind), [`schedule`] (cron schedules of
+//! sources), [`progress`] (counters a front
 //! end renders).
 //!
 //! Operations that change things are split into a plan and its execution
@@ -32,6 +34,7 @@ pub mod ctx;
 pub mod dump;
 pub mod error;
 pub mod forget;
+pub mod jobs;
 pub mod keys;
 pub mod listing;
 pub mod meta;
@@ -45,6 +48,7 @@ pub mod repack;
 pub mod restore;
 pub mod restore_files;
 pub mod retention;
+pub mod schedule;
 pub mod store;
 pub mod verify;
 pub mod wal;

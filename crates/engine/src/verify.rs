@@ -63,7 +63,11 @@ pub async fn verify_repository(
     repo: &Arc<Repository>,
     read_data_percent: Option<f64>,
 ) -> Result<CheckReport> {
-    Ok(check(repo, CheckOptions { read_data_percent }).await?)
+    let opts = CheckOptions {
+        read_data_percent,
+        read_data_rotation: None,
+    };
+    Ok(check(repo, opts).await?)
 }
 
 /// Open the repository and check it; lists the lock objects too.

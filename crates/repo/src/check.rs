@@ -30,6 +30,10 @@ use std::sync::Arc;
 pub struct CheckOptions {
     /// Read and verify this percentage of packs (100 = all); `None` = structure only.
     pub read_data_percent: Option<f64>,
+    /// Read the `n`-th slice of that size (packs in id order, `n` modulo the
+    /// number of slices) instead of a random sample: with `n` counting the
+    /// runs, every pack is read once per `100 / percent` runs.
+    pub read_data_rotation: Option<u64>,
 }
 
 /// One thing found wrong.
@@ -160,7 +164,10 @@ pub async fn check(repo: &Arc<Repository>, opts: CheckOptions) -> Result<CheckRe
         read_packs(
             repo,
             &by_pack,
-            sample(readable, index.packs(), pct),
+            match opts.read_data_rotation {
+                Some(n) => slice(readable, index.packs(), pct, n),
+                None => sample(readable, index.packs(), pct),
+            },
             &mut report,
             &mut bad_blobs,
         )
@@ -223,6 +230,20 @@ fn sample(mut positions: Vec<usize>, packs: &[PackInfo], pct: f64) -> Vec<usize>
     positions.sort_by_key(|&p| *blake3::keyed_hash(&key, &packs[p].id.0).as_bytes());
     positions.truncate(want.max(1).min(positions.len()));
     positions
+}
+
+/// The `n`-th slice of `pct`% of the packs at `positions`, in pack id order
+/// (slices wrap around: `n` modulo their number).
+fn slice(mut positions: Vec<usize>, packs: &[PackInfo], pct: f64, n: u64) -> Vec<usize> {
+    if pct >= 100.0 || positions.is_empty() {
+        return positions;
+    }
+    positions.sort_by_key(|&p| packs[p].id.0);
+    let want = (((positions.len() as f64) * pct / 100.0).ceil() as usize).max(1);
+    let slices = positions.len().div_ceil(want);
+    let k = (n % slices as u64) as usize;
+    let end = ((k + 1) * want).min(positions.len());
+    positions[k * want..end].to_vec()
 }
 
 /// Read and verify the packs at `positions`: one task fetches packs
@@ -432,4 +453,33 @@ pub fn damage_by_source(report: &CheckReport) -> BTreeMap<String, usize> {
             .or_insert(0) += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotating_slices_cover_every_pack_once_per_round() {
+        let packs: Vec<PackInfo> = (0..10u8)
+            .map(|i| PackInfo {
+                id: Id([9 - i; 32]),
+                size: 1,
+            })
+            .collect();
+        let all: Vec<usize> = (0..10).collect();
+        let mut seen = Vec::new();
+        for run in 0..4 {
+            let s = slice(all.clone(), &packs, 30.0, run);
+            assert!(s.len() <= 3 && !s.is_empty(), "{s:?}");
+            seen.extend(s);
+        }
+        seen.sort();
+        assert_eq!(seen, all, "4 slices of 30% cover the 10 packs once");
+        assert_eq!(
+            slice(all.clone(), &packs, 30.0, 4),
+            slice(all.clone(), &packs, 30.0, 0)
+        );
+        assert_eq!(slice(all.clone(), &packs, 100.0, 7).len(), 10);
+    }
 }

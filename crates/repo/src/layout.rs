@@ -2,7 +2,8 @@
 //!
 //! Every key the repository reads or writes is built here, so the layout is
 //! defined once: `config`, `keys/<id>`, `snapshots/<id>`, `index/<id>`,
-//! `data/<2 hex>/<id>` (packs), `locks/<id>` and `verifications/<id>`.
+//! `data/<2 hex>/<id>` (packs), `locks/<id>`, `verifications/<id>`,
+//! `tombstones/<id>` and `jobs/<id>`.
 
 use crate::id::Id;
 
@@ -22,6 +23,8 @@ pub const LOCKS: &str = "locks";
 pub const VERIFICATIONS: &str = "verifications";
 /// Prune's tombstones (sealed JSON): packs it is about to delete.
 pub const TOMBSTONES: &str = "tombstones";
+/// Job history (sealed JSON): started and finished records of scheduled jobs.
+pub const JOBS: &str = "jobs";
 
 /// The listing prefix of a directory: `keys` -> `keys/`.
 pub fn prefix(dir: &str) -> String {
@@ -70,6 +73,7 @@ mod tests {
             object_key(VERIFICATIONS, &id),
             format!("verifications/{hex}")
         );
+        assert_eq!(object_key(JOBS, &id), format!("jobs/{hex}"));
         assert_eq!(index_key("x"), "index/x");
         assert_eq!(prefix(LOCKS), "locks/");
         assert_eq!(name_in(KEYS, &format!("keys/{hex}")), Some(hex.as_str()));

@@ -11,6 +11,7 @@
 //! - [`check()`]: structure and data verification;
 //! - [`layout`]: the storage key of every object;
 //! - [`verification`]: records of verifications (restore tests);
+//! - [`jobs`]: the job history of scheduled runs (started / finished records);
 //! - [`wal`]: archived PostgreSQL WAL files (one object each);
 //! - [`lock`]: lock objects with a heartbeat, held by backups (for prune).
 //!
@@ -24,6 +25,7 @@ pub mod crypto;
 pub mod error;
 pub mod id;
 pub mod index;
+pub mod jobs;
 pub mod keys;
 pub mod layout;
 pub mod lock;

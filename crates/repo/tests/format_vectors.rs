@@ -207,6 +207,7 @@ fn format_md_associated_data_table_matches_the_code() {
         ("index file", ad::INDEX.to_vec()),
         ("snapshot", ad::object("snapshots")),
         ("verification record", ad::object("verifications")),
+        ("job record", ad::object("jobs")),
         ("wrapped master key", ad::KEY.to_vec()),
     ] {
         let ad = String::from_utf8(ad).expect("ascii");

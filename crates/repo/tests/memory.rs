@@ -207,6 +207,7 @@ async fn verify_costs_the_index_plus_a_few_bytes_per_blob() {
         let repo = open(storage.clone()).await;
         let opts = CheckOptions {
             read_data_percent: read_data,
+            read_data_rotation: None,
         };
         let (report, peak) = peak_of(check(&repo, opts)).await;
         let report = report.unwrap();

@@ -3,12 +3,14 @@
 
 mod backup;
 mod copy;
+mod daemon;
 mod dump;
 mod forget;
 mod key;
 mod migrations;
 mod prune;
 mod restore;
+mod run_due;
 mod snapshots;
 mod verify;
 mod wal;
@@ -69,5 +71,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Prune(a) => prune::run(&ctx, a).await,
         Command::Copy(a) => copy::run(&ctx, a).await,
         Command::Wal(w) => wal::run(&ctx, w).await,
+        Command::RunDue(a) => run_due::run(&ctx, a).await,
+        Command::Daemon(a) => daemon::run(&ctx, a).await,
     }
 }
