@@ -32,6 +32,9 @@ pub const DRIFT: u8 = 19;
 /// `wal push`: a different WAL file is already archived under that name.
 pub const CONFLICT: u8 = 20;
 
+/// Point-in-time recovery ended before reaching its target.
+pub const RECOVERY_INCOMPLETE: u8 = 21;
+
 /// The exit code for an error code.
 pub fn code_for(code: &str) -> u8 {
     match code {
@@ -45,6 +48,7 @@ pub fn code_for(code: &str) -> u8 {
         "no_space" => NO_SPACE,
         "not_found" => NOT_FOUND,
         "conflict" => CONFLICT,
+        "recovery_incomplete" => RECOVERY_INCOMPLETE,
         _ => ERROR,
     }
 }

@@ -38,6 +38,10 @@ pub enum EngineError {
     /// A source system failed (PostgreSQL, ...).
     #[error("{0}")]
     Source(String),
+    /// Point-in-time recovery ended before its target (missing WAL, or a
+    /// target before the base backup's consistent point).
+    #[error("{0}")]
+    Recovery(String),
     /// A failure without a more specific class (exit 1): a request this
     /// build does not support, nothing to act on, ...
     #[error("{0}")]
@@ -66,6 +70,7 @@ impl EngineError {
             EngineError::Postgres(e) => postgres_code(e),
             EngineError::Command(e) => command_code(e),
             EngineError::Source(_) => "source",
+            EngineError::Recovery(_) => "recovery_incomplete",
             EngineError::Other(_) => "error",
             EngineError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
                 "no_space"

@@ -44,6 +44,7 @@ pub mod retention;
 pub mod store;
 pub mod verify;
 pub mod wal;
+pub mod wal_verify;
 
 pub use ctx::{Ctx, RepoOptions};
 pub use error::{EngineError, Result};
