@@ -404,3 +404,242 @@ fn pitr_restores_exactly_what_was_committed_before_each_target() {
     }
     eprintln!("pitr: {} targets restored exactly", targets.len());
 }
+
+/// Start a data directory as its owner on a new private socket directory
+/// (`pg_ctl -w`); the guard stops it.
+fn start_as_owner(a: &Archive, data: &Path) -> Started {
+    let sock = a.ws.path(format!(
+        "sock-{}",
+        data.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::create_dir_all(&sock).unwrap();
+    std::os::unix::fs::chown(&sock, Some(a.owner.0), Some(a.owner.1)).unwrap();
+    let opts = format!(
+        "-p 5432 -k {} -c listen_addresses='' -c unix_socket_permissions=0700",
+        sock.display()
+    );
+    let log = sock.join("server.log");
+    let status = Command::new("setpriv")
+        .args([
+            &format!("--reuid={}", a.owner.0),
+            &format!("--regid={}", a.owner.1),
+            "--clear-groups",
+        ])
+        .arg(a.c.tools().bin_dir.join("pg_ctl"))
+        .args(["-w", "-t", "120", "-D"])
+        .arg(data)
+        .arg("-l")
+        .arg(&log)
+        .args(["start", "-o", &opts])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    let s = Started {
+        data: data.to_path_buf(),
+        sock: sock.clone(),
+        pid: lifeboat_sources::postgres::recovery::postmaster_pid(data),
+        remove: true,
+    };
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    s
+}
+
+/// As the server's OS user (archive_command's view of the files).
+fn as_owner(a: &Archive, args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            &format!("--reuid={}", a.owner.0),
+            &format!("--regid={}", a.owner.1),
+            "--clear-groups",
+            BIN,
+            "--config",
+            a.ws.config.to_str().unwrap(),
+            "--key-file",
+            a.key.to_str().unwrap(),
+        ])
+        .args(args)
+        .env_clear()
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn after_a_promote_to_timeline_2_pitr_on_timeline_2_works() {
+    let a = Archive::new();
+    a.sql(SCHEMA);
+    backup_physical(&a);
+    let marks = workload(&a, 1..=30);
+    a.switch_and_wait();
+    // Promote at k = 20: timeline 2, which then archives into the same repository.
+    let (v, mut tl2) = pitr(&a, "tl2", &target_args(Kind::Xid, &marks[19]));
+    assert_eq!(v["recovery"]["outcome"]["new_timeline"], 2, "{v}");
+    assert_at(&a, &tl2, &marks[19], "promoted to timeline 2");
+    tl2.stop();
+    tl2.remove = false;
+    let data = tl2.data.clone();
+    drop(tl2);
+    let conf = data.join("postgresql.auto.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&format!(
+        "archive_mode = 'on'\narchive_command = '{} wal push %p'\n",
+        a.lifeboat_prefix()
+    ));
+    std::fs::write(&conf, text).unwrap();
+    let hist = data.join("pg_wal/00000002.history");
+    let o = as_owner(&a, &["wal", "push", hist.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let server = start_as_owner(&a, &data);
+    let tl2_marks = workload_with(&|sql| server.sql(&a.c, sql), 21..=45);
+    let seg = server.sql(&a.c, "SELECT pg_walfile_name(pg_switch_wal());")[0][0].clone();
+    assert!(seg.starts_with("00000002"), "{seg}");
+    for _ in 0..3000 {
+        let last = server.sql(
+            &a.c,
+            "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver;",
+        );
+        if last[0][0].len() == 24 && last[0][0] >= seg {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(server);
+
+    // On timeline 2, from the timeline-1 base backup: rows 1..=20, then 21..=k.
+    for (kind, m) in [(Kind::Xid, &tl2_marks[10]), (Kind::Time, &tl2_marks[20])] {
+        let mut args = target_args(kind, m);
+        args.extend(["--target-timeline".to_string(), "2".to_string()]);
+        let what = format!("timeline 2, {kind:?} at k={}", m.k);
+        let (v, s) = pitr(&a, &format!("tl2-pitr-{}", m.k), &args);
+        assert_at(&a, &s, m, &what);
+        assert_eq!(v["recovery"]["outcome"]["new_timeline"], 3, "{v}");
+    }
+    let r = a.run(&[
+        "--json",
+        "wal",
+        "list",
+        "--pgdata",
+        a.c.data_dir().to_str().unwrap(),
+    ]);
+    let v = r.json();
+    assert_eq!(v["timelines"][1]["timeline"], "00000002", "{v}");
+    assert_eq!(v["timelines"][1]["gaps"], serde_json::json!([]), "{v}");
+}
+
+#[test]
+fn pitr_errors_are_clear_and_destroy_nothing() {
+    let a = Archive::new();
+    a.sql(SCHEMA);
+    backup_physical(&a);
+    let marks = workload(&a, 1..=30);
+    a.switch_and_wait();
+    let dir = |n: &str| a.ws.path(n);
+
+    // A target before the oldest base backup: exit 18, nothing written.
+    let to = dir("too-early");
+    let r = a.run(&[
+        "restore",
+        "latest",
+        "--to",
+        to.to_str().unwrap(),
+        "--target-time",
+        "2001-01-01 00:00:00+00",
+        "--start",
+    ]);
+    r.error(
+        18,
+        &["no physical base backup is consistent before the recovery target"],
+    );
+    assert!(!to.exists());
+
+    // A non-empty directory: exit 14, left as it was.
+    let to = dir("busy");
+    std::fs::create_dir_all(&to).unwrap();
+    std::fs::write(to.join("keep.txt"), "mine").unwrap();
+    let r = a.run(&[
+        "restore",
+        "latest",
+        "--to",
+        to.to_str().unwrap(),
+        "--target-lsn",
+        &marks[5].lsn,
+    ]);
+    r.code(14);
+    assert_eq!(std::fs::read_dir(&to).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(to.join("keep.txt")).unwrap(),
+        "mine"
+    );
+
+    // Two targets, or a bad one: exit 15 before anything is written.
+    let to = dir("bad");
+    for bad in [
+        vec!["--target-lsn", "0/1", "--target-xid", "5"],
+        vec!["--target-time", "yesterday"],
+        vec!["--target-action", "explode", "--target-xid", "5"],
+    ] {
+        let mut args = vec!["restore", "latest", "--to", to.to_str().unwrap()];
+        args.extend(bad);
+        a.run(&args).code(15);
+        assert!(!to.exists());
+    }
+
+    // WAL missing for the target: the segment after the backup is removed
+    // from the archive, so recovery ends before a later target: exit 21,
+    // the server stopped, the directory kept; `wal verify` names the gap.
+    let sysid = value(
+        &a.c,
+        "app",
+        "SELECT system_identifier FROM pg_control_system();",
+    );
+    let wal_dir = a.ws.repo.join(format!("wal/{sysid}/00000001"));
+    let mut segs: Vec<String> = std::fs::read_dir(&wal_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 24)
+        .collect();
+    segs.sort();
+    let r = a.run(&["--json", "wal", "verify", "--system-id", &sysid]);
+    r.ok();
+    let first_needed = r.json()["timelines"][0]["base_backups"][0][1]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gone = segs.iter().find(|s| **s > first_needed).unwrap().clone();
+    std::fs::remove_file(wal_dir.join(&gone)).unwrap();
+    let r = a.run(&["--json", "wal", "verify", "--system-id", &sysid]);
+    r.code(12);
+    assert_eq!(
+        r.json()["timelines"][0]["missing"],
+        serde_json::json!([[gone, gone]])
+    );
+    let to = dir("missing-wal");
+    let r = a.run(&[
+        "restore",
+        "latest",
+        "--to",
+        to.to_str().unwrap(),
+        "--target-xid",
+        &marks[29].xid,
+        "--target-action",
+        "promote",
+        "--start",
+    ]);
+    r.code(21);
+    for needle in [
+        "recovery stopped before reaching the target",
+        "recovery ended before configured recovery target was reached",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle}: {r:?}");
+    }
+    assert!(
+        to.join("PG_VERSION").is_file(),
+        "the restored directory is kept"
+    );
+    assert!(lifeboat_sources::postgres::recovery::postmaster_pid(&to)
+        .is_none_or(|p| !lifeboat_sources::postgres::recovery::is_alive(p)));
+}
