@@ -190,12 +190,12 @@ fn workload_with(
              UPDATE acct SET bal = bal + {k}, last = {k} WHERE id = {k} % 5; COMMIT;\n\
              SELECT 'mark', {k}, (SELECT xid FROM ev WHERE seq = {k}), pg_current_wal_insert_lsn(), clock_timestamp(), {EV_SUM}, {ACCT_SUM};\n"
         ));
-        if k % 7 == 0 {
+        if k.is_multiple_of(7) {
             sql.push_str(&format!(
                 "SELECT 'rp', pg_create_restore_point('rp_{k}');\n"
             ));
         }
-        if k % 25 == 0 {
+        if k.is_multiple_of(25) {
             sql.push_str("SELECT 'sw', pg_switch_wal();\n");
         }
     }
@@ -373,7 +373,7 @@ fn pitr_restores_exactly_what_was_committed_before_each_target() {
             0 => Kind::Time,
             1 => Kind::Lsn,
             2 => Kind::Xid,
-            _ if m.k % 7 == 0 => Kind::Name,
+            _ if m.k.is_multiple_of(7) => Kind::Name,
             _ => Kind::Time,
         };
         targets.push((kind, m));
@@ -642,4 +642,20 @@ fn pitr_errors_are_clear_and_destroy_nothing() {
     );
     assert!(lifeboat_sources::postgres::recovery::postmaster_pid(&to)
         .is_none_or(|p| !lifeboat_sources::postgres::recovery::is_alive(p)));
+
+    // Recovery options on a logical snapshot (now the latest): exit 15.
+    let r = a.run(&["--json", "backup", "main"]);
+    r.ok();
+    let logical = r.json()["id"].as_str().unwrap().to_string();
+    let to = dir("logical");
+    a.run(&[
+        "restore",
+        &logical,
+        "--to",
+        to.to_str().unwrap(),
+        "--target-xid",
+        "5",
+    ])
+    .error(15, &["apply to physical snapshots only"]);
+    assert!(!to.exists());
 }

@@ -102,6 +102,13 @@ pub async fn plan(ctx: &Ctx, req: RestoreRequest) -> Result<RestorePlan> {
         found = choose_base_backup(&repo, found, named, &req.recovery).await?;
     }
     let (id, snapshot) = found;
+    if snapshot.kind != KIND_PHYSICAL && req.recovery.wanted() {
+        return Err(EngineError::Config(format!(
+            "--target-*, --target-action and --start apply to physical snapshots only; {} is a {} snapshot",
+            id.short(),
+            snapshot.kind
+        )));
+    }
     let target = if snapshot.kind == KIND_PHYSICAL {
         Target::Physical(Box::new(physical_plan(ctx, &snapshot, &req)?))
     } else if is_postgres_target(&req.to) {
