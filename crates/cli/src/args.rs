@@ -99,6 +99,10 @@ pub enum WalCommand {
     Fetch(WalFetchArgs),
     /// List a cluster's archived WAL: per timeline, the ranges and gaps.
     List(WalClusterArgs),
+    /// Check a cluster's archived WAL: no segment missing from each base
+    /// backup's start to the newest, every object intact; the newest
+    /// segment's age (RPO now). Exits 12 on a gap or a bad object.
+    Verify(WalClusterArgs),
 }
 
 /// Which cluster's WAL (default: the data directory around the path, or
@@ -369,6 +373,37 @@ pub struct RestoreArgs {
     /// rows (partition by partition through REPLACE PARTITION).
     #[arg(long)]
     pub replace: bool,
+    #[command(flatten)]
+    pub recovery: RecoveryArgs,
+}
+
+/// Point-in-time recovery of a physical snapshot.
+#[derive(Args, Debug, Clone)]
+pub struct RecoveryArgs {
+    /// Recover to this time (with a UTC offset: `2026-12-03 12:00:00+00`).
+    #[arg(long, value_name = "TIME")]
+    pub target_time: Option<String>,
+    /// Recover to this WAL location (`0/3000060`).
+    #[arg(long, value_name = "LSN")]
+    pub target_lsn: Option<String>,
+    /// Recover up to and including this transaction.
+    #[arg(long, value_name = "XID")]
+    pub target_xid: Option<String>,
+    /// Recover to this restore point (`pg_create_restore_point`).
+    #[arg(long, value_name = "NAME")]
+    pub target_name: Option<String>,
+    /// `immediate`: stop as soon as the base backup is consistent.
+    #[arg(long, value_name = "immediate", value_parser = ["immediate"])]
+    pub target: Option<String>,
+    /// The timeline to recover along: `latest`, `current` or a number.
+    #[arg(long, value_name = "TL")]
+    pub target_timeline: Option<String>,
+    /// What the server does at the target: promote, pause (default) or shutdown.
+    #[arg(long, value_name = "ACTION")]
+    pub target_action: Option<String>,
+    /// Start the restored cluster and wait until recovery has ended.
+    #[arg(long)]
+    pub start: bool,
 }
 
 #[derive(Args, Debug)]

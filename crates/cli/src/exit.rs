@@ -35,6 +35,8 @@ pub const CONFLICT: u8 = 20;
 pub const BUSY: u8 = 21;
 /// `run-due`: a scheduled job failed (its error is in the job history).
 pub const JOB_FAILED: u8 = 22;
+/// Point-in-time recovery ended before reaching its target.
+pub const RECOVERY_INCOMPLETE: u8 = 23;
 
 /// The exit code for an error code.
 pub fn code_for(code: &str) -> u8 {
@@ -50,6 +52,7 @@ pub fn code_for(code: &str) -> u8 {
         "not_found" => NOT_FOUND,
         "conflict" => CONFLICT,
         "busy" => BUSY,
+        "recovery_incomplete" => RECOVERY_INCOMPLETE,
         _ => ERROR,
     }
 }

@@ -193,3 +193,118 @@ fn a_wrong_password_fails_clearly() {
     assert_eq!(code(&o), 11, "{}", stderr(&o));
     assert!(stderr(&o).contains("wrong password"), "{}", stderr(&o));
 }
+
+/// Like [`Env::run`] with the exported raw key (no KDF), as a real
+/// `archive_command` runs it.
+fn keyed(e: &Env, key: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(&e.pgdata)
+        .env_clear()
+        .arg("--repo")
+        .arg(&e.repo)
+        .arg("--key-file")
+        .arg(key)
+        .args(args);
+    c
+}
+
+#[test]
+fn killed_pushes_are_retried_and_the_archive_ends_intact_without_a_gap() {
+    let e = Env::new();
+    let key = e.pgdata.parent().unwrap().join("raw.key");
+    let o = e.run(&["key", "export", "-o", key.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Twelve 16 MiB segments across the log boundary (…FD to …0100000004).
+    let names: Vec<String> = (0xFDu64..0xFD + 12)
+        .map(|n| format!("00000001{:08X}{:08X}", n / 256, n % 256))
+        .collect();
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut landed = 0;
+    for (i, name) in names.iter().enumerate() {
+        let data = random(16 << 20, i as u8);
+        fs::write(e.wal(name), &data).unwrap();
+        let rel = format!("pg_wal/{name}");
+        // Three SIGKILLs at random points, then PostgreSQL's retry.
+        for _ in 0..3 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let mut child = keyed(&e, &key, &["wal", "push", &rel])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_micros(rng % 60_000));
+            if child.try_wait().unwrap().is_none() {
+                landed += 1;
+            }
+            child.kill().ok();
+            child.wait().unwrap();
+        }
+        let o = keyed(&e, &key, &["wal", "push", &rel]).output().unwrap();
+        assert_eq!(code(&o), 0, "retry of {name}: {}", stderr(&o));
+    }
+    assert!(landed >= 6, "only {landed} kills landed while a push ran");
+    let o = keyed(&e, &key, &["--json", "wal", "verify"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(code(&o), 0, "{v}\n{}", stderr(&o));
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["bad_objects"], serde_json::json!([]), "{v}");
+    assert_eq!(v["timelines"][0]["missing"], serde_json::json!([]), "{v}");
+    assert_eq!(v["timelines"][0]["segments"], 12, "{v}");
+    assert_eq!(v["last_archived"]["name"], names[11].as_str(), "{v}");
+    for (i, name) in names.iter().enumerate() {
+        let out = e.pgdata.join("fetched");
+        let o = keyed(&e, &key, &["wal", "fetch", name, "fetched"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert!(
+            fs::read(&out).unwrap() == random(16 << 20, i as u8),
+            "{name} differs"
+        );
+    }
+    // No temp file of a killed push is left where a listing would see it.
+    let dir = e.repo.join("wal/7312345678901234567/00000001");
+    let objects: Vec<String> = leftovers(&dir)
+        .into_iter()
+        .filter(|n| !n.starts_with(".tmp-"))
+        .collect();
+    assert_eq!(objects.len(), 12, "{objects:?}");
+}
+
+#[test]
+fn wal_verify_reports_a_missing_segment_and_a_damaged_object() {
+    let e = Env::new();
+    let names = [
+        "0000000100000000000000FE",
+        "0000000100000000000000FF",
+        "000000010000000100000000",
+        "000000010000000100000001",
+        "000000010000000100000002",
+    ];
+    for (i, n) in names.iter().enumerate() {
+        fs::write(e.wal(n), random(16 << 20, i as u8)).unwrap();
+        let o = e.run(&["wal", "push", &format!("pg_wal/{n}")]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let o = e.run(&["--json", "wal", "verify"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    fs::remove_file(e.object(names[2])).unwrap();
+    let mut damaged = fs::read(e.object(names[3])).unwrap();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    fs::write(e.object(names[3]), damaged).unwrap();
+    let o = e.run(&["--json", "wal", "verify"]);
+    assert_eq!(code(&o), 12, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["timelines"][0]["missing"],
+        serde_json::json!([[names[2], names[2]]]),
+        "{v}"
+    );
+    assert_eq!(v["bad_objects"][0]["name"], names[3], "{v}");
+    assert_eq!(v["ok"], false);
+}

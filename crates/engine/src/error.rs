@@ -42,6 +42,10 @@ pub enum EngineError {
     /// A source system failed (PostgreSQL, ...).
     #[error("{0}")]
     Source(String),
+    /// Point-in-time recovery ended before its target (missing WAL, or a
+    /// target before the base backup's consistent point).
+    #[error("{0}")]
+    Recovery(String),
     /// A failure without a more specific class (exit 1): a request this
     /// build does not support, nothing to act on, ...
     #[error("{0}")]
@@ -76,6 +80,7 @@ impl EngineError {
             EngineError::Clickhouse(ChError::BadUrl { .. }) => "config",
             EngineError::Clickhouse(_) => "source",
             EngineError::Source(_) => "source",
+            EngineError::Recovery(_) => "recovery_incomplete",
             EngineError::Other(_) => "error",
             EngineError::Busy(_) => "busy",
             EngineError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {

@@ -52,6 +52,7 @@ pub mod schedule;
 pub mod store;
 pub mod verify;
 pub mod wal;
+pub mod wal_verify;
 
 pub use ctx::{Ctx, RepoOptions};
 pub use error::{EngineError, Result};

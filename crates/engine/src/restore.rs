@@ -15,8 +15,9 @@ use crate::config::resolve_secret;
 use crate::ctx::Ctx;
 use crate::error::{EngineError, Result};
 use crate::postgres::{
-    parse_tablespace_map, restore_logical, restore_physical, PgLogicalRestore, PgPhysicalRestore,
-    PgRestoreOutcome, PhysicalMeta, KIND_PHYSICAL,
+    choose_base_backup, parse_tablespace_map, restore_logical, restore_physical, start_and_wait,
+    write_recovery_config, PgLogicalRestore, PgPhysicalRestore, PgRestoreOutcome, PhysicalMeta,
+    RecoveryReport, RecoveryRequest, KIND_PHYSICAL,
 };
 use crate::progress::Progress;
 use crate::restore_files::{self, RestoreSummary};
@@ -62,6 +63,8 @@ pub struct RestoreRequest {
     pub partitions: Vec<String>,
     /// ClickHouse restores: replace the data of tables that hold rows.
     pub replace: bool,
+    /// Physical restores: point-in-time recovery (target, action, `--start`).
+    pub recovery: RecoveryRequest,
 }
 
 /// Whether `to` names a PostgreSQL target rather than a directory.
@@ -69,10 +72,18 @@ pub fn is_postgres_target(to: &str) -> bool {
     to.starts_with("postgres://") || to.starts_with("postgresql://") || to.starts_with("env:")
 }
 
+/// A physical restore and its recovery.
+struct PhysicalPlan {
+    req: PgPhysicalRestore,
+    recovery: RecoveryRequest,
+    settings: Vec<String>,
+    bin_dir: Option<PathBuf>,
+}
+
 enum Target {
     Clickhouse(Box<ChRestore>),
     Files(restore_files::RestorePlan),
-    Physical(PgPhysicalRestore),
+    Physical(Box<PhysicalPlan>),
     Postgres(Box<PgLogicalRestore>),
 }
 
@@ -94,13 +105,26 @@ pub struct RestorePlan {
 /// Plan a restore.
 pub async fn plan(ctx: &Ctx, req: RestoreRequest) -> Result<RestorePlan> {
     let repo = ctx.repo.open().await?;
-    let ((id, snapshot), skipped) = repo
+    let (mut found, skipped) = repo
         .find_snapshot_with(&req.snapshot, req.source.as_deref(), req.skip_damaged)
         .await?;
+    if found.1.kind == KIND_PHYSICAL && req.recovery.wanted() {
+        req.recovery.validate()?;
+        let named = req.snapshot != "latest";
+        found = choose_base_backup(&repo, found, named, &req.recovery).await?;
+    }
+    let (id, snapshot) = found;
+    if snapshot.kind != KIND_PHYSICAL && req.recovery.wanted() {
+        return Err(EngineError::Config(format!(
+            "--target-*, --target-action and --start apply to physical snapshots only; {} is a {} snapshot",
+            id.short(),
+            snapshot.kind
+        )));
+    }
     let target = if snapshot.kind == KIND_CLICKHOUSE {
         Target::Clickhouse(Box::new(clickhouse_request(ctx, &snapshot, &req)?))
     } else if snapshot.kind == KIND_PHYSICAL {
-        Target::Physical(physical_request(&snapshot, &req)?)
+        Target::Physical(Box::new(physical_plan(ctx, &snapshot, &req)?))
     } else if is_postgres_target(&req.to) {
         Target::Postgres(Box::new(postgres_request(ctx, &snapshot, &req)?))
     } else {
@@ -158,6 +182,21 @@ fn default_clickhouse_source(name: &str) -> crate::config::SourceConfig {
         "name = {name:?}\nkind = \"clickhouse\"\nurl = \"http://127.0.0.1:8123\"\n"
     ))
     .expect("a minimal clickhouse source parses")
+}
+
+fn physical_plan(ctx: &Ctx, snap: &Snapshot, req: &RestoreRequest) -> Result<PhysicalPlan> {
+    let settings = if req.recovery.wanted() {
+        req.recovery
+            .settings(&PhysicalMeta::of(snap)?.system_identifier)?
+    } else {
+        Vec::new()
+    };
+    Ok(PhysicalPlan {
+        req: physical_request(snap, req)?,
+        recovery: req.recovery.clone(),
+        settings,
+        bin_dir: ctx.source_bin_dir(&snap.source),
+    })
 }
 
 fn physical_request(snap: &Snapshot, req: &RestoreRequest) -> Result<PgPhysicalRestore> {
@@ -287,6 +326,19 @@ pub enum RestoreReport {
         /// What was restored.
         clickhouse: ChRestoreOutcome,
     },
+    /// A physical restore, with its point-in-time recovery.
+    Physical {
+        /// Snapshot restored (the base backup chosen for the target).
+        snapshot: Id,
+        /// The new data directory.
+        target: PathBuf,
+        /// What was written.
+        summary: RestoreSummary,
+        /// Wall time, recovery included.
+        seconds: f64,
+        /// The recovery set up (and with `--start`, how it ended).
+        recovery: Option<RecoveryReport>,
+    },
     /// A PostgreSQL restore (or its dry run: `outcome.planned`).
     Postgres {
         /// Snapshot restored.
@@ -322,18 +374,20 @@ pub async fn execute(plan: RestorePlan, progress: Arc<Progress>) -> Result<Resto
                 seconds: started.elapsed().as_secs_f64(),
             })
         }
-        Target::Physical(req) => {
+        Target::Physical(p) => {
             progress.total_bytes.store(
                 plan.snapshot.stats.bytes,
                 std::sync::atomic::Ordering::Relaxed,
             );
             let summary =
-                restore_physical(&plan.repo, &plan.id, &plan.snapshot, &req, progress).await?;
-            Ok(RestoreReport::Files {
+                restore_physical(&plan.repo, &plan.id, &plan.snapshot, &p.req, progress).await?;
+            let recovery = recover(&plan.snapshot, &p).await?;
+            Ok(RestoreReport::Physical {
                 snapshot: plan.id,
-                target: req.to,
+                target: p.req.to,
                 summary,
                 seconds: started.elapsed().as_secs_f64(),
+                recovery,
             })
         }
         Target::Clickhouse(req) => {
@@ -353,4 +407,23 @@ pub async fn execute(plan: RestorePlan, progress: Arc<Progress>) -> Result<Resto
             })
         }
     }
+}
+
+/// Write the recovery settings and, with `--start`, run the recovery.
+async fn recover(snap: &Snapshot, p: &PhysicalPlan) -> Result<Option<RecoveryReport>> {
+    if !p.recovery.wanted() {
+        return Ok(None);
+    }
+    let meta = PhysicalMeta::of(snap)?;
+    write_recovery_config(&p.req.to, &p.settings, &meta)?;
+    let outcome = if p.recovery.start {
+        Some(start_and_wait(p.req.to.clone(), &meta, p.bin_dir.clone(), &p.recovery).await?)
+    } else {
+        None
+    };
+    Ok(Some(RecoveryReport {
+        target: p.recovery.describe(),
+        settings: p.settings.clone(),
+        outcome,
+    }))
 }

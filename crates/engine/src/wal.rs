@@ -204,13 +204,33 @@ pub async fn list(ctx: &Ctx, cluster: ClusterRef) -> Result<ListReport> {
     let system_id = cluster.resolve(None)?;
     let repo = ctx.repo.open_without_index().await?;
     let names = wal::list(&repo, system_id).await?;
+    let segment_size = segment_size(&repo, system_id, &names).await?;
     Ok(ListReport {
         system_id,
-        timelines: by_timeline(&names),
+        timelines: by_timeline(&names, segment_size),
     })
 }
 
-fn by_timeline(names: &[WalName]) -> Vec<TimelineReport> {
+/// The cluster's WAL segment size: the plaintext length of an archived
+/// segment (every segment file is exactly one segment long), 16 MiB when
+/// none is archived.
+pub(crate) async fn segment_size(
+    repo: &lifeboat_repo::Repository,
+    system_id: u64,
+    names: &[WalName],
+) -> Result<u64> {
+    let Some(first) = names.iter().find(|n| n.is_segment()) else {
+        return Ok(DEFAULT_SEGMENT_SIZE);
+    };
+    Ok(wal::header(repo, system_id, first)
+        .await?
+        .map_or(DEFAULT_SEGMENT_SIZE, |h| h.len))
+}
+
+/// PostgreSQL's default WAL segment size.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
+
+fn by_timeline(names: &[WalName], segment_size: u64) -> Vec<TimelineReport> {
     let mut out: Vec<TimelineReport> = Vec::new();
     for n in names {
         if out.last().is_none_or(|t| t.timeline != n.timeline()) {
@@ -228,33 +248,80 @@ fn by_timeline(names: &[WalName]) -> Vec<TimelineReport> {
             continue;
         }
         t.segments += 1;
-        add_segment(t, n.as_str());
+        add_segment(t, n, segment_size);
     }
     out
 }
 
-/// Segment number of a 24-digit name (with the default 16 MiB segments
-/// and any other size alike: the low 8 digits count within a "log").
-fn seg_no(name: &str) -> Option<(u64, u64)> {
-    let log = u64::from_str_radix(&name[8..16], 16).ok()?;
-    let seg = u64::from_str_radix(&name[16..24], 16).ok()?;
-    Some((log, seg))
+/// Extend the last range when `name` is the segment right after it (by
+/// absolute segment number, so `…000000FF` is followed by the next log's
+/// `…00000000` with 16 MiB segments and by nothing else), else record the
+/// gap and start a new range.
+fn add_segment(t: &mut TimelineReport, name: &WalName, segment_size: u64) {
+    let Some(last) = t.ranges.last_mut() else {
+        t.ranges.push([name.as_str().into(), name.as_str().into()]);
+        return;
+    };
+    let prev = WalName::parse(&last[1])
+        .ok()
+        .and_then(|p| p.segment_number(segment_size));
+    let cur = name.segment_number(segment_size);
+    if prev.is_some() && prev.map(|p| p + 1) == cur {
+        last[1] = name.as_str().into();
+    } else {
+        t.gaps.push([last[1].clone(), name.as_str().into()]);
+        t.ranges.push([name.as_str().into(), name.as_str().into()]);
+    }
 }
 
-fn add_segment(t: &mut TimelineReport, name: &str) {
-    let Some(last) = t.ranges.last_mut() else {
-        t.ranges.push([name.into(), name.into()]);
-        return;
-    };
-    let (Some(prev), Some(cur)) = (seg_no(&last[1]), seg_no(name)) else {
-        return;
-    };
-    let next_in_log = prev.0 == cur.0 && prev.1 + 1 == cur.1;
-    let next_log = prev.0 + 1 == cur.0 && cur.1 == 0;
-    if next_in_log || next_log {
-        last[1] = name.into();
-    } else {
-        t.gaps.push([last[1].clone(), name.into()]);
-        t.ranges.push([name.into(), name.into()]);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(names: &[&str], segment_size: u64) -> TimelineReport {
+        let names: Vec<WalName> = names.iter().map(|n| WalName::parse(n).unwrap()).collect();
+        by_timeline(&names, segment_size).remove(0)
+    }
+
+    #[test]
+    fn the_segment_after_ff_is_the_next_logs_first_and_nothing_else() {
+        let r = report(
+            &[
+                "0000000100000000000000FE",
+                "0000000100000000000000FF",
+                "000000010000000100000000",
+            ],
+            DEFAULT_SEGMENT_SIZE,
+        );
+        assert_eq!(r.gaps, Vec::<[String; 2]>::new());
+        assert_eq!(r.ranges.len(), 1);
+        // Segments 06..FF of log 0 are missing: a gap, not a range.
+        let r = report(
+            &["000000010000000000000005", "000000010000000100000000"],
+            DEFAULT_SEGMENT_SIZE,
+        );
+        assert_eq!(
+            r.gaps,
+            vec![[
+                "000000010000000000000005".to_string(),
+                "000000010000000100000000".to_string()
+            ]]
+        );
+    }
+
+    #[test]
+    fn other_segment_sizes_have_other_log_boundaries() {
+        // 1 GiB segments: 4 per log, so 03 is the last of a log.
+        let gib = 1 << 30;
+        let r = report(
+            &["000000010000000000000003", "000000010000000100000000"],
+            gib,
+        );
+        assert!(r.gaps.is_empty(), "{r:?}");
+        let r = report(
+            &["0000000100000000000000FF", "000000010000000100000000"],
+            gib,
+        );
+        assert_eq!(r.gaps.len(), 1);
     }
 }

@@ -57,6 +57,38 @@ impl WalName {
     pub fn is_segment(&self) -> bool {
         self.name.len() == 24
     }
+
+    /// The timeline as a number.
+    pub fn timeline_id(&self) -> u32 {
+        u32::from_str_radix(self.timeline(), 16).unwrap_or(0)
+    }
+
+    /// The absolute segment number of a segment (or of the segment a
+    /// backup label or partial segment belongs to) for `segment_size`-byte
+    /// segments: PostgreSQL names segment `n` `<tl><n / per log><n % per log>`
+    /// with `0x1_0000_0000 / segment_size` segments per "log", so the segment
+    /// after `…000000FF` (16 MiB) is the next log's `…00000000`. `None` for a
+    /// history file.
+    pub fn segment_number(&self, segment_size: u64) -> Option<u64> {
+        if self.name.len() < 24 || self.name.ends_with(".history") {
+            return None;
+        }
+        let log = u64::from_str_radix(&self.name[8..16], 16).ok()?;
+        let seg = u64::from_str_radix(&self.name[16..24], 16).ok()?;
+        Some(log * segments_per_log(segment_size) + seg)
+    }
+}
+
+/// Segments per "log" (the middle 8 digits of a segment name).
+pub fn segments_per_log(segment_size: u64) -> u64 {
+    0x1_0000_0000 / segment_size.max(1)
+}
+
+/// The name of segment number `segno` on `timeline` (see
+/// [`WalName::segment_number`]).
+pub fn segment_name(timeline: u32, segno: u64, segment_size: u64) -> String {
+    let per = segments_per_log(segment_size);
+    format!("{timeline:08X}{:08X}{:08X}", segno / per, segno % per)
 }
 
 fn hex_upper(s: &str) -> bool {
@@ -289,6 +321,33 @@ pub fn decode(
     Ok(plain)
 }
 
+/// The header of an archived file (46 bytes read), `None` when it is not
+/// archived. Its `len` of a segment is the cluster's WAL segment size.
+pub async fn header(repo: &Repository, system_id: u64, name: &WalName) -> Result<Option<Header>> {
+    stored_header(repo, &key(system_id, name)).await
+}
+
+/// Every archived WAL file of a cluster with its storage facts (size, time
+/// written), sorted by name.
+pub async fn list_objects(
+    repo: &Repository,
+    system_id: u64,
+) -> Result<Vec<(WalName, lifeboat_storage::ObjectMeta)>> {
+    let prefix = cluster_prefix(system_id);
+    let mut out: Vec<_> = repo
+        .storage()
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .filter_map(|m| {
+            let name = WalName::parse(m.key.rsplit('/').next()?).ok()?;
+            Some((name, m))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
 /// Every archived WAL file name of a cluster, sorted.
 pub async fn list(repo: &Repository, system_id: u64) -> Result<Vec<WalName>> {
     let prefix = cluster_prefix(system_id);
@@ -333,6 +392,32 @@ mod tests {
         let n = WalName::parse("00000002.history").unwrap();
         assert_eq!(n.timeline(), "00000002");
         assert_eq!(key(7, &n), "wal/7/00000002/00000002.history");
+    }
+
+    #[test]
+    fn segment_numbers_cross_the_log_boundary() {
+        let mib16 = 16 << 20;
+        let n = |s: &str| WalName::parse(s).unwrap().segment_number(mib16).unwrap();
+        assert_eq!(
+            n("0000000100000000000000FF") + 1,
+            n("000000010000000100000000")
+        );
+        assert_eq!(
+            segment_name(1, n("0000000100000000000000FF") + 1, mib16),
+            "000000010000000100000000"
+        );
+        assert_eq!(n("000000010000000200000003"), 2 * 256 + 3);
+        // 1 GiB segments: 4 per log.
+        let gib = 1 << 30;
+        let g = WalName::parse("000000010000000100000000").unwrap();
+        assert_eq!(g.segment_number(gib), Some(4));
+        assert_eq!(segment_name(2, 7, gib), "000000020000000100000003");
+        assert_eq!(
+            WalName::parse("00000002.history")
+                .unwrap()
+                .segment_number(mib16),
+            None
+        );
     }
 
     #[test]

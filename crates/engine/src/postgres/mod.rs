@@ -13,6 +13,7 @@ mod backup;
 mod export;
 mod physical;
 mod physical_restore;
+mod pitr;
 mod restore;
 mod restore_fast;
 mod restore_test;
@@ -25,6 +26,9 @@ pub use physical::{
 };
 pub use physical_restore::{
     parse_tablespace_map, require_empty, restore_physical, PgPhysicalRestore,
+};
+pub use pitr::{
+    choose_base_backup, start_and_wait, write_recovery_config, RecoveryReport, RecoveryRequest,
 };
 pub use restore::{restore_logical, PgLogicalRestore, PgRestoreOutcome};
 pub use restore_test::{restore_test, verifications, verifications_checked, RESTORE_ROLE};

@@ -437,6 +437,20 @@ impl ScratchCluster {
         Ok(())
     }
 
+    /// Restarts the server (socket only, as before) with the extra
+    /// `settings` (`name`, `value`) on its command line, e.g.
+    /// `archive_mode = on` and an `archive_command` for WAL archiving tests.
+    pub fn restart_with(&mut self, settings: &[(&str, &str)]) -> Result<()> {
+        self.stop_server()?;
+        let mut extra = String::new();
+        for (name, value) in settings {
+            extra.push_str(&format!(" -c {name}={}", shell_quote(value)));
+        }
+        self.pg_ctl_start_with(&extra)?;
+        self.pid = Some(self.read_pid()?);
+        Ok(())
+    }
+
     /// Stops the server and removes the cluster directory.
     pub fn stop(mut self) -> Result<()> {
         self.stop_server()?;

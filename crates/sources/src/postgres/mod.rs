@@ -45,6 +45,7 @@ pub mod pgpass;
 pub mod physical;
 pub mod platform;
 pub mod psql;
+pub mod recovery;
 pub mod restore_cmd;
 pub mod schema_diff;
 pub mod selection;
