@@ -107,6 +107,7 @@ async fn restore_test_job(ctx: &Ctx, source: &str) -> Result<JobFigures> {
     let req = verify::RestoreTestRequest {
         snapshot: None,
         source: Some(source.to_string()),
+        to: None,
     };
     let t = verify::restore_test(ctx, req).await?;
     if !t.report.ok {
