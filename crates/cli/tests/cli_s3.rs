@@ -1,7 +1,7 @@
 //! The CLI on an S3 repository (a local moto_server started by each test,
 //! stopped on drop, also on failure): init, files backup, restore compared
 //! by content, verify --read-data, keys, kill -9 during a backup, two
-//! concurrent backups, and a missing bucket.
+//! concurrent backups, a missing bucket, and the local metadata cache.
 
 mod common;
 
@@ -36,8 +36,21 @@ impl S3Ws {
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
-            .env("AWS_REGION", "us-east-1");
+            .env("AWS_REGION", "us-east-1")
+            .env("XDG_CACHE_HOME", self.ws.path("cache"));
         c
+    }
+
+    /// This repository's local cache directory (the only one under the
+    /// workspace's cache home), when there is one.
+    fn cache_dir(&self) -> Option<PathBuf> {
+        let base = self.ws.path("cache/lifeboat");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
+            .ok()?
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert!(dirs.len() <= 1, "one repository cached: {dirs:?}");
+        dirs.pop()
     }
 
     fn run(&self, args: &[&str]) -> Run {
@@ -241,4 +254,84 @@ fn a_missing_bucket_is_one_clear_line_naming_the_fix() {
     let r = run_cmd(c, &["snapshots"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("bucket does not exist"), "{}", r.stderr);
+}
+
+/// Files below `dir`, as paths relative to it.
+fn cached_files(dir: &Path, sub: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join(sub)];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_local_cache_holds_index_snapshots_and_tree_packs_and_never_trusts_a_bad_entry() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    let s = S3Ws::new(&moto, "cache");
+    s.run(&["init"]).ok();
+    let src = small_tree(&s.ws, "src", 3);
+    s.run(&["backup", src.to_str().unwrap()]).ok();
+    // Written through by the backup: index file, snapshot, tree pack (only).
+    let dir = s.cache_dir().expect("a cache directory for the repository");
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "cache directory is private");
+    let index = cached_files(&dir, "index");
+    let snaps = cached_files(&dir, "snapshots");
+    let packs = cached_files(&dir, "data");
+    assert_eq!(
+        (index.len(), snaps.len(), packs.len()),
+        (1, 1, 1),
+        "{index:?} {snaps:?} {packs:?}"
+    );
+    let pack_len = std::fs::metadata(&packs[0]).unwrap().len();
+    assert!(
+        pack_len < 1 << 20,
+        "only the tree pack is cached ({pack_len} bytes), not the 9 MiB of data"
+    );
+    // Damaged entries are discarded and fetched again, never trusted.
+    flip_byte(&packs[0], 10);
+    flip_byte(&index[0], 10);
+    std::fs::write(&snaps[0], b"truncated").unwrap();
+    s.restore_and_compare("latest", &src, "src");
+    for f in [&packs[0], &index[0], &snaps[0]] {
+        assert!(f.exists(), "{} fetched again", f.display());
+    }
+    let listed = s.run(&["ls", "latest"]);
+    listed.ok();
+    assert!(listed.stdout.contains("big.bin"), "{}", listed.stdout);
+    // An entry the repository no longer has is removed from the cache.
+    write_file(&src.join("d1/more.txt"), b"more\n", 0o644, T0);
+    s.run(&["backup", src.to_str().unwrap()]).ok();
+    assert_eq!(cached_files(&dir, "snapshots").len(), 2);
+    let first = s.snapshots()[0]["id"].as_str().unwrap().to_string();
+    s.run(&["forget", "--keep-last", "1"]).ok();
+    s.run(&["snapshots"]).ok();
+    let left = cached_files(&dir, "snapshots");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        !left[0].to_string_lossy().contains(&first),
+        "the forgotten snapshot left the cache"
+    );
+    // --no-cache (and `cache = false`) use none.
+    let fresh = s.ws.path("fresh-cache");
+    let mut c = s.cmd();
+    c.env("XDG_CACHE_HOME", &fresh);
+    run_cmd(c, &["--no-cache", "ls", "latest"]).ok();
+    assert!(!fresh.exists(), "--no-cache created {}", fresh.display());
 }

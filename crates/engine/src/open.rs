@@ -2,6 +2,7 @@
 
 use crate::config::{read_secret_file, resolve_secret, RepositoryConfig};
 use crate::error::{EngineError, Result};
+use lifeboat_repo::cache::{self, Cache};
 use lifeboat_repo::{Credentials, KdfParams, KeyMeta, Repository};
 use lifeboat_storage::local::LocalStorage;
 use lifeboat_storage::s3::{S3Options, S3Storage};
@@ -24,6 +25,8 @@ pub struct RepoSpec {
     pub password_ref: Option<String>,
     /// S3 options from the config's `[repository]` (endpoint, region, ...).
     pub s3: S3Spec,
+    /// No local cache (`--no-cache`, or `cache = false` in the config).
+    pub no_cache: bool,
 }
 
 /// The `[repository]` settings of an `s3://` repository.
@@ -69,6 +72,9 @@ impl RepoSpec {
             secret_access_key: cfg.secret_access_key.clone(),
             max_requests: cfg.max_requests,
         };
+        if cfg.cache == Some(false) {
+            self.no_cache = true;
+        }
         self
     }
 
@@ -165,7 +171,26 @@ impl RepoSpec {
     /// Open and unlock without loading the index (key management, listing).
     pub async fn open_without_index(&self) -> Result<Arc<Repository>> {
         let storage = self.storage()?;
-        Ok(Repository::open(storage, self.credentials()?).await?)
+        let repo = Repository::open(storage, self.credentials()?).await?;
+        if let Some(cache) = self.cache(&repo.config().id) {
+            repo.use_cache(cache);
+        }
+        Ok(repo)
+    }
+
+    /// The local cache of a remote (S3) repository, unless disabled: under
+    /// `$XDG_CACHE_HOME/lifeboat/<repository id>` (else `~/.cache/...`).
+    /// A cache that cannot be created is simply not used.
+    fn cache(&self, repo_id: &str) -> Option<Cache> {
+        let remote = self.url.as_deref().is_some_and(|u| u.starts_with("s3://"));
+        if !remote || self.no_cache {
+            return None;
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Cache::open(&base.join("lifeboat"), repo_id, cache::DEFAULT_MAX_BYTES).ok()
     }
 
     /// Create a repository.

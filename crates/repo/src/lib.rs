@@ -12,10 +12,12 @@
 //! - [`layout`]: the storage key of every object;
 //! - [`verification`]: records of verifications (restore tests);
 //! - [`wal`]: archived PostgreSQL WAL files (one object each);
-//! - [`lock`]: lock objects with a heartbeat, held by backups (for prune).
+//! - [`lock`]: lock objects with a heartbeat, held by backups (for prune);
+//! - [`cache`]: the local cache of a remote repository's metadata.
 //!
 //! Depends only on `lifeboat-storage`.
 
+pub mod cache;
 pub mod check;
 pub mod chunker;
 pub mod compress;
