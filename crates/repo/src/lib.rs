@@ -17,6 +17,7 @@
 //!
 //! Depends only on `lifeboat-storage`.
 
+pub mod by_pack;
 pub mod cache;
 pub mod check;
 pub mod chunker;

@@ -117,6 +117,8 @@ fn bad_url(url: &str, why: &str) -> StorageError {
 pub struct S3Storage {
     store: LimitStore<AmazonS3>,
     opts: S3Options,
+    /// The bucket answered a listing: a 404 means the object is absent.
+    bucket_seen: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for S3Storage {
@@ -141,6 +143,7 @@ impl S3Storage {
         Ok(Self {
             store: LimitStore::new(store, limit),
             opts,
+            bucket_seen: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -169,6 +172,33 @@ impl S3Storage {
 
     fn err(&self, op: &'static str, key: &str, e: object_store::Error) -> StorageError {
         map_error(&self.location(), op, key, e)
+    }
+
+    /// Whether a 404 for an object means the object is absent, not the
+    /// bucket: a `HEAD` answers 404 without a body for both, so the bucket
+    /// is checked once per storage by a listing (which names
+    /// `NoSuchBucket`). `Err` is that clear error.
+    async fn ensure_bucket(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.bucket_seen.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let dir = (!self.opts.prefix.is_empty()).then(|| Path::from(self.opts.prefix.as_str()));
+        let mut stream = self.store.list(dir.as_ref());
+        if let Some(Err(e)) = stream.next().await {
+            return Err(self.err("list", "", e));
+        }
+        self.bucket_seen.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The error for an object that S3 did not find: `NotFound`, unless the
+    /// bucket itself is missing (or unreachable).
+    async fn not_found(&self, op: &'static str, key: &str, e: object_store::Error) -> StorageError {
+        match self.ensure_bucket().await {
+            Ok(()) => self.err(op, key, e),
+            Err(bucket) => bucket,
+        }
     }
 
     async fn put_multipart(&self, key: &str, path: &Path, data: Vec<u8>) -> Result<()> {
@@ -316,9 +346,13 @@ fn map_error(location: &str, op: &'static str, key: &str, e: object_store::Error
             key: key_s,
             location: loc,
         },
-        E::PermissionDenied { .. } => StorageError::PermissionDenied {
-            key: key_s,
+        // A 403 (a HEAD carries no body to say why): the credentials, or
+        // what they are allowed on this bucket.
+        E::PermissionDenied { .. } => StorageError::Remote {
             location: loc,
+            message: format!(
+                "S3 refused to {op} {key_s} (403 Forbidden): the credentials are wrong or not allowed on this bucket; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the profile, or access_key_id / secret_access_key in [repository], and the bucket policy"
+            ),
         },
         other => StorageError::Io {
             op,
@@ -389,11 +423,13 @@ impl Storage for S3Storage {
 
     async fn get(&self, key: &str) -> Result<Vec<u8>> {
         let path = self.path(key)?;
-        let r = self
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| self.err("read", key, e))?;
+        let r = match self.store.get(&path).await {
+            Ok(r) => r,
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                return Err(self.not_found("read", key, e).await)
+            }
+            Err(e) => return Err(self.err("read", key, e)),
+        };
         let b = r.bytes().await.map_err(|e| self.err("read", key, e))?;
         Ok(b.to_vec())
     }
@@ -453,6 +489,7 @@ impl Storage for S3Storage {
             Err(object_store::Error::NotFound { source, .. })
                 if !source.to_string().contains("NoSuchBucket") =>
             {
+                self.ensure_bucket().await?;
                 Ok(None)
             }
             Err(e) => Err(self.err("stat", key, e)),
