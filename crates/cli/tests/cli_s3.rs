@@ -502,6 +502,24 @@ fn an_s3_endpoint_that_goes_down_mid_backup_and_comes_back_loses_nothing() {
         s.restore_and_compare(snaps[1]["id"].as_str().unwrap(), &src, "second");
     }
     s.verify_read_data();
+    // An endpoint that stays down: the backup fails with one line naming
+    // the cause and the fix, and saves no snapshot.
+    let dead = Outage::start(moto.port(), 1);
+    let mut c = s.cmd();
+    c.env(
+        "AWS_ENDPOINT_URL",
+        format!("http://127.0.0.1:{}", dead.port),
+    );
+    let r = run_cmd(c, &["backup", src.to_str().unwrap()]);
+    r.error(
+        1,
+        &[
+            "cannot reach the S3 endpoint",
+            "connection refused",
+            "AWS_ENDPOINT_URL",
+        ],
+    );
+    assert_eq!(s.snapshots().len(), if code == 0 { 2 } else { 1 });
     // And the next backup (direct) works and restores.
     s.run(&["backup", src.to_str().unwrap()]).ok();
     s.restore_and_compare("latest", &src, "second");

@@ -22,6 +22,9 @@ pub const LOCKS: &str = "locks";
 pub const VERIFICATIONS: &str = "verifications";
 /// Prune's tombstones (sealed JSON): packs it is about to delete.
 pub const TOMBSTONES: &str = "tombstones";
+/// Records of snapshots `copy` wrote into this repository (sealed JSON),
+/// kept when the snapshot itself is forgotten here.
+pub const COPIED: &str = "copied";
 
 /// The listing prefix of a directory: `keys` -> `keys/`.
 pub fn prefix(dir: &str) -> String {

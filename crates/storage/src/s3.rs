@@ -319,7 +319,7 @@ fn builder(opts: &S3Options) -> AmazonS3Builder {
 /// with a one-line message naming the fix where the cause is known.
 fn map_error(location: &str, op: &'static str, key: &str, e: object_store::Error) -> StorageError {
     use object_store::Error as E;
-    let text = e.to_string();
+    let text = one_line(&e);
     let key_s = key.to_string();
     let loc = location.to_string();
     if text.contains("NoSuchBucket") {
@@ -335,6 +335,14 @@ fn map_error(location: &str, op: &'static str, key: &str, e: object_store::Error
         return StorageError::Remote {
             location: loc,
             message: "the S3 credentials were refused (InvalidAccessKeyId / SignatureDoesNotMatch): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the profile, or access_key_id / secret_access_key in [repository]".into(),
+        };
+    }
+    if let Some(why) = unreachable(&text) {
+        return StorageError::Remote {
+            location: loc,
+            message: format!(
+                "cannot reach the S3 endpoint to {op} {key_s} ({why}, still failing after retries): check that the server is up and that the endpoint (endpoint in [repository] or AWS_ENDPOINT_URL) is right, then run the command again; nothing was recorded as written that S3 did not acknowledge"
+            ),
         };
     }
     match e {
@@ -360,6 +368,19 @@ fn map_error(location: &str, op: &'static str, key: &str, e: object_store::Error
             location: loc,
             source: std::io::Error::other(one_line(&other)),
         },
+    }
+}
+
+/// Why the endpoint could not be reached at all, when that is the error.
+fn unreachable(text: &str) -> Option<&'static str> {
+    if text.contains("Connection refused") {
+        Some("connection refused")
+    } else if text.contains("dns error") {
+        Some("the host name does not resolve")
+    } else if text.contains("(Connect)") {
+        Some("cannot connect")
+    } else {
+        None
     }
 }
 
