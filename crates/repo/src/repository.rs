@@ -318,7 +318,7 @@ impl Repository {
                 ))),
                 Some(name) => match self.get_named(&meta.key, &name).await {
                     Ok(bytes) => index.add_index_file(&self.keys, &name, bytes),
-                    Err(e) => Err(e.into()),
+                    Err(e) => Err(e),
                 },
             };
             if let Err(e) = result {
