@@ -35,6 +35,9 @@ pub struct Global {
     /// No progress output.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Do not use the local cache of a remote repository's metadata.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
 }
 
 #[derive(Subcommand, Debug)]

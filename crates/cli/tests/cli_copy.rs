@@ -364,3 +364,54 @@ fn a_failing_copy_to_after_a_backup_names_the_target_and_the_fix() {
     assert!(r.stderr.contains("lifeboat copy --to"), "{}", r.stderr);
     assert_eq!(c.snapshot_times(false).len(), 1);
 }
+
+#[test]
+fn snapshots_the_targets_own_retention_removed_are_not_copied_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("offsite");
+    let c = CopyWs::new(target.to_str().unwrap(), None, "");
+    let dir = c.ws.path("data");
+    backup_rounds(&c, &dir, 3);
+    let first = c.copy(&[]);
+    assert_eq!(first["copied"].as_array().unwrap().len(), 3, "{first}");
+    // The offsite repository keeps only its newest snapshot.
+    c.on_target(&["forget", "--keep-last", "1"]).ok();
+    assert_eq!(c.snapshot_times(true).len(), 1);
+    let again = c.copy(&[]);
+    assert_eq!(again["copied"].as_array().unwrap().len(), 0, "{again}");
+    assert_eq!(again["already_there"], 3, "{again}");
+    assert_eq!(c.snapshot_times(true).len(), 1, "nothing brought back");
+    // A new backup is copied as usual, and naming a forgotten snapshot
+    // explicitly copies it again.
+    backup_rounds_from(&c, &dir, 3, 1);
+    let next = c.copy(&[]);
+    assert_eq!(next["copied"].as_array().unwrap().len(), 1, "{next}");
+    let oldest = c.id_at(false, "2026-11-01T02:00:00Z");
+    let named = c.copy(&[&oldest]);
+    assert_eq!(named["copied"].as_array().unwrap().len(), 1, "{named}");
+    restore_both_and_compare(&c, "2026-11-01T02:00:00Z", "data");
+}
+
+/// `rounds` more backups after the first `skip` days.
+fn backup_rounds_from(c: &CopyWs, dir: &Path, skip: u64, rounds: u64) {
+    for i in skip..skip + rounds {
+        evolve(dir, i);
+        let time = format!("2026-11-{:02}T02:00:00Z", i + 1);
+        c.run(&["--json", "backup", dir.to_str().unwrap(), "--time", &time])
+            .ok();
+    }
+}
+
+#[test]
+fn a_wrong_target_password_names_the_targets_settings_not_this_repositorys_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("offsite");
+    let c = CopyWs::new(target.to_str().unwrap(), None, "");
+    let dir = c.ws.path("data");
+    backup_rounds(&c, &dir, 1);
+    std::fs::write(&c.target_pass, "not the offsite passphrase").unwrap();
+    let r = c.run(&["copy", "--to", "offsite"]);
+    let line = r.error(11, &["copy target \"offsite\"", "[repositories.offsite]"]);
+    assert!(!line.contains("--password-file"), "{line}");
+    assert!(!line.contains("LIFEBOAT_PASSWORD_FILE"), "{line}");
+}

@@ -65,6 +65,9 @@ pub struct RepositoryConfig {
     pub secret_access_key: Option<String>,
     /// S3: requests in flight at most (default 16).
     pub max_requests: Option<usize>,
+    /// Keep a local cache of a remote repository's index files, snapshots
+    /// and tree packs (default true; FORMAT.md §20).
+    pub cache: Option<bool>,
 }
 
 /// Kinds of sources.

@@ -11,7 +11,11 @@
 //! A snapshot counts as already copied when the target has one with the
 //! same time, host, user, source, kind, paths, tags and figures (no format
 //! field needed, and a
-//! re-run after a crash finds exactly what was saved). Each snapshot's
+//! re-run after a crash finds exactly what was saved), or when the target
+//! holds a `copied/<id>` record of it (FORMAT.md §21): one is written after
+//! each copied snapshot, and the target's own `forget` leaves it, so a
+//! snapshot the target's retention removed is not copied again. Naming
+//! snapshots explicitly (`copy --to T SNAP`) ignores the records. Each snapshot's
 //! blobs are flushed and indexed before its snapshot file is written, under
 //! a backup lock on the target, so a killed copy leaves only unreferenced
 //! packs that prune reclaims.
@@ -20,7 +24,7 @@ use crate::error::{EngineError, Result};
 use crate::open::RepoSpec;
 use crate::store::{run_locked, store_tree};
 use crate::Ctx;
-use lifeboat_repo::{BlobKind, BlobWriter, Id, Repository, Snapshot, SnapshotInfo, Tree};
+use lifeboat_repo::{layout, BlobKind, BlobWriter, Id, Repository, Snapshot, SnapshotInfo, Tree};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -87,7 +91,10 @@ pub fn target_spec(ctx: &Ctx, name: &str) -> Result<RepoSpec> {
 pub async fn copy(ctx: &Ctx, req: CopyRequest) -> Result<CopyReport> {
     let spec = target_spec(ctx, &req.target)?;
     let from = ctx.repo.open().await?;
-    let to = spec.open_without_index().await?;
+    let to = spec
+        .open_without_index()
+        .await
+        .map_err(|e| target_key_error(e, &req.target))?;
     if from.config().id == to.config().id {
         return Err(EngineError::Config(
             "the copy target is this repository; name another one".into(),
@@ -95,12 +102,15 @@ pub async fn copy(ctx: &Ctx, req: CopyRequest) -> Result<CopyReport> {
     }
     let chosen = choose(&from, &req).await?;
     run_locked(to, move |to| async move {
-        let present: HashSet<Identity> = to
+        let mut present: HashSet<Identity> = to
             .snapshots()
             .await?
             .iter()
             .map(|(_, s)| Identity::of(s))
             .collect();
+        if req.snapshots.is_empty() {
+            present.extend(copied_records(&to).await?);
+        }
         let mut report = CopyReport {
             target: req.target.clone(),
             ..CopyReport::default()
@@ -113,6 +123,8 @@ pub async fn copy(ctx: &Ctx, req: CopyRequest) -> Result<CopyReport> {
             }
             let snap = from.load_snapshot(&id).await?;
             let (to_id, done) = copy_one(&from, &to, snap, seen).await?;
+            to.put_sealed_json(layout::COPIED, &CopiedRecord::new(&info))
+                .await?;
             seen = done.seen;
             report.new_blobs += done.new_blobs;
             report.new_bytes += done.new_bytes;
@@ -127,6 +139,53 @@ pub async fn copy(ctx: &Ctx, req: CopyRequest) -> Result<CopyReport> {
         Ok(report)
     })
     .await
+}
+
+/// A wrong secret for the target names the target's settings, not the
+/// flags of this repository.
+fn target_key_error(e: EngineError, name: &str) -> EngineError {
+    let settings =
+        format!("password_file / password / key_file in [repositories.{name}] of the config");
+    match e {
+        EngineError::Repo(lifeboat_repo::Error::WrongPassword(loc)) => EngineError::WrongTargetKey(format!(
+            "wrong password for copy target {name:?} ({loc}): no key there opens with the passphrase from its {settings}; the target has its own key, set that one there"
+        )),
+        EngineError::Repo(lifeboat_repo::Error::WrongKey(loc)) => EngineError::WrongTargetKey(format!(
+            "the key file for copy target {name:?} does not open {loc} (it belongs to another repository or is damaged): fix the {settings}"
+        )),
+        other => other,
+    }
+}
+
+/// `copied/<id>` in a copy target (FORMAT.md §21): which snapshot was
+/// copied there, by the identity `copy` compares.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct CopiedRecord {
+    version: u32,
+    snapshot: Identity,
+}
+
+impl CopiedRecord {
+    fn new(info: &SnapshotInfo) -> Self {
+        CopiedRecord {
+            version: 1,
+            snapshot: Identity::of(info),
+        }
+    }
+}
+
+/// Identities of every snapshot the target records as copied (also the
+/// ones it has forgotten since). An unreadable record fails the copy
+/// rather than risk copying what the target's retention removed.
+async fn copied_records(to: &Repository) -> Result<Vec<Identity>> {
+    let mut out = Vec::new();
+    for id in to.list_ids(layout::COPIED).await? {
+        let record: CopiedRecord = to.get_sealed_json(layout::COPIED, &id).await?;
+        if record.version == 1 {
+            out.push(record.snapshot);
+        }
+    }
+    Ok(out)
 }
 
 /// The snapshots to copy, oldest first.
@@ -151,7 +210,7 @@ async fn choose(from: &Repository, req: &CopyRequest) -> Result<Vec<(Id, Snapsho
 /// host and source alone are not enough: `--time` lets two different
 /// backups of a source share a time, so the user, paths and the backup's
 /// own figures (copied unchanged) count too.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 struct Identity {
     time: String,
     host: String,

@@ -19,6 +19,8 @@ pub struct RepoOptions {
     pub password_file: Option<PathBuf>,
     /// Raw key file.
     pub key_file: Option<PathBuf>,
+    /// Do not use the local cache (`--no-cache`).
+    pub no_cache: bool,
 }
 
 /// The context of a use case.
@@ -40,6 +42,7 @@ impl Ctx {
             password_file: opts.password_file,
             key_file: opts.key_file,
             password_ref: None,
+            no_cache: opts.no_cache,
             ..RepoSpec::default()
         };
         if repo.password_file.is_none()

@@ -30,6 +30,10 @@ pub enum EngineError {
     /// Restore target is not empty / would be overwritten.
     #[error("{0}")]
     TargetNotEmpty(String),
+    /// The secret configured for another repository (a copy target) does
+    /// not open it; the message names where that secret is configured.
+    #[error("{0}")]
+    WrongTargetKey(String),
     /// PostgreSQL or its tools failed.
     #[error(transparent)]
     Postgres(PgError),
@@ -75,6 +79,7 @@ impl EngineError {
             }
             EngineError::Files(_) => "source_io",
             EngineError::Config(_) => "config",
+            EngineError::WrongTargetKey(_) => "wrong_key",
             EngineError::Postgres(e) => postgres_code(e),
             EngineError::Command(e) => command_code(e),
             EngineError::Clickhouse(ChError::BadUrl { .. }) => "config",

@@ -2,6 +2,7 @@
 
 use crate::config::{read_secret_file, resolve_secret, RepositoryConfig};
 use crate::error::{EngineError, Result};
+use lifeboat_repo::cache::{self, Cache};
 use lifeboat_repo::{Credentials, KdfParams, KeyMeta, Repository};
 use lifeboat_storage::local::LocalStorage;
 use lifeboat_storage::s3::{S3Options, S3Storage};
@@ -27,6 +28,8 @@ pub struct RepoSpec {
     /// The master key once a passphrase unlocked it, so later opens in the
     /// same command (`forget --prune`, `backup --forget`) run no KDF again.
     pub unlocked: Unlocked,
+    /// No local cache (`--no-cache`, or `cache = false` in the config).
+    pub no_cache: bool,
 }
 
 /// The raw key (and the location it opened) of the first passphrase unlock;
@@ -87,6 +90,9 @@ impl RepoSpec {
             secret_access_key: cfg.secret_access_key.clone(),
             max_requests: cfg.max_requests,
         };
+        if cfg.cache == Some(false) {
+            self.no_cache = true;
+        }
         self
     }
 
@@ -195,7 +201,8 @@ impl RepoSpec {
             .filter(|(at, _)| *at == location)
             .map(|(_, raw)| raw.clone());
         if let Some(raw) = cached {
-            return Ok(Repository::open(storage, Credentials::RawKey(raw)).await?);
+            let repo = Repository::open(storage, Credentials::RawKey(raw)).await?;
+            return Ok(self.with_cache(repo));
         }
         let creds = self.credentials()?;
         let by_password = matches!(creds, Credentials::Password(_));
@@ -204,7 +211,30 @@ impl RepoSpec {
             *self.unlocked.0.lock().expect("unlocked key") =
                 Some((location, repo.export_raw_key()));
         }
-        Ok(repo)
+        Ok(self.with_cache(repo))
+    }
+
+    /// Attach the local cache of a remote repository (unless disabled).
+    fn with_cache(&self, repo: Arc<Repository>) -> Arc<Repository> {
+        if let Some(cache) = self.cache(&repo.config().id) {
+            repo.use_cache(cache);
+        }
+        repo
+    }
+
+    /// The local cache of a remote (S3) repository, unless disabled: under
+    /// `$XDG_CACHE_HOME/lifeboat/<repository id>` (else `~/.cache/...`).
+    /// A cache that cannot be created is simply not used.
+    fn cache(&self, repo_id: &str) -> Option<Cache> {
+        let remote = self.url.as_deref().is_some_and(|u| u.starts_with("s3://"));
+        if !remote || self.no_cache {
+            return None;
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Cache::open(&base.join("lifeboat"), repo_id, cache::DEFAULT_MAX_BYTES).ok()
     }
 
     /// Create a repository.

@@ -5,8 +5,9 @@
 //! exist as conflicts, and reads the marker of an unfinished restore (resume
 //! info). [`execute`] refuses conflicts unless forced or resuming, then
 //! walks the trees again: it creates each directory as it comes to it, makes
-//! each symlink, hands files to parallel writers through a bounded queue,
-//! then links the later paths of hardlink groups, and finally applies
+//! each symlink, restores files in batches (each batch's blobs read pack by
+//! pack, every needed pack fetched once, several in flight, each blob
+//! written at every offset that needs it), then links the later paths of hardlink groups, and finally applies
 //! directory metadata deepest first (so writing children does not disturb
 //! their parent's mtime). Both walks are depth first and hold one directory
 //! per level, never the whole snapshot: memory grows with the number of
@@ -29,14 +30,14 @@
 
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
-use lifeboat_repo::{ContentReader, Id, Node, NodeKind, Repository, Snapshot};
+use lifeboat_repo::{Id, Node, NodeKind, Repository, Snapshot};
 use lifeboat_sources::files::{self, EntryKind, RestoreMeta};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The file a restore keeps in its target directory while it runs.
 pub const MARKER: &str = files::RESTORE_MARKER;
@@ -355,33 +356,7 @@ fn execute_blocking(
         .map_err(EngineError::io(format!("creating {}", target.display())))?;
     write_marker(target, &plan.marker)?;
     files::remove_temp_entries(target)?;
-    let failure: Mutex<Option<EngineError>> = Mutex::new(None);
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(2, 8);
-    let (files_tx, files_rx) = std::sync::mpsc::sync_channel::<(PathBuf, Node)>(2 * threads);
-    let files_rx = Mutex::new(files_rx);
-    let walked = std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let job = files_rx.lock().expect("files lock").recv();
-                let Ok((rel, node)) = job else { return };
-                if failure.lock().expect("failure lock").is_some() {
-                    continue;
-                }
-                if let Err(e) = put.file(repo, &rel, &node) {
-                    failure.lock().expect("failure lock").get_or_insert(e);
-                }
-            });
-        }
-        let walked = walk_and_queue_files(repo, plan, &put, &files_tx, &failure);
-        drop(files_tx);
-        walked
-    });
-    if let Some(e) = failure.into_inner().expect("failure lock") {
-        return Err(e);
-    }
-    let Walked { dirs, links } = walked?;
+    let Walked { dirs, links } = walk_and_restore_files(repo, plan, &put)?;
     // Every group's first file is written now: link the later paths to it.
     for link in &links {
         put.hardlink(link)?;
@@ -391,6 +366,30 @@ fn execute_blocking(
     }
     finish(target, &dirs)?;
     Ok(plan.summary())
+}
+
+/// Files are restored in batches of at most this many blob references
+/// (or [`BATCH_FILES`] files), in tree order: each batch's blobs are read
+/// pack by pack, each pack it needs fetched once (`lifeboat_repo::by_pack`).
+const BATCH_BLOBS: usize = 65_536;
+/// Files per batch at most.
+const BATCH_FILES: usize = 4_096;
+/// Packs fetched at once.
+const PACKS_IN_FLIGHT: usize = 4;
+
+/// Files waiting to be restored together, see [`BATCH_BLOBS`].
+#[derive(Default)]
+struct Batch {
+    files: Vec<(PathBuf, Node)>,
+    blobs: usize,
+}
+
+impl Batch {
+    fn push(&mut self, rel: PathBuf, node: Node) -> bool {
+        self.blobs += node.content.len();
+        self.files.push((rel, node));
+        self.blobs >= BATCH_BLOBS || self.files.len() >= BATCH_FILES
+    }
 }
 
 /// A later path of a hardlink group, to link to the group's first file
@@ -413,15 +412,13 @@ struct Walked {
 }
 
 /// Walk the plan's trees: create each directory (removing leftover
-/// temporary entries of an earlier run), make each symlink, queue each file
-/// for the writers, or remember it as a later path of a hardlink group;
-/// stops early when a writer failed.
-fn walk_and_queue_files(
-    repo: &Repository,
+/// temporary entries of an earlier run), make each symlink, restore files
+/// in batches ([`Batch`]), or remember a file as a later path of a
+/// hardlink group.
+fn walk_and_restore_files(
+    repo: &Arc<Repository>,
     plan: &RestorePlan,
     put: &Put<'_>,
-    files_tx: &std::sync::mpsc::SyncSender<(PathBuf, Node)>,
-    failure: &Mutex<Option<EngineError>>,
 ) -> Result<Walked> {
     let mut out = Walked {
         dirs: Vec::new(),
@@ -432,11 +429,9 @@ fn walk_and_queue_files(
     // only with files that are hardlinked in the snapshot (link count > 1):
     // ordinary files are never remembered.
     let mut first: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut batch = Batch::default();
     let mut walk = PreOrder::new(&plan.starts);
     while let Some((rel, node)) = walk.pop() {
-        if failure.lock().expect("failure lock").is_some() {
-            break;
-        }
         match node.kind {
             NodeKind::Dir => {
                 let dir = plan.target.join(&rel);
@@ -460,36 +455,60 @@ fn walk_and_queue_files(
                     }
                     first.insert(g, rel.clone());
                 }
-                if files_tx.send((rel, node)).is_err() {
-                    break;
+                if batch.push(rel, node) {
+                    put.files(repo, std::mem::take(&mut batch).files)?;
                 }
             }
             NodeKind::Symlink => put.symlink(&rel, &node)?,
         }
     }
+    put.files(repo, batch.files)?;
     Ok(out)
 }
 
-/// File system block size that holes are made of.
-const HOLE_BLOCK: u64 = 4096;
+/// A file of a batch being written under its temporary name.
+struct Pending {
+    path: PathBuf,
+    node: Node,
+    temp: tempfile::TempPath,
+    written: u64,
+}
 
-/// Write `blob` at offset `pos`, seeking over whole zero blocks (aligned to
-/// the file offset) instead of writing them.
-fn write_sparse(out: &mut std::fs::File, blob: &[u8], mut pos: u64) -> std::io::Result<()> {
-    let mut rest = blob;
+/// The plaintext length of a blob, from the index (reloaded once on a miss).
+fn raw_len(repo: &Repository, id: &Id) -> Result<u64> {
+    let mut loc = repo.index().lookup(id);
+    if loc.is_none() && repo.runtime().block_on(repo.refresh_index())? {
+        loc = repo.index().lookup(id);
+    }
+    loc.map(|l| u64::from(l.raw_len)).ok_or_else(|| {
+        EngineError::Repo(lifeboat_repo::Error::Corrupt(format!(
+            "blob {id} is not in the index (missing data); run `lifeboat verify`"
+        )))
+    })
+}
+
+/// Write `blob` at `pos` of `out`; for a sparse file, whole zero blocks
+/// (aligned to the file offset) are left unwritten (holes).
+fn write_blob_at(out: &std::fs::File, blob: &[u8], pos: u64, sparse: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    if !sparse {
+        return out.write_all_at(blob, pos);
+    }
+    let (mut rest, mut at) = (blob, pos);
     while !rest.is_empty() {
-        let n = ((HOLE_BLOCK - pos % HOLE_BLOCK) as usize).min(rest.len());
+        let n = ((HOLE_BLOCK - at % HOLE_BLOCK) as usize).min(rest.len());
         let (piece, tail) = rest.split_at(n);
-        if piece.iter().all(|&b| b == 0) {
-            out.seek(SeekFrom::Current(n as i64))?;
-        } else {
-            out.write_all(piece)?;
+        if !piece.iter().all(|&b| b == 0) {
+            out.write_all_at(piece, at)?;
         }
-        pos += n as u64;
+        at += n as u64;
         rest = tail;
     }
     Ok(())
 }
+
+/// File system block size that holes are made of.
+const HOLE_BLOCK: u64 = 4096;
 
 impl Put<'_> {
     fn parent_of(path: &Path) -> &Path {
@@ -517,28 +536,103 @@ impl Put<'_> {
             }
     }
 
-    fn file(&self, repo: &Arc<Repository>, rel: &Path, node: &Node) -> Result<()> {
-        let path = self.target.join(rel);
-        if self.already_done(&path, node) {
-            self.progress.add_bytes(node.size);
-            self.progress.add_file();
-            return Ok(());
-        }
-        let (mut out, temp) = files::temp_file_in(Self::parent_of(&path))?.into_parts();
-        let write_err = || EngineError::io(format!("writing {}", path.display()));
-        let threads = if node.content.len() > 4 { 2 } else { 1 };
-        let mut reader = ContentReader::new(repo.clone(), node.content.clone(), threads);
-        let mut written = 0u64;
-        // Blobs are written whole (KiB to MiB each), so no extra buffering.
-        while let Some(blob) = reader.next_blob()? {
-            if node.sparse {
-                write_sparse(&mut out, &blob, written).map_err(write_err())?;
-            } else {
-                out.write_all(&blob).map_err(write_err())?;
+    /// Restore a batch of files: each under a temporary name, its blobs
+    /// read pack by pack and written at every offset that needs them, then
+    /// checked against the recorded size, fsynced, given its metadata and
+    /// renamed into place.
+    fn files(&self, repo: &Arc<Repository>, batch: Vec<(PathBuf, Node)>) -> Result<()> {
+        let mut pending: Vec<Pending> = Vec::new();
+        // Blob -> (file, offset) of every place it goes.
+        let mut uses: HashMap<Id, Vec<(usize, u64)>> = HashMap::new();
+        for (rel, node) in batch {
+            let path = self.target.join(rel);
+            if self.already_done(&path, &node) {
+                self.progress.add_bytes(node.size);
+                self.progress.add_file();
+                continue;
             }
-            written += blob.len() as u64;
-            self.progress.add_bytes(blob.len() as u64);
+            let temp = files::temp_file_in(Self::parent_of(&path))?.into_temp_path();
+            let mut at = 0;
+            for id in &node.content {
+                uses.entry(*id).or_default().push((pending.len(), at));
+                at += raw_len(repo, id)?;
+            }
+            pending.push(Pending {
+                path,
+                node,
+                temp,
+                written: 0,
+            });
         }
+        self.write_blobs(repo, &mut pending, uses)?;
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, 8);
+        let chunk = pending.len().div_ceil(workers).max(1);
+        let mut chunks = Vec::new();
+        while !pending.is_empty() {
+            let rest = pending.split_off(chunk.min(pending.len()));
+            chunks.push(std::mem::replace(&mut pending, rest));
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|files| s.spawn(move || files.into_iter().try_for_each(|p| self.complete(p))))
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().expect("restore thread panicked"))
+        })
+    }
+
+    /// Read the batch's blobs by pack and write each where it is used.
+    fn write_blobs(
+        &self,
+        repo: &Arc<Repository>,
+        pending: &mut [Pending],
+        mut uses: HashMap<Id, Vec<(usize, u64)>>,
+    ) -> Result<()> {
+        let ids: Vec<Id> = uses.keys().copied().collect();
+        let mut failed: Option<EngineError> = None;
+        // The last file written stays open: a file's blobs come in runs.
+        let mut open: Option<(usize, std::fs::File)> = None;
+        let read = lifeboat_repo::by_pack::read_by_pack(repo, ids, PACKS_IN_FLIGHT, |id, blob| {
+            for (i, at) in uses.remove(id).unwrap_or_default() {
+                let p = &mut pending[i];
+                let written = match &open {
+                    Some((j, f)) if *j == i => write_blob_at(f, &blob, at, p.node.sparse),
+                    _ => std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&p.temp)
+                        .and_then(|f| {
+                            let r = write_blob_at(&f, &blob, at, p.node.sparse);
+                            open = Some((i, f));
+                            r
+                        }),
+                };
+                if let Err(e) = written {
+                    failed = Some(EngineError::io(format!("writing {}", p.path.display()))(e));
+                    return Err(lifeboat_repo::Error::Invalid("restore write failed".into()));
+                }
+                p.written += blob.len() as u64;
+                self.progress.add_bytes(blob.len() as u64);
+            }
+            Ok(())
+        });
+        match (failed, read) {
+            (Some(e), _) => Err(e),
+            (None, r) => Ok(r?),
+        }
+    }
+
+    /// Check, fsync, set metadata and rename one written file into place.
+    fn complete(&self, p: Pending) -> Result<()> {
+        let Pending {
+            path,
+            node,
+            temp,
+            written,
+        } = p;
         if written != node.size {
             return Err(EngineError::Repo(lifeboat_repo::Error::Corrupt(format!(
                 "{}: restored {written} bytes, the snapshot records {}",
@@ -546,12 +640,17 @@ impl Put<'_> {
                 node.size
             ))));
         }
+        let write_err = || EngineError::io(format!("writing {}", path.display()));
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&temp)
+            .map_err(write_err())?;
         // Trailing holes: extend to the size without writing.
         out.set_len(written).map_err(write_err())?;
         // The data is durable before the file gets its real name.
         out.sync_data().map_err(write_err())?;
         drop(out);
-        files::apply_meta(&temp, EntryKind::File, &meta_of(node), self.chown)?;
+        files::apply_meta(&temp, EntryKind::File, &meta_of(&node), self.chown)?;
         files::put_in_place(temp, &path, self.replace)?;
         self.progress.add_file();
         Ok(())

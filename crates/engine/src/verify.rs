@@ -72,7 +72,10 @@ pub async fn verify_repository(
 
 /// Open the repository and check it; lists the lock objects too.
 pub async fn verify(ctx: &Ctx, req: VerifyRequest) -> Result<VerifyReport> {
-    let repo = ctx.repo.open_without_index().await?;
+    // verify checks the repository itself, never a local copy of it.
+    let mut spec = ctx.repo.clone();
+    spec.no_cache = true;
+    let repo = spec.open_without_index().await?;
     let report = verify_repository(&repo, req.read_data_percent).await?;
     let locks = lock_notes(&repo).await?;
     Ok(VerifyReport { report, locks })

@@ -25,6 +25,9 @@ pub const VERIFICATIONS: &str = "verifications";
 pub const TOMBSTONES: &str = "tombstones";
 /// Job history (sealed JSON): started and finished records of scheduled jobs.
 pub const JOBS: &str = "jobs";
+/// Records of snapshots `copy` wrote into this repository (sealed JSON),
+/// kept when the snapshot itself is forgotten here.
+pub const COPIED: &str = "copied";
 
 /// The listing prefix of a directory: `keys` -> `keys/`.
 pub fn prefix(dir: &str) -> String {

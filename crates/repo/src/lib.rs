@@ -13,10 +13,13 @@
 //! - [`verification`]: records of verifications (restore tests);
 //! - [`jobs`]: the job history of scheduled runs (started / finished records);
 //! - [`wal`]: archived PostgreSQL WAL files (one object each);
-//! - [`lock`]: lock objects with a heartbeat, held by backups (for prune).
+//! - [`lock`]: lock objects with a heartbeat, held by backups (for prune);
+//! - [`cache`]: the local cache of a remote repository's metadata.
 //!
 //! Depends only on `lifeboat-storage`.
 
+pub mod by_pack;
+pub mod cache;
 pub mod check;
 pub mod chunker;
 pub mod compress;

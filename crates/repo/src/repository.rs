@@ -4,6 +4,7 @@
 //! (packs), `index/<id>`, `snapshots/<id>`, `verifications/<id>`.
 //! Writers never modify or delete objects: backups are lock-free.
 
+use crate::cache::Cache;
 use crate::chunker::{FastCdc, FixedChunker};
 use crate::config::{ConfigFile, RepoConfig};
 use crate::crypto::{ad, Keys, MasterKey};
@@ -17,7 +18,7 @@ use crate::snapshot::{decode_snapshot, Snapshot, SnapshotInfo};
 use crate::tree::Tree;
 use lifeboat_storage::{Storage, StorageError};
 use serde::{de::DeserializeOwned, Serialize};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::runtime::Handle;
 use zeroize::Zeroizing;
 
@@ -45,6 +46,9 @@ pub struct Repository {
     /// Packs a prune has tombstoned: left out of the index this process
     /// loads (set by backups, which must not deduplicate against them).
     excluded_packs: Mutex<std::collections::HashSet<Id>>,
+    /// Local cache of index files, snapshots and tree packs (remote
+    /// repositories; FORMAT.md §20), when enabled.
+    cache: OnceLock<Cache>,
     rt: Handle,
 }
 
@@ -100,6 +104,7 @@ impl Repository {
             index_files: Mutex::new(Vec::new()),
             held_lock: Mutex::new(None),
             excluded_packs: Mutex::new(std::collections::HashSet::new()),
+            cache: OnceLock::new(),
             rt: Handle::current(),
         }
     }
@@ -206,6 +211,35 @@ impl Repository {
         }
     }
 
+    /// Use a local cache for index files, snapshots and tree packs from
+    /// now on (set once; FORMAT.md §20).
+    pub fn use_cache(&self, cache: Cache) {
+        let _ = self.cache.set(cache);
+    }
+
+    /// The local cache, when enabled.
+    pub fn cache(&self) -> Option<&Cache> {
+        self.cache.get()
+    }
+
+    /// Read an object named by the BLAKE3 of its bytes, from the cache when
+    /// an intact copy is there, else from storage (then cached when it
+    /// matches its name; a mismatch is returned as read, for the caller to
+    /// report as damage).
+    async fn get_named(&self, key: &str, name: &Id) -> Result<Vec<u8>> {
+        let cache = self.cache.get();
+        if let Some(bytes) = cache.and_then(|c| c.get_named(key, name)) {
+            return Ok(bytes);
+        }
+        let bytes = self.storage.get(key).await?;
+        if let Some(c) = cache {
+            if Id::of_file(&bytes) == *name {
+                c.put(key, &bytes);
+            }
+        }
+        Ok(bytes)
+    }
+
     /// The storage underneath.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
@@ -282,9 +316,9 @@ impl Repository {
                     "{}: not an index file name",
                     meta.key
                 ))),
-                Some(name) => match self.storage.get(&meta.key).await {
+                Some(name) => match self.get_named(&meta.key, &name).await {
                     Ok(bytes) => index.add_index_file(&self.keys, &name, bytes),
-                    Err(e) => Err(e.into()),
+                    Err(e) => Err(e),
                 },
             };
             if let Err(e) = result {
@@ -293,6 +327,20 @@ impl Repository {
         }
         index.drop_packs(&self.excluded_packs.lock().expect("excluded packs"));
         index.finalize();
+        if let Some(cache) = self.cache.get() {
+            let files: std::collections::HashSet<String> = self
+                .index_files
+                .lock()
+                .expect("index files")
+                .iter()
+                .cloned()
+                .collect();
+            cache.retain(layout::INDEX, |k| files.contains(k));
+            let packs: std::collections::HashSet<String> =
+                index.packs().iter().map(|p| pack_key(&p.id)).collect();
+            cache.retain(layout::DATA, |k| packs.contains(k));
+            cache.enforce_bound();
+        }
         Ok((index, problems))
     }
 
@@ -367,6 +415,12 @@ impl Repository {
                 "blob {id} is not in the index (missing data); run `lifeboat verify`"
             ))
         })?;
+        let what = format!("blob {} in pack {}", id.short(), loc.pack.short());
+        if let (Some(cache), crate::pack::BlobKind::Tree) = (self.cache.get(), loc.kind) {
+            if let Some(data) = self.read_tree_blob_cached(cache, id, &loc, &what).await? {
+                return Ok(data);
+            }
+        }
         let sealed = self
             .storage
             .get_range(
@@ -375,13 +429,41 @@ impl Repository {
                 u64::from(loc.len),
             )
             .await?;
-        self.open_blob(
-            id,
-            loc.compressed,
-            loc.raw_len,
-            &sealed,
-            &format!("blob {} in pack {}", id.short(), loc.pack.short()),
-        )
+        self.open_blob(id, loc.compressed, loc.raw_len, &sealed, &what)
+    }
+
+    /// A tree blob from its pack in the cache; on a miss (or a damaged
+    /// entry, discarded) the whole pack is fetched once and cached when it
+    /// hashes to its name. `None`: read the blob from storage as usual (the
+    /// pack is damaged there, which that read reports).
+    async fn read_tree_blob_cached(
+        &self,
+        cache: &Cache,
+        id: &Id,
+        loc: &crate::index::BlobLocation,
+        what: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let key = pack_key(&loc.pack);
+        let (offset, len) = (u64::from(loc.offset), u64::from(loc.len));
+        if let Some(sealed) = cache.read_range(&key, offset, len) {
+            match self.open_blob(id, loc.compressed, loc.raw_len, &sealed, what) {
+                Ok(data) => return Ok(Some(data)),
+                Err(_) => cache.discard(&key),
+            }
+        }
+        let pack = self.storage.get(&key).await?;
+        if Id::of_file(&pack) != loc.pack {
+            return Ok(None);
+        }
+        cache.put(&key, &pack);
+        let range = usize::try_from(offset).unwrap_or(usize::MAX)
+            ..usize::try_from(offset + len).unwrap_or(usize::MAX);
+        match pack.get(range) {
+            Some(sealed) => self
+                .open_blob(id, loc.compressed, loc.raw_len, sealed, what)
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Open a sealed blob and check it hashes to `id`.
@@ -447,9 +529,15 @@ impl Repository {
             &serde_json::to_vec(value).expect("serializable"),
         );
         let id = Id::of_file(&sealed);
-        self.storage
-            .put(&layout::object_key(dir, &id), sealed)
-            .await?;
+        let key = layout::object_key(dir, &id);
+        let cached = (dir == layout::SNAPSHOTS)
+            .then(|| self.cache.get())
+            .flatten()
+            .map(|c| (c, sealed.clone()));
+        self.storage.put(&key, sealed).await?;
+        if let Some((cache, sealed)) = cached {
+            cache.put(&key, &sealed);
+        }
         Ok(id)
     }
 
@@ -467,7 +555,11 @@ impl Repository {
     /// Load, check and open a sealed object `dir/<id>`: its key and plaintext.
     async fn get_sealed(&self, dir: &str, id: &Id) -> Result<(String, Vec<u8>)> {
         let key = layout::object_key(dir, id);
-        let bytes = self.storage.get(&key).await?;
+        let bytes = if dir == layout::SNAPSHOTS {
+            self.get_named(&key, id).await?
+        } else {
+            self.storage.get(&key).await?
+        };
         if Id::of_file(&bytes) != *id {
             return Err(Error::Corrupt(format!(
                 "{key}: content does not match its name (damaged or truncated)"
@@ -540,7 +632,15 @@ impl Repository {
     pub async fn snapshots_checked(&self) -> Result<(Vec<(Id, SnapshotInfo)>, Vec<(Id, Error)>)> {
         let mut out = Vec::new();
         let mut damaged = Vec::new();
-        for id in self.list_ids(layout::SNAPSHOTS).await? {
+        let ids = self.list_ids(layout::SNAPSHOTS).await?;
+        if let Some(cache) = self.cache.get() {
+            let listed: std::collections::HashSet<String> = ids
+                .iter()
+                .map(|id| layout::object_key(layout::SNAPSHOTS, id))
+                .collect();
+            cache.retain(layout::SNAPSHOTS, |k| listed.contains(k));
+        }
+        for id in ids {
             match self.load_snapshot_info(&id).await {
                 Ok(snap) => out.push((id, snap)),
                 Err(e @ (Error::Corrupt(_) | Error::Storage(_) | Error::Unsupported(_))) => {

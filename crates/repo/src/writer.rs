@@ -391,7 +391,8 @@ fn uploader(shared: &Shared, rx: Receiver<(Id, Vec<u8>, PackRecord)>) -> Vec<Pac
     let mut pending_blobs = 0;
     for (id, bytes, record) in rx {
         let taken = blob_bytes(&record);
-        let stored = upload_pack(shared, &id, bytes);
+        let tree = record.blobs.iter().all(|b| b.kind == BlobKind::Tree);
+        let stored = upload_pack(shared, &id, bytes, tree);
         shared.in_flight.release(taken);
         if !stored {
             continue;
@@ -419,8 +420,9 @@ fn blob_bytes(record: &PackRecord) -> usize {
         .map_or(0, |b| b.offset as usize + b.len as usize)
 }
 
-/// Store one pack unless the pipeline already failed; whether it was stored.
-fn upload_pack(shared: &Shared, id: &Id, bytes: Vec<u8>) -> bool {
+/// Store one pack unless the pipeline already failed; whether it was
+/// stored. A tree pack also goes into the local cache, if any.
+fn upload_pack(shared: &Shared, id: &Id, bytes: Vec<u8>, tree: bool) -> bool {
     if shared.failed() {
         return false;
     }
@@ -429,12 +431,14 @@ fn upload_pack(shared: &Shared, id: &Id, bytes: Vec<u8>) -> bool {
         shared.fail(e);
         return false;
     }
-    if let Err(e) = repo
-        .runtime()
-        .block_on(repo.storage().put(&pack_key(id), bytes))
-    {
+    let key = pack_key(id);
+    let cached = repo.cache().filter(|_| tree).map(|c| (c, bytes.clone()));
+    if let Err(e) = repo.runtime().block_on(repo.storage().put(&key, bytes)) {
         shared.fail(e.into());
         return false;
+    }
+    if let Some((cache, bytes)) = cached {
+        cache.put(&key, &bytes);
     }
     shared.counters.packs.fetch_add(1, Ordering::Relaxed);
     true
@@ -445,10 +449,12 @@ fn write_index(shared: &Shared, records: &[PackRecord]) -> Result<()> {
     repo.ensure_writable()?;
     repo.ensure_lock_held()?;
     let (name, bytes) = encode_index_file(repo.keys(), records)?;
-    repo.runtime().block_on(
-        repo.storage()
-            .put(&crate::layout::index_key(&name.to_string()), bytes),
-    )?;
+    let key = crate::layout::index_key(&name.to_string());
+    let cached = repo.cache().map(|c| (c, bytes.clone()));
+    repo.runtime().block_on(repo.storage().put(&key, bytes))?;
+    if let Some((cache, bytes)) = cached {
+        cache.put(&key, &bytes);
+    }
     shared.counters.index_files.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }

@@ -208,6 +208,8 @@ fn format_md_associated_data_table_matches_the_code() {
         ("snapshot", ad::object("snapshots")),
         ("verification record", ad::object("verifications")),
         ("job record", ad::object("jobs")),
+        ("tombstone", ad::object("tombstones")),
+        ("copy record", ad::object("copied")),
         ("wrapped master key", ad::KEY.to_vec()),
     ] {
         let ad = String::from_utf8(ad).expect("ascii");

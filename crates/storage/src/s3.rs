@@ -117,6 +117,8 @@ fn bad_url(url: &str, why: &str) -> StorageError {
 pub struct S3Storage {
     store: LimitStore<AmazonS3>,
     opts: S3Options,
+    /// The bucket answered a listing: a 404 means the object is absent.
+    bucket_seen: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for S3Storage {
@@ -141,6 +143,7 @@ impl S3Storage {
         Ok(Self {
             store: LimitStore::new(store, limit),
             opts,
+            bucket_seen: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -169,6 +172,33 @@ impl S3Storage {
 
     fn err(&self, op: &'static str, key: &str, e: object_store::Error) -> StorageError {
         map_error(&self.location(), op, key, e)
+    }
+
+    /// Whether a 404 for an object means the object is absent, not the
+    /// bucket: a `HEAD` answers 404 without a body for both, so the bucket
+    /// is checked once per storage by a listing (which names
+    /// `NoSuchBucket`). `Err` is that clear error.
+    async fn ensure_bucket(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.bucket_seen.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let dir = (!self.opts.prefix.is_empty()).then(|| Path::from(self.opts.prefix.as_str()));
+        let mut stream = self.store.list(dir.as_ref());
+        if let Some(Err(e)) = stream.next().await {
+            return Err(self.err("list", "", e));
+        }
+        self.bucket_seen.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The error for an object that S3 did not find: `NotFound`, unless the
+    /// bucket itself is missing (or unreachable).
+    async fn not_found(&self, op: &'static str, key: &str, e: object_store::Error) -> StorageError {
+        match self.ensure_bucket().await {
+            Ok(()) => self.err(op, key, e),
+            Err(bucket) => bucket,
+        }
     }
 
     async fn put_multipart(&self, key: &str, path: &Path, data: Vec<u8>) -> Result<()> {
@@ -289,7 +319,7 @@ fn builder(opts: &S3Options) -> AmazonS3Builder {
 /// with a one-line message naming the fix where the cause is known.
 fn map_error(location: &str, op: &'static str, key: &str, e: object_store::Error) -> StorageError {
     use object_store::Error as E;
-    let text = e.to_string();
+    let text = one_line(&e);
     let key_s = key.to_string();
     let loc = location.to_string();
     if text.contains("NoSuchBucket") {
@@ -307,6 +337,14 @@ fn map_error(location: &str, op: &'static str, key: &str, e: object_store::Error
             message: "the S3 credentials were refused (InvalidAccessKeyId / SignatureDoesNotMatch): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the profile, or access_key_id / secret_access_key in [repository]".into(),
         };
     }
+    if let Some(why) = unreachable(&text) {
+        return StorageError::Remote {
+            location: loc,
+            message: format!(
+                "cannot reach the S3 endpoint to {op} {key_s} ({why}, still failing after retries): check that the server is up and that the endpoint (endpoint in [repository] or AWS_ENDPOINT_URL) is right, then run the command again; nothing was recorded as written that S3 did not acknowledge"
+            ),
+        };
+    }
     match e {
         E::NotFound { .. } => StorageError::NotFound {
             key: key_s,
@@ -316,9 +354,13 @@ fn map_error(location: &str, op: &'static str, key: &str, e: object_store::Error
             key: key_s,
             location: loc,
         },
-        E::PermissionDenied { .. } => StorageError::PermissionDenied {
-            key: key_s,
+        // A 403 (a HEAD carries no body to say why): the credentials, or
+        // what they are allowed on this bucket.
+        E::PermissionDenied { .. } => StorageError::Remote {
             location: loc,
+            message: format!(
+                "S3 refused to {op} {key_s} (403 Forbidden): the credentials are wrong or not allowed on this bucket; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the profile, or access_key_id / secret_access_key in [repository], and the bucket policy"
+            ),
         },
         other => StorageError::Io {
             op,
@@ -326,6 +368,19 @@ fn map_error(location: &str, op: &'static str, key: &str, e: object_store::Error
             location: loc,
             source: std::io::Error::other(one_line(&other)),
         },
+    }
+}
+
+/// Why the endpoint could not be reached at all, when that is the error.
+fn unreachable(text: &str) -> Option<&'static str> {
+    if text.contains("Connection refused") {
+        Some("connection refused")
+    } else if text.contains("dns error") {
+        Some("the host name does not resolve")
+    } else if text.contains("(Connect)") {
+        Some("cannot connect")
+    } else {
+        None
     }
 }
 
@@ -389,17 +444,29 @@ impl Storage for S3Storage {
 
     async fn get(&self, key: &str) -> Result<Vec<u8>> {
         let path = self.path(key)?;
-        let r = self
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| self.err("read", key, e))?;
+        let r = match self.store.get(&path).await {
+            Ok(r) => r,
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                return Err(self.not_found("read", key, e).await)
+            }
+            Err(e) => return Err(self.err("read", key, e)),
+        };
         let b = r.bytes().await.map_err(|e| self.err("read", key, e))?;
         Ok(b.to_vec())
     }
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let path = self.path(key)?;
+        let end = offset.saturating_add(len);
+        if len > 0 {
+            // One request when the range is there (the common case); only a
+            // failed or short read asks for the size, to say why.
+            if let Ok(b) = self.store.get_range(&path, offset..end).await {
+                if b.len() as u64 == len {
+                    return Ok(b.to_vec());
+                }
+            }
+        }
         let size = match self.stat(key).await? {
             Some(m) => m.size,
             None => {
@@ -409,7 +476,6 @@ impl Storage for S3Storage {
                 })
             }
         };
-        let end = offset.saturating_add(len);
         if end > size {
             return Err(StorageError::ShortRead {
                 key: key.into(),
@@ -444,6 +510,7 @@ impl Storage for S3Storage {
             Err(object_store::Error::NotFound { source, .. })
                 if !source.to_string().contains("NoSuchBucket") =>
             {
+                self.ensure_bucket().await?;
                 Ok(None)
             }
             Err(e) => Err(self.err("stat", key, e)),

@@ -111,6 +111,72 @@ async fn a_missing_bucket_is_a_clear_error_naming_the_fix() {
     ));
 }
 
+#[tokio::test]
+async fn stat_and_ranged_reads_on_a_missing_bucket_name_the_bucket_not_a_missing_object() {
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    let s = storage(&moto.endpoint(), "s3://no-such-bucket/x");
+    // HEAD answers 404 without a body for a missing bucket too.
+    let err = s.stat("config").await.unwrap_err();
+    assert!(matches!(err, StorageError::Remote { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("no-such-bucket")
+            && msg.contains("bucket does not exist")
+            && msg.contains("create it"),
+        "{msg}"
+    );
+    let err = s.get_range("data/00/p", 0, 10).await.unwrap_err();
+    assert!(matches!(err, StorageError::Remote { .. }), "{err:?}");
+    // In an existing bucket a missing object is still just absent.
+    moto.create_bucket("there");
+    let s = storage(&moto.endpoint(), "s3://there/x");
+    assert!(s.stat("config").await.unwrap().is_none());
+    assert!(matches!(
+        s.get("config").await,
+        Err(StorageError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn refused_credentials_name_the_credentials_and_the_fix_even_without_a_body() {
+    let Some((moto, id, secret)) = MotoServer::start_with_auth("guarded") else {
+        return;
+    };
+    // The server's own user works.
+    let mut o = S3Options::from_url("s3://guarded/r").unwrap();
+    o.endpoint = Some(moto.endpoint());
+    o.path_style = true;
+    o.region = Some("us-east-1".into());
+    o.access_key_id = Some(id.clone());
+    o.secret_access_key = Some(secret);
+    let good = S3Storage::new(o.clone()).unwrap();
+    good.put("config", b"x".to_vec()).await.unwrap();
+    assert!(good.stat("config").await.unwrap().is_some());
+    // A wrong secret, and an unknown user: HEAD (403, no body), GET, PUT.
+    o.secret_access_key = Some("wrong-secret".into());
+    let wrong_secret = S3Storage::new(o.clone()).unwrap();
+    let unknown = storage(&moto.endpoint(), "s3://guarded/r");
+    for s in [&wrong_secret, &unknown] {
+        let errs = [
+            s.stat("config").await.unwrap_err(),
+            s.get("config").await.unwrap_err(),
+            s.put("other", b"y".to_vec()).await.unwrap_err(),
+        ];
+        for err in errs {
+            assert!(matches!(err, StorageError::Remote { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("credentials")
+                    && msg.contains("AWS_ACCESS_KEY_ID")
+                    && !msg.contains('\n'),
+                "{msg}"
+            );
+        }
+    }
+}
+
 const RACE_ENDPOINT: &str = "LIFEBOAT_TEST_S3_RACE_ENDPOINT";
 const RACE_KEY: &str = "LIFEBOAT_TEST_S3_RACE_KEY";
 const RACE_TAG: &str = "LIFEBOAT_TEST_S3_RACE_TAG";

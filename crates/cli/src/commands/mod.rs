@@ -33,6 +33,7 @@ impl Context {
             repo: global.repo.clone(),
             password_file: global.password_file.clone(),
             key_file: global.key_file.clone(),
+            no_cache: global.no_cache,
         })?;
         Ok(Context { global, engine })
     }
