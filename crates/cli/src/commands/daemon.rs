@@ -7,19 +7,13 @@ use crate::args::DaemonArgs;
 use anyhow::Result;
 use lifeboat_engine::jobs::daemon::{self, DaemonLog, DaemonOptions};
 use lifeboat_engine::jobs::RunDueReport;
-use lifeboat_engine::RepoOptions;
 use std::process::ExitCode;
 use std::time::Duration;
 
 pub async fn run(ctx: &Context, a: DaemonArgs) -> Result<ExitCode> {
     let g = &ctx.global;
     let opts = DaemonOptions {
-        repo: RepoOptions {
-            config: g.config.clone(),
-            repo: g.repo.clone(),
-            password_file: g.password_file.clone(),
-            key_file: g.key_file.clone(),
-        },
+        repo: super::repo_options(g),
         stop_grace: Duration::from_secs(a.stop_grace),
     };
     let log = Log { json: g.json };

@@ -26,15 +26,20 @@ pub struct Context {
     pub engine: Ctx,
 }
 
+/// The repository options the global flags name (also the daemon's).
+pub fn repo_options(global: &Global) -> RepoOptions {
+    RepoOptions {
+        config: global.config.clone(),
+        repo: global.repo.clone(),
+        password_file: global.password_file.clone(),
+        key_file: global.key_file.clone(),
+        no_cache: global.no_cache,
+    }
+}
+
 impl Context {
     fn new(global: Global) -> Result<Self> {
-        let engine = Ctx::new(RepoOptions {
-            config: global.config.clone(),
-            repo: global.repo.clone(),
-            password_file: global.password_file.clone(),
-            key_file: global.key_file.clone(),
-            no_cache: global.no_cache,
-        })?;
+        let engine = Ctx::new(repo_options(&global))?;
         Ok(Context { global, engine })
     }
 
