@@ -51,10 +51,11 @@ pub fn candidates(
     (out, free, copy)
 }
 
-/// Copy the referenced blobs of `packs` (located by `index`, the index as
-/// loaded before anything was excluded) into new packs; `repo`'s in-memory
-/// index must already leave out every pack about to be deleted. Returns the
-/// blobs copied (those a kept pack already holds are skipped).
+/// Copy into new packs every referenced blob that only packs about to be
+/// deleted hold (located by `index`, the index as loaded before anything
+/// was excluded); `repo`'s in-memory index must already leave out every
+/// such pack. Does nothing when no pack is repacked (`packs` empty).
+/// Returns the blobs copied.
 pub async fn copy_live(
     repo: &Arc<Repository>,
     index: Arc<Index>,
@@ -65,46 +66,57 @@ pub async fn copy_live(
         return Ok(0);
     }
     let repo = repo.clone();
-    let packs = packs.clone();
     let rt = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || copy_blocking(&rt, &repo, &index, &packs, &referenced))
+    tokio::task::spawn_blocking(move || copy_blocking(&rt, &repo, &index, &referenced))
         .await
         .map_err(|e| EngineError::Other(format!("repack task: {e}")))?
 }
 
+/// Copy every referenced blob the writer's index (tombstoned packs left
+/// out) does not hold, from where `full` finds it. Chosen by blob, not by
+/// walking the repacked packs: `full` lists one location per blob, and a
+/// blob held by a repacked pack and by a deleted garbage pack may be listed
+/// under either, so walking the repacked packs could miss it and the
+/// deletes would then lose its only copies.
 fn copy_blocking(
     rt: &tokio::runtime::Handle,
     repo: &Arc<Repository>,
-    index: &Index,
-    packs: &HashSet<Id>,
+    full: &Index,
     referenced: &HashSet<Id>,
 ) -> Result<u64> {
-    let writer = BlobWriter::new(repo.clone());
-    let by_pack = index.by_pack();
-    for (pos, pack) in index.packs().iter().enumerate() {
-        if !packs.contains(&pack.id) {
+    let kept = repo.index();
+    let mut todo = Vec::new();
+    for id in referenced {
+        if kept.contains(id) {
             continue;
         }
-        for (id, loc) in by_pack.blobs(pos) {
-            if !referenced.contains(&id) {
-                continue;
-            }
-            let sealed = rt
-                .block_on(repo.storage().get_range(
-                    &lifeboat_repo::layout::pack_key(&loc.pack),
-                    u64::from(loc.offset),
-                    u64::from(loc.len),
-                ))
-                .map_err(RepoError::from)?;
-            let plain = repo.open_blob(
-                &id,
-                loc.compressed,
-                loc.raw_len,
-                &sealed,
-                &format!("blob {} in pack {} (repack)", id.short(), loc.pack.short()),
-            )?;
-            writer.add_with_id(loc.kind, id, plain)?;
-        }
+        let loc = full.lookup(id).ok_or_else(|| {
+            EngineError::Repo(RepoError::Corrupt(format!(
+                "prune: blob {} is referenced but in no pack; nothing was deleted; run `lifeboat verify`",
+                id.short()
+            )))
+        })?;
+        todo.push((*id, loc));
+    }
+    // In pack order: reads sweep each pack once, front to back.
+    todo.sort_by_key(|(_, loc)| (loc.pack, loc.offset));
+    let writer = BlobWriter::new(repo.clone());
+    for (id, loc) in todo {
+        let sealed = rt
+            .block_on(repo.storage().get_range(
+                &lifeboat_repo::layout::pack_key(&loc.pack),
+                u64::from(loc.offset),
+                u64::from(loc.len),
+            ))
+            .map_err(RepoError::from)?;
+        let plain = repo.open_blob(
+            &id,
+            loc.compressed,
+            loc.raw_len,
+            &sealed,
+            &format!("blob {} in pack {} (repack)", id.short(), loc.pack.short()),
+        )?;
+        writer.add_with_id(loc.kind, id, plain)?;
     }
     Ok(writer.finish()?.new_blobs)
 }

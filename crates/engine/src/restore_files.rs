@@ -373,7 +373,7 @@ fn execute_blocking(
 /// pack by pack, each pack it needs fetched once (`lifeboat_repo::by_pack`).
 const BATCH_BLOBS: usize = 65_536;
 /// Files per batch at most.
-const BATCH_FILES: usize = 4_096;
+const BATCH_FILES: usize = 1_024;
 /// Packs fetched at once.
 const PACKS_IN_FLIGHT: usize = 4;
 
