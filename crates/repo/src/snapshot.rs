@@ -210,7 +210,7 @@ mod kind_tests {
             assert!(KNOWN_KINDS.contains(&k.as_str()));
         }
         assert_eq!(KNOWN_KINDS.len(), SnapshotKind::ALL.len());
-        assert_eq!(SnapshotKind::from_name("clickhouse"), None);
+        assert_eq!(SnapshotKind::from_name("clickhouse-parts"), None);
     }
 
     #[test]
